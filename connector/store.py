@@ -1,0 +1,75 @@
+"""SQL writes and reads for the unified model: batched upserts on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection as SAConnection
+from sqlmodel import Session, SQLModel
+
+from connector.model import RECORD_MODELS
+
+UPSERT_CHUNK = 1000
+
+
+def _bind(conn: Session | SAConnection) -> SAConnection:
+    return conn.connection() if isinstance(conn, Session) else conn
+
+
+def upsert(
+    conn: Session | SAConnection,
+    model: type[SQLModel],
+    rows: Sequence[dict[str, Any]],
+    *,
+    keys: Sequence[str] = ("connection_id", "external_id"),
+    update: Iterable[str] | None = None,
+) -> int:
+    """Insert rows, updating the given columns (default: all but the keys and id) on conflict."""
+    if not rows:
+        return 0
+    bind = _bind(conn)
+    table = model.__table__  # type: ignore[attr-defined]
+    columns = set(rows[0])
+    update_cols = [c for c in (update if update is not None else columns) if c not in keys and c != "id"]
+    insert_fn = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
+    for start in range(0, len(rows), UPSERT_CHUNK):
+        chunk = rows[start : start + UPSERT_CHUNK]
+        stmt = insert_fn(table)
+        if update_cols:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(keys), set_={c: stmt.excluded[c] for c in update_cols}
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        bind.execute(stmt, list(chunk))
+    return len(rows)
+
+
+def upsert_records(conn: Session | SAConnection, object: str, rows: Sequence[dict[str, Any]]) -> int:
+    """Upsert unified rows of one object (account, contact, deal, case, activity)."""
+    return upsert(conn, RECORD_MODELS[object], rows)
+
+
+def link_accounts(conn: Session | SAConnection, connection_id: int, object: str) -> None:
+    """Resolve account_id foreign keys from account_external_id in one set-based UPDATE."""
+    model = RECORD_MODELS[object]
+    if "account_id" not in model.__table__.c:  # type: ignore[attr-defined]
+        return
+    child = model.__table__  # type: ignore[attr-defined]
+    acc = RECORD_MODELS["account"].__table__  # type: ignore[attr-defined]
+    sub = (
+        sa.select(acc.c.id)
+        .where(acc.c.connection_id == child.c.connection_id, acc.c.external_id == child.c.account_external_id)
+        .scalar_subquery()
+    )
+    _bind(conn).execute(
+        sa.update(child)
+        .where(child.c.connection_id == connection_id)
+        .where(child.c.account_external_id.is_not(None))
+        .where(child.c.account_id.is_(None))
+        .values(account_id=sub)
+    )

@@ -1,0 +1,12 @@
+"""The web layer: blueprints for health, webhooks, admin pages and the JSON API."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    """Attach every blueprint, explicitly."""
+    from connector.web import health
+
+    app.register_blueprint(health.bp)
