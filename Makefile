@@ -32,3 +32,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache
+
+# Until the first release the schema is one migration, regenerated from the models.
+schema: $(STAMP)
+	rm -f connector/migrations/versions/0001_initial_schema.py /tmp/rapport-schema.db
+	$(BIN)/python -c "from alembic import command; from connector.migrate import alembic_config; command.revision(alembic_config('sqlite:////tmp/rapport-schema.db'), message='initial schema', autogenerate=True, rev_id='0001')"
+	rm -f /tmp/rapport-schema.db

@@ -1,0 +1,62 @@
+"""Webhook events: persisted (deduplicated) before the CRM gets its acknowledgement."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+
+from adapters.base import WebhookEvent
+from connector.model import WebhookEvent as WebhookEventRow
+from connector.model import utcnow
+
+_T = WebhookEventRow.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """How many events of a request were new, and how many we had already."""
+
+    new: int
+    duplicates: int
+
+
+def persist(engine: Engine, connection_id: int, events: Sequence[WebhookEvent]) -> Accepted:
+    """Store the events in one transaction; an event already stored (same dedupe key) is skipped."""
+    if not events:
+        return Accepted(0, 0)
+    now = utcnow()
+    unique = {e.dedupe_key: e for e in events}
+    rows = [
+        dict(
+            connection_id=connection_id, dedupe_key=e.dedupe_key[:200], object=e.object, external_id=e.external_id,
+            kind=e.kind, occurred_at=e.occurred_at, status="pending", attempts=0, received_at=now,
+            payload={**e.payload, "changed_fields": list(e.changed_fields), "source": e.source},
+        )
+        for e in unique.values()
+    ]
+    with engine.begin() as conn:
+        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        result = conn.execute(
+            insert(_T).on_conflict_do_nothing(index_elements=["connection_id", "dedupe_key"]).returning(_T.c.id),
+            rows,
+        )
+        new = len(result.all())
+    return Accepted(new=new, duplicates=len(events) - new)
+
+
+def pending(engine: Engine, connection_id: int, limit: int = 1000) -> list[sa.Row]:
+    """Events not processed yet, oldest first."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(_T)
+                .where(_T.c.connection_id == connection_id, _T.c.status == "pending")
+                .order_by(_T.c.received_at, _T.c.id)
+                .limit(limit)
+            )
+        )
