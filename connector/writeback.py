@@ -1,0 +1,295 @@
+"""Write-back: send only the scores that changed to the CRM, in the adapter's batches.
+
+A record is written when a score moved by at least one point or its tier, trend or drivers
+changed. What was written last is kept in `writeback_state`; per-record failures are retried on
+later runs with exponential backoff and given up (and reported) after `MAX_ATTEMPTS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from adapters.base import Adapter, WriteItem, WriteResult
+from connector.errors import BudgetExhausted, RapportError
+from connector.model import (
+    RECORD_MODELS,
+    SCORED_OBJECTS,
+    Connection,
+    FieldMapping,
+    Score,
+    WritebackState,
+    utcnow,
+)
+from connector.runs import close_run, open_run
+from connector.store import upsert
+
+MAX_ATTEMPTS = 5
+BACKOFF_BASE = timedelta(minutes=5)
+BATCH = 2000  # records handed to the adapter at once; it splits them into the CRM's own batch size
+SCORE_KEYS = ("relationship_score", "experience_score", "tier", "drivers", "trend", "scored_at")
+# Codes after which retrying the same write cannot succeed.
+PERMANENT_CODES = frozenset({"ENTITY_IS_DELETED", "OBJECT_NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY", "MALFORMED_ID"})
+
+_S = Score.__table__  # type: ignore[attr-defined]
+_W = WritebackState.__table__  # type: ignore[attr-defined]
+
+
+@dataclass
+class Plan:
+    """What a write-back would send for one object."""
+
+    object: str
+    items: list[WriteItem] = field(default_factory=list)
+    fields_changed: Counter[str] = field(default_factory=Counter)
+    tier_changes: Counter[str] = field(default_factory=Counter)
+    before: list[float] = field(default_factory=list)
+    after: list[float] = field(default_factory=list)
+    unchanged: int = 0
+    waiting: int = 0
+
+
+def score_values(row: Any) -> dict[str, Any]:
+    """The canonical values of one score row, by score key (numbers rounded as shown to reps)."""
+    drivers = row.drivers or []
+    text = "\n".join(d.get("text", "") if isinstance(d, dict) else str(d) for d in drivers[:3])
+    return {
+        "relationship_score": None if row.relationship is None else int(round(row.relationship)),
+        "experience_score": None if row.experience is None else int(round(row.experience)),
+        "tier": row.tier,
+        "drivers": text,
+        "trend": None if row.trend is None else int(round(row.trend)),
+        "scored_at": row.scored_at,
+    }
+
+
+def changed_keys(new: dict[str, Any], old: dict[str, Any]) -> list[str]:
+    """Score keys whose change is worth a write (the scored-at stamp alone never is)."""
+    keys = []
+    for key in ("relationship_score", "experience_score", "trend"):
+        a, b = new.get(key), old.get(key)
+        if (a is None) != (b is None) or (a is not None and abs(float(a) - float(b)) >= 1):  # type: ignore[arg-type]
+            keys.append(key)
+    keys += [k for k in ("tier", "drivers") if (new.get(k) or "") != (old.get(k) or "")]
+    return keys
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in values.items()}
+
+
+def plan(
+    engine: Engine,
+    connection_id: int,
+    object: str,
+    targets: dict[str, str],
+    *,
+    external_ids: Sequence[str] | None = None,
+    now: datetime | None = None,
+) -> Plan:
+    """Compare current scores with what was last written and list the writes needed."""
+    now = now or utcnow()
+    rec = RECORD_MODELS[object].__table__  # type: ignore[attr-defined]
+    query = (
+        sa.select(_S, _W.c.written, _W.c.next_attempt_at, _W.c.gave_up)
+        .select_from(
+            _S.join(rec, sa.and_(rec.c.connection_id == _S.c.connection_id, rec.c.external_id == _S.c.external_id))
+            .outerjoin(
+                _W,
+                sa.and_(
+                    _W.c.connection_id == _S.c.connection_id,
+                    _W.c.object == _S.c.object,
+                    _W.c.external_id == _S.c.external_id,
+                ),
+            )
+        )
+        .where(_S.c.connection_id == connection_id, _S.c.object == object, rec.c.is_deleted.is_(False))
+        .order_by(_S.c.external_id)
+    )
+    if external_ids is not None:
+        query = query.where(_S.c.external_id.in_(list(external_ids)))
+    result = Plan(object)
+    with engine.connect() as conn:
+        for row in conn.execute(query):
+            new = score_values(row)
+            old = row.written or {}
+            keys = changed_keys(new, old)
+            if not keys:
+                result.unchanged += 1
+                continue
+            if row.gave_up or (row.next_attempt_at is not None and row.next_attempt_at > now):
+                result.waiting += 1
+                continue
+            values = {targets[k]: new[k] for k in SCORE_KEYS if k in targets}
+            result.items.append(WriteItem(object, row.external_id, values))
+            result.fields_changed.update(k for k in keys if k in targets)
+            if new["tier"] != old.get("tier"):
+                result.tier_changes[f"{old.get('tier') or '-'}→{new['tier'] or '-'}"] += 1
+            if old.get("relationship_score") is not None:
+                result.before.append(float(old["relationship_score"]))
+            if new["relationship_score"] is not None:
+                result.after.append(float(new["relationship_score"]))
+    return result
+
+
+def _state_rows(
+    connection_id: int,
+    p: Plan,
+    targets: dict[str, str],
+    results: Sequence[WriteResult],
+    failures: dict[str, int],
+    now: datetime,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows for writeback_state: (written ones, failed ones)."""
+    by_id = {item.external_id: item for item in p.items}
+    key_of = {crm_field: key for key, crm_field in targets.items()}
+    ok_rows, failed_rows = [], []
+    for res in results:
+        item = by_id.get(res.external_id)
+        if item is None:
+            continue
+        base = dict(connection_id=connection_id, object=p.object, external_id=res.external_id)
+        if res.ok:
+            written = _jsonable({key_of.get(f, f): v for f, v in item.values.items()})
+            ok_rows.append({**base, "written": written, "written_at": now, "failure_count": 0, "last_error": None,
+                            "last_error_code": None, "next_attempt_at": None, "gave_up": False})
+        else:
+            count = failures.get(res.external_id, 0) + 1
+            give_up = count >= MAX_ATTEMPTS or (res.error_code or "") in PERMANENT_CODES
+            failed_rows.append({**base, "written": {}, "failure_count": count,
+                                "last_error": (res.message or res.error_code or "")[:2000],
+                                "last_error_code": res.error_code, "gave_up": give_up,
+                                "next_attempt_at": None if give_up else now + BACKOFF_BASE * (2 ** (count - 1))})
+    return ok_rows, failed_rows
+
+
+def execute(engine: Engine, connection_id: int, adapter: Adapter, p: Plan, targets: dict[str, str]) -> dict[str, Any]:
+    """Send a plan through the adapter and record per-record outcomes; returns counts and failures."""
+    keys = ("connection_id", "object", "external_id")
+    written = failed = 0
+    failures: list[dict[str, Any]] = []
+    for start in range(0, len(p.items), BATCH):
+        chunk = p.items[start : start + BATCH]
+        results = adapter.write(p.object, chunk)
+        with engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(_W.c.external_id, _W.c.failure_count).where(
+                    _W.c.connection_id == connection_id,
+                    _W.c.object == p.object,
+                    _W.c.external_id.in_([i.external_id for i in chunk]),
+                )
+            )
+            prior: dict[str, int] = {r.external_id: r.failure_count for r in rows}
+            ok_rows, failed_rows = _state_rows(connection_id, p, targets, results, prior, utcnow())
+            upsert(conn, WritebackState, ok_rows, keys=keys)
+            # A failure keeps what was last written successfully: `written` is not overwritten.
+            upsert(conn, WritebackState, failed_rows, keys=keys,
+                   update=["failure_count", "last_error", "last_error_code", "gave_up", "next_attempt_at"])
+        written += len(ok_rows)
+        failed += len(failed_rows)
+        failures += [
+            {"id": r["external_id"], "code": r["last_error_code"], "message": r["last_error"], "gave_up": r["gave_up"]}
+            for r in failed_rows
+        ]
+    return {"written": written, "failed": failed, "failures": failures}
+
+
+def summary(p: Plan) -> dict[str, Any]:
+    """A dry-run report: counts by field, tier changes, score distribution before and after."""
+
+    def histogram(values: list[float]) -> dict[str, int]:
+        bands = Counter(f"{int(min(v, 99) // 10) * 10:02d}-{int(min(v, 99) // 10) * 10 + 9:02d}" for v in values)
+        return dict(sorted(bands.items()))
+
+    return {
+        "object": p.object,
+        "to_write": len(p.items),
+        "unchanged": p.unchanged,
+        "waiting_for_retry": p.waiting,
+        "fields": dict(p.fields_changed),
+        "tier_changes": dict(p.tier_changes),
+        "before": histogram(p.before),
+        "after": histogram(p.after),
+    }
+
+
+def write_targets(defaults: dict[str, dict[str, str]], overrides: Sequence[Any], object: str) -> dict[str, str]:
+    """Score key -> CRM field for one object: the CRM kind's defaults, overridden by stored write mappings."""
+    targets = dict(defaults.get(object, {}))
+    for m in overrides:
+        if m.object == object and m.direction == "write":
+            if m.source:
+                targets[m.target] = m.source
+            else:
+                targets.pop(m.target, None)
+    return targets
+
+
+def _targets(engine: Engine, connection: Any, defaults: dict[str, dict[str, str]] | None) -> dict[str, dict[str, str]]:
+    if defaults is None:
+        defaults = importlib.import_module(f"adapters.{connection.kind}.mapping").DEFAULT_WRITE
+    fm = FieldMapping.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        overrides = list(conn.execute(sa.select(fm).where(fm.c.connection_id == connection.id)))
+    return {obj: write_targets(defaults, overrides, obj) for obj in SCORED_OBJECTS}
+
+
+def writeback_connection(
+    engine: Engine,
+    settings: Any,
+    connection_id: int,
+    *,
+    dry_run: bool = False,
+    adapter: Adapter | None = None,
+    external_ids: dict[str, Sequence[str]] | None = None,
+    defaults: dict[str, dict[str, str]] | None = None,
+    trigger: str = "manual",
+    job_id: str | None = None,
+) -> dict[str, Any]:
+    """Write changed scores of one connection (or only `external_ids` per object); dry-run writes nothing."""
+    ct = Connection.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        connection = conn.execute(sa.select(ct).where(ct.c.id == connection_id)).one()
+    targets = _targets(engine, connection, defaults)
+    ids = external_ids or {}
+    plans = [
+        plan(engine, connection_id, obj, targets[obj], external_ids=ids.get(obj) if external_ids is not None else None)
+        for obj in SCORED_OBJECTS
+    ]
+    if dry_run:
+        return {"dry_run": True, "objects": [summary(p) for p in plans]}
+    if not any(p.items for p in plans):
+        run_id = open_run(engine, connection_id, "writeback", trigger=trigger, job_id=job_id)
+        close_run(engine, run_id, "succeeded", counts={"written": 0, "unchanged": sum(p.unchanged for p in plans)})
+        return {"run_id": run_id, "written": 0, "failed": 0, "api_calls": 0, "failures": []}
+    if adapter is None:
+        from connector.connections import open_adapter
+
+        adapter = open_adapter(engine, settings, connection_id)
+    run_id = open_run(engine, connection_id, "writeback", trigger=trigger, job_id=job_id)
+    calls = adapter.api_calls
+    totals: dict[str, Any] = {"written": 0, "failed": 0, "failures": []}
+    counts: dict[str, Any] = {}
+    try:
+        for p in plans:
+            outcome = execute(engine, connection_id, adapter, p, targets[p.object])
+            counts[p.object] = {"written": outcome["written"], "failed": outcome["failed"],
+                                "unchanged": p.unchanged, "waiting_for_retry": p.waiting}
+            totals["written"] += outcome["written"]
+            totals["failed"] += outcome["failed"]
+            totals["failures"] += outcome["failures"]
+    except RapportError as exc:
+        status = "paused" if isinstance(exc, BudgetExhausted) else "failed"
+        close_run(engine, run_id, status, counts=counts, api_calls=adapter.api_calls - calls,
+                  errors=totals["failures"], error=str(exc))
+        raise
+    status = "succeeded" if not totals["failed"] else "partial"
+    close_run(engine, run_id, status, counts=counts, api_calls=adapter.api_calls - calls, errors=totals["failures"])
+    return {"run_id": run_id, **totals, "api_calls": adapter.api_calls - calls}

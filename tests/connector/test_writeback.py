@@ -1,0 +1,140 @@
+"""Write-back sends only what changed, keeps failures apart, and never retries forever."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from adapters.base import WriteItem, WriteResult
+from connector import writeback
+from connector.model import Account, Connection, Score, WritebackState, Workspace, utcnow
+from connector.store import upsert
+
+TARGETS = {
+    "account": {"relationship_score": "Rel__c", "experience_score": "Exp__c", "tier": "Tier__c",
+                "drivers": "Drivers__c", "trend": "Trend__c", "scored_at": "ScoredAt__c"},
+    "contact": {"relationship_score": "Rel__c"},
+}
+
+
+class RecordingAdapter:
+    """Accepts writes like a CRM; ids in `fail` are refused with the given error code."""
+
+    kind = "memory"
+
+    def __init__(self, fail: dict[str, str] | None = None) -> None:
+        self.api_calls = 0
+        self.fail = fail or {}
+        self.written: dict[str, dict] = {}
+
+    def write(self, object: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        results = []
+        for start in range(0, len(items), 200):
+            self.api_calls += 1
+            for item in items[start : start + 200]:
+                code = self.fail.get(item.external_id)
+                if code:
+                    results.append(WriteResult(item.external_id, False, code, f"{code}: refused", code == "UNABLE_TO_LOCK_ROW"))
+                else:
+                    self.written[item.external_id] = dict(item.values)
+                    results.append(WriteResult(item.external_id, True))
+        return results
+
+
+def _setup(engine: Engine, n: int = 5) -> int:
+    now = utcnow()
+    with engine.begin() as conn:
+        ws = conn.execute(sa.insert(Workspace.__table__).values(name="w", created_at=now).returning(sa.column("id"))).scalar_one()
+        cid = conn.execute(sa.insert(Connection.__table__).values(
+            workspace_id=ws, name="crm", kind="memory", credentials_encrypted="", options={}, status="active",
+            created_at=now, updated_at=now).returning(sa.column("id"))).scalar_one()
+        upsert(conn, Account, [dict(connection_id=cid, external_id=f"A{i}", name=f"Acc {i}", raw={}, custom={},
+                                    is_deleted=False, synced_at=now) for i in range(n)])
+    set_scores(engine, cid, {f"A{i}": (50.0 + i, "B") for i in range(n)})
+    return cid
+
+
+def set_scores(engine: Engine, cid: int, scores: dict[str, tuple[float, str]]) -> None:
+    now = utcnow()
+    with engine.begin() as conn:
+        upsert(conn, Score, [dict(connection_id=cid, object="account", external_id=k, relationship=v, experience=70.0,
+                                  tier=t, trend=1.0, drivers=[{"text": "+10 won $10k", "points": 10}],
+                                  components={}, model_version=1, scored_at=now, at_risk=False)
+                             for k, (v, t) in scores.items()], keys=("connection_id", "object", "external_id"))
+
+
+def run(engine: Engine, cid: int, adapter: RecordingAdapter, **kw: object) -> dict:
+    return writeback.writeback_connection(engine, None, cid, adapter=adapter, defaults=TARGETS, **kw)  # type: ignore[arg-type]
+
+
+def test_writes_changed_scores_once_and_nothing_when_unchanged(engine: Engine) -> None:
+    cid = _setup(engine)
+    crm = RecordingAdapter()
+    first = run(engine, cid, crm)
+    assert first["written"] == 5 and crm.api_calls == 1
+    assert crm.written["A0"]["Rel__c"] == 50 and crm.written["A0"]["Tier__c"] == "B"
+    assert crm.written["A0"]["Drivers__c"] == "+10 won $10k"
+    again = run(engine, cid, crm)
+    assert again["written"] == 0 and again["api_calls"] == 0 and crm.api_calls == 1
+
+
+def test_only_moves_of_a_point_or_a_tier_change_are_written(engine: Engine) -> None:
+    cid = _setup(engine)
+    crm = RecordingAdapter()
+    run(engine, cid, crm)
+    crm.written.clear()
+    set_scores(engine, cid, {"A0": (50.4, "B"), "A1": (52.6, "B"), "A2": (52.0, "A")})
+    out = run(engine, cid, crm)
+    assert set(crm.written) == {"A1", "A2"} and out["written"] == 2
+
+
+def test_failures_are_kept_apart_retried_with_backoff_then_given_up(engine: Engine) -> None:
+    cid = _setup(engine)
+    crm = RecordingAdapter(fail={"A1": "ENTITY_IS_DELETED", "A2": "UNABLE_TO_LOCK_ROW"})
+    out = run(engine, cid, crm)
+    assert out["written"] == 3 and out["failed"] == 2
+    assert {f["id"]: f["gave_up"] for f in out["failures"]} == {"A1": True, "A2": False}
+    # Within the backoff the locked record waits; the deleted one is never tried again.
+    assert run(engine, cid, crm)["written"] == 0 and crm.api_calls == 1
+    state = WritebackState.__table__
+    for attempt in range(2, writeback.MAX_ATTEMPTS + 1):
+        with engine.begin() as conn:
+            conn.execute(sa.update(state).where(state.c.external_id == "A2").values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        out = run(engine, cid, crm)
+        assert out["failed"] == 1
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(state).where(state.c.external_id == "A2")).one()
+    assert row.gave_up and row.failure_count == writeback.MAX_ATTEMPTS and "UNABLE_TO_LOCK_ROW" in row.last_error
+    calls = crm.api_calls
+    with engine.begin() as conn:
+        conn.execute(sa.update(state).values(next_attempt_at=None))
+    assert run(engine, cid, crm)["written"] == 0 and crm.api_calls == calls
+
+
+def test_dry_run_reports_and_writes_nothing(engine: Engine) -> None:
+    cid = _setup(engine)
+    crm = RecordingAdapter()
+    run(engine, cid, crm)
+    set_scores(engine, cid, {"A0": (80.0, "A"), "A1": (20.0, "C")})
+    report = run(engine, cid, crm, dry_run=True)
+    account = report["objects"][0]
+    assert account["to_write"] == 2 and account["fields"]["tier"] == 2
+    assert account["tier_changes"] == {"B→A": 1, "B→C": 1}
+    assert account["before"] == {"50-59": 2} and account["after"] == {"20-29": 1, "80-89": 1}
+    assert crm.api_calls == 1
+    with engine.connect() as conn:
+        written = conn.execute(sa.select(WritebackState.__table__.c.written).where(
+            WritebackState.__table__.c.external_id == "A0")).scalar_one()
+    assert written["relationship_score"] == 50
+
+
+def test_deleted_records_are_not_written(engine: Engine) -> None:
+    cid = _setup(engine, n=2)
+    with engine.begin() as conn:
+        conn.execute(sa.update(Account.__table__).where(Account.__table__.c.external_id == "A1").values(is_deleted=True))
+    crm = RecordingAdapter()
+    run(engine, cid, crm)
+    assert set(crm.written) == {"A0"}
