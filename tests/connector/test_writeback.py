@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from adapters.base import WriteItem, WriteResult
 from connector import writeback
-from connector.model import Account, Connection, Score, WritebackState, Workspace, utcnow
+from connector.model import Account, Connection, Score, Workspace, WritebackState, utcnow
 from connector.store import upsert
 
 TARGETS = {
@@ -100,7 +100,7 @@ def test_failures_are_kept_apart_retried_with_backoff_then_given_up(engine: Engi
     # Within the backoff the locked record waits; the deleted one is never tried again.
     assert run(engine, cid, crm)["written"] == 0 and crm.api_calls == 1
     state = WritebackState.__table__
-    for attempt in range(2, writeback.MAX_ATTEMPTS + 1):
+    for _attempt in range(2, writeback.MAX_ATTEMPTS + 1):
         with engine.begin() as conn:
             conn.execute(sa.update(state).where(state.c.external_id == "A2").values(next_attempt_at=utcnow() - timedelta(seconds=1)))
         out = run(engine, cid, crm)
