@@ -431,3 +431,21 @@ class ApiToken(SQLModel, table=True):
     token_hash: str = Field(sa_column=sa.Column(sa.String(128), nullable=False, unique=True))
     created_at: datetime = _created()
     last_used_at: datetime | None = _ts()
+
+
+class ScoreAlert(SQLModel, table=True):
+    """A score-drop alert: one CRM task per drop of a key account's relationship score."""
+
+    __tablename__ = "score_alert"
+    __table_args__ = (sa.UniqueConstraint("connection_id", "object", "external_id", "baseline_at", name="uq_score_alert_drop"),)
+    id: int | None = Field(default=None, primary_key=True)
+    connection_id: int = _fk("connection.id", index=False)
+    object: str = Field(sa_column=sa.Column(sa.String(20), nullable=False))
+    external_id: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    baseline: float = Field(sa_column=sa.Column(sa.Float, nullable=False))
+    baseline_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    current: float = Field(sa_column=sa.Column(sa.Float, nullable=False))
+    task_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
+    status: str = Field(default="pending", sa_column=sa.Column(sa.String(20), nullable=False))
+    error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    created_at: datetime = _created()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 07:36:51.627523
+Create Date: 2026-11-22 07:43:25.271122
 """
 from collections.abc import Sequence
 
@@ -192,6 +192,22 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['connection_id'], ['connection.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('connection_id', 'object', 'external_id', name='uq_score_record')
+    )
+    op.create_table('score_alert',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('connection_id', sa.Integer(), nullable=False),
+    sa.Column('object', sa.String(length=20), nullable=False),
+    sa.Column('external_id', sa.String(length=64), nullable=False),
+    sa.Column('baseline', sa.Float(), nullable=False),
+    sa.Column('baseline_at', connector.model.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('current', sa.Float(), nullable=False),
+    sa.Column('task_id', sa.String(length=64), nullable=True),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('created_at', connector.model.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['connection_id'], ['connection.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('connection_id', 'object', 'external_id', 'baseline_at', name='uq_score_alert_drop')
     )
     op.create_table('score_history',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -416,6 +432,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_score_history_record')
 
     op.drop_table('score_history')
+    op.drop_table('score_alert')
     op.drop_table('score')
     with op.batch_alter_table('schedule', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_schedule_connection_id'))
