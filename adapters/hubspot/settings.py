@@ -1,0 +1,143 @@
+"""HubSpot names and numbers: objects, properties, URLs, page sizes, rate limits.
+
+Every HubSpot object name, property name and URL the adapter uses is written here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+API_BASE = "https://api.hubapi.com"
+AUTHORIZE_URL = "https://app.hubspot.com/oauth/authorize"
+CRM = "hubspot"
+
+# unified object -> HubSpot object type
+OBJECTS: dict[str, str] = {
+    "account": "companies",
+    "contact": "contacts",
+    "deal": "deals",
+    "case": "tickets",
+}
+# engagement objects read as unified "activity", with the kind each one stands for
+ACTIVITY_OBJECTS: dict[str, str] = {"calls": "call", "emails": "email", "meetings": "meeting"}
+SCORED_OBJECTS = ("account", "contact")
+
+# the last-modified property each object is windowed on
+MODIFIED_PROPERTY: dict[str, str] = {
+    "companies": "hs_lastmodifieddate",
+    "contacts": "lastmodifieddate",
+    "deals": "hs_lastmodifieddate",
+    "tickets": "hs_lastmodifieddate",
+    "calls": "hs_lastmodifieddate",
+    "emails": "hs_lastmodifieddate",
+    "meetings": "hs_lastmodifieddate",
+}
+MERGED_IDS_PROPERTY = "hs_merged_object_ids"
+CONTACT_COMPANY_PROPERTY = "associatedcompanyid"
+
+_COMMON = ("createdate", "hubspot_owner_id", MERGED_IDS_PROPERTY)
+PROPERTIES: dict[str, tuple[str, ...]] = {
+    "companies": (*_COMMON, "hs_lastmodifieddate", "name", "domain", "industry", "numberofemployees",
+                  "annualrevenue"),
+    "contacts": (*_COMMON, "lastmodifieddate", "email", "firstname", "lastname", "jobtitle",
+                 CONTACT_COMPANY_PROPERTY, "notes_last_updated", "hs_last_sales_activity_timestamp"),
+    "deals": (*_COMMON, "hs_lastmodifieddate", "dealname", "amount", "deal_currency_code", "dealstage",
+              "pipeline", "closedate", "dealtype"),
+    "tickets": (*_COMMON, "hs_lastmodifieddate", "subject", "hs_ticket_priority", "hs_pipeline",
+                "hs_pipeline_stage", "closed_date", "hs_ticket_category", "hs_num_times_reopened",
+                "hs_is_escalated", "hs_feedback_last_ces_rating"),
+    "calls": ("hs_timestamp", "hs_call_title", "hubspot_owner_id", "hs_lastmodifieddate", "hs_createdate"),
+    "emails": ("hs_timestamp", "hs_email_subject", "hubspot_owner_id", "hs_lastmodifieddate", "hs_createdate"),
+    "meetings": ("hs_timestamp", "hs_meeting_title", "hubspot_owner_id", "hs_lastmodifieddate", "hs_createdate"),
+}
+
+# which object a record's account (company) comes from, and how
+COMPANY_ASSOCIATED = ("deals", "tickets", "calls", "emails", "meetings")
+CONTACT_ASSOCIATED = ("deals", "tickets", "calls", "emails", "meetings")
+COMPANIES = "companies"
+CONTACTS = "contacts"
+# v4 association type ids of the primary company (labelled "Primary"); the first association wins otherwise
+PRIMARY_COMPANY_TYPE_IDS = {1, 5, 26}
+PIPELINE_PROPERTY = {"deals": ("pipeline", "dealstage"), "tickets": ("hs_pipeline", "hs_pipeline_stage")}
+CLOSED_TICKET_STATE = "CLOSED"
+
+# paging and batching
+LIST_LIMIT = 100
+SEARCH_LIMIT = 200
+SEARCH_RESULT_CAP = 10_000
+BATCH_LIMIT = 100
+ASSOCIATION_BATCH_LIMIT = 1_000
+
+# score properties, group and types
+SCORE_GROUP = "rapport"
+SCORE_GROUP_LABEL = "Rapport"
+SCORE_PROPERTIES: dict[str, str] = {
+    "relationship_score": "rapport_relationship_score",
+    "experience_score": "rapport_experience_score",
+    "tier": "rapport_tier",
+    "drivers": "rapport_drivers",
+    "trend": "rapport_trend",
+    "scored_at": "rapport_scored_at",
+}
+# FieldSpec.type -> HubSpot (type, fieldType)
+PROPERTY_TYPES: dict[str, tuple[str, str]] = {
+    "number": ("number", "number"),
+    "text": ("string", "text"),
+    "longtext": ("string", "textarea"),
+    "datetime": ("datetime", "date"),
+}
+
+# tasks (score-drop alerts)
+TASKS = "tasks"
+TASK_PROPERTIES = {"subject": "hs_task_subject", "body": "hs_task_body", "due": "hs_timestamp",
+                   "owner": "hubspot_owner_id", "status": "hs_task_status", "type": "hs_task_type"}
+TASK_DEFAULTS = {"hs_task_status": "NOT_STARTED", "hs_task_type": "TODO"}
+TASK_TO_COMPANY_TYPE_ID = 192  # HUBSPOT_DEFINED task -> company
+TASK_TO_CONTACT_TYPE_ID = 204  # HUBSPOT_DEFINED task -> contact
+
+# rate limits: per 10 s rolling per app and account; search per second per account
+RATE_WINDOW_MS = 10_000
+RATE_LIMITS = {"private_app": 190, "oauth": 110}
+SEARCH_WINDOW_MS = 1_000
+SEARCH_RATE_LIMIT = 5
+BUDGET_HEADROOM = 0.9
+DAILY_LIMIT_HEADER = "X-HubSpot-RateLimit-Daily"
+DAILY_REMAINING_HEADER = "X-HubSpot-RateLimit-Daily-Remaining"
+# how long to back off on a 429, by the policy HubSpot names in the body (Retry-After wins when sent)
+BACKOFF_SECONDS = {"TEN_SECONDLY_ROLLING": 10.0, "SECONDLY": 1.0, "DAILY": 3600.0}
+SERVER_ERROR_BACKOFF = 0.2
+LOCKED_BACKOFF = 2.0
+MAX_RETRIES = 5
+
+# OAuth: access tokens last 30 minutes; refresh a minute early
+TOKEN_REFRESH_MARGIN_S = 60
+ACCESS_TOKEN_TTL_S = 1800
+EXPIRED_AUTH_CATEGORY = "EXPIRED_AUTHENTICATION"
+
+# webhooks (v3 signature)
+SIGNATURE_HEADER = "X-HubSpot-Signature-v3"
+TIMESTAMP_HEADER = "X-HubSpot-Request-Timestamp"
+SIGNATURE_MAX_AGE_S = 300
+# the escapes HubSpot decodes in the URI before signing (validating-requests doc)
+URI_DECODES = {"%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$", "%27": "'",
+               "%28": "(", "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";"}
+WEBHOOK_OBJECTS = {"contact": "contact", "company": "account", "deal": "deal", "ticket": "case"}
+WEBHOOK_OBJECT_TYPE_IDS = {"0-1": "contact", "0-2": "account", "0-3": "deal", "0-5": "case"}
+WEBHOOK_KINDS = {"creation": "created", "deletion": "deleted", "privacyDeletion": "deleted",
+                 "propertyChange": "updated", "merge": "merged", "restore": "restored",
+                 "associationChange": "associated"}
+
+
+def auth_kind(secrets: dict[str, Any]) -> str:
+    """'oauth' when the secrets hold a refresh token, else 'private_app'."""
+    return "oauth" if secrets.get("refresh_token") else "private_app"
+
+
+def budget_rates(options: dict[str, Any], auth: str = "private_app") -> dict[str, list[tuple[int, int]]]:
+    """Budget buckets as (limit, window ms) at ~90% of the published limits (options may lower them)."""
+    burst = int(options.get("rate_limit") or RATE_LIMITS.get(auth, RATE_LIMITS["oauth"]))
+    search = float(options.get("search_rate_limit") or SEARCH_RATE_LIMIT)
+    return {
+        "default": [(max(1, int(burst * BUDGET_HEADROOM)), RATE_WINDOW_MS)],
+        "search": [(max(1, int(search * BUDGET_HEADROOM)), SEARCH_WINDOW_MS)],
+    }

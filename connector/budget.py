@@ -1,0 +1,150 @@
+"""The per-connection API budget, shared through Redis by every process on every machine.
+
+Each bucket is a pyrate-limiter sliding log in Redis (exact over any rolling window); a daily
+counter stops us at our configured share of the CRM's daily allowance.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis
+from pyrate_limiter import Limiter, Rate, RedisBucket, SingleBucketFactory
+
+from adapters.base import Budget, NoBudget
+from connector.config import Settings
+from connector.errors import BudgetExhausted, RateLimited
+
+log = logging.getLogger(__name__)
+_LEAK_EVERY = 200  # acquisitions between trims of a bucket's log (the count itself never needs it)
+
+
+class RedisBudget:
+    """A Budget whose buckets and daily counter live in Redis under `key`."""
+
+    def __init__(
+        self,
+        conn: redis.Redis,
+        key: str,
+        rates: dict[str, list[tuple[int, int]]],
+        *,
+        share: float = 1.0,
+        daily_limit: int | None = None,
+        max_wait: float = 120.0,
+        crm: str | None = None,
+    ) -> None:
+        self.conn = conn
+        self.key = key
+        self.rates = {name: [Rate(limit, window) for limit, window in specs] for name, specs in rates.items()}
+        self.share = share
+        self.daily_limit = daily_limit
+        self.max_wait = max_wait
+        self.crm = crm
+        self._limiters: dict[tuple[int, str], tuple[Limiter, RedisBucket]] = {}
+        self._acquired = 0
+
+    def __repr__(self) -> str:
+        return f"RedisBudget(key={self.key!r}, rates={ {k: [(r.limit, r.interval) for r in v] for k, v in self.rates.items()} })"
+
+    def _limiter(self, bucket: str) -> tuple[Limiter, RedisBucket] | None:
+        name = bucket if bucket in self.rates else "default"
+        if name not in self.rates:
+            return None
+        # one limiter per process: a forked worker must not share the parent's lock or script cache
+        slot = (os.getpid(), name)
+        if slot not in self._limiters:
+            red = RedisBucket.init(self.rates[name], self.conn, f"{self.key}:{name}")
+            factory = SingleBucketFactory(red, schedule_leak=False)
+            self._limiters[slot] = (Limiter(factory, buffer_ms=20), red)
+        return self._limiters[slot]
+
+    def _day_key(self, now: datetime) -> str:
+        return f"{self.key}:daily:{now.strftime('%Y%m%d')}"
+
+    def _check_daily(self, weight: int) -> None:
+        now = datetime.now(UTC)
+        day = self._day_key(now)
+        pipe = self.conn.pipeline()
+        pipe.hincrby(day, "ours", weight)
+        pipe.hmget(day, "used", "limit")
+        pipe.expire(day, 2 * 86400)
+        ours, (used, reported), _ = pipe.execute()
+        limit = int(reported) if reported is not None else self.daily_limit
+        if not limit:
+            return
+        over_share = ours > self.share * limit
+        spent = used is not None and int(used) >= limit
+        if over_share or spent:
+            self.conn.hincrby(day, "ours", -weight)
+            midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+            what = f"our share ({self.share:.0%}) of" if over_share else "all of"
+            raise BudgetExhausted(
+                f"{what} today's API allowance of {limit} calls is spent",
+                crm=self.crm,
+                resume_after=(midnight - now).total_seconds(),
+                hint="work resumes after the daily reset; raise RAPPORT_API_BUDGET_SHARE to allow more",
+            )
+
+    def acquire(self, bucket: str = "default", weight: int = 1) -> None:
+        """Block until `weight` calls may be made in `bucket`; raise past the daily share."""
+        self._check_daily(weight)
+        found = self._limiter(bucket)
+        if found is None:
+            return
+        limiter, red = found
+        if not limiter.try_acquire(bucket, weight=weight, blocking=True, timeout=self.max_wait):
+            raise RateLimited(
+                f"waited {self.max_wait:.0f} s for the {bucket!r} API budget without getting a slot",
+                crm=self.crm,
+                retry_after=self.max_wait,
+                hint="other workers are using this connection's budget; the job will be retried",
+            )
+        self._acquired += 1
+        if self._acquired % _LEAK_EVERY == 0:
+            red.leak(red.now())
+
+    def observe(self, used: int, limit: int) -> None:
+        """Record the CRM's count of calls used today (all apps of the account) and its daily limit."""
+        if limit <= 0:
+            return
+        day = self._day_key(datetime.now(UTC))
+        pipe = self.conn.pipeline()
+        pipe.hset(day, mapping={"used": max(0, used), "limit": limit})
+        pipe.expire(day, 2 * 86400)
+        pipe.execute()
+
+    def today(self) -> dict[str, int]:
+        """Our calls today, and the CRM's last reported usage and limit (for the admin pages)."""
+        raw: dict[Any, Any] = self.conn.hgetall(self._day_key(datetime.now(UTC)))  # type: ignore[assignment]
+        return {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in raw.items()}
+
+
+def budget_for(settings: Settings, connection: Any, *, conn: redis.Redis | None = None) -> Budget:
+    """The shared budget of a connection row: its CRM's rate buckets plus the daily share."""
+    from connector.queues import redis_for
+
+    options: dict[str, Any] = dict(getattr(connection, "options", None) or {})
+    if options.get("budget") == "off":
+        return NoBudget()
+    kind = connection.kind
+    rates: dict[str, list[tuple[int, int]]] = {}
+    try:
+        crm_settings = importlib.import_module(f"adapters.{kind}.settings")
+    except ImportError:
+        crm_settings = None
+    rates_fn = getattr(crm_settings, "budget_rates", None)
+    if rates_fn is not None:
+        rates = rates_fn(options, options.get("auth", "oauth"))
+    daily = options.get("daily_limit")
+    return RedisBudget(
+        conn or redis_for(settings),
+        f"rapport:budget:{connection.id}",
+        rates,
+        share=settings.api_budget_share,
+        daily_limit=int(daily) if daily else None,
+        crm=kind,
+    )
