@@ -11,7 +11,7 @@ import math
 import random
 from datetime import UTC, datetime
 
-from sandbox.world_build import build_activities, build_cases, build_contacts, build_deals
+from sandbox.world_build import build_activities, build_cases, build_contacts, build_deals, contact_keys
 from sandbox.world_names import INDUSTRIES, company_name
 from sandbox.world_records import Bundle, WAccount
 
@@ -39,12 +39,15 @@ class _Life:
         self.h = _phi(zh)
         self.e = _phi(0.3 * zh + 0.954 * r.gauss(0.0, 1.0))
         self.employees = max(2, min(250_000, int(math.exp(r.gauss(4.3, 1.6)))))
-        # Contract value grows sub-linearly with company size; a few whales are far outside the norm.
-        acv = 2500.0 * self.employees**0.55 * r.lognormvariate(0.0, 0.6)
+        # Contract value grows sub-linearly with company size, and with the share of wallet a good
+        # relationship wins; a few whales are far outside the norm.
+        acv = 4000.0 * self.employees**0.45 * math.exp(2.0 * (self.h - 0.5)) * r.lognormvariate(0.0, 0.45)
         if r.random() < 0.006:
             acv *= r.uniform(8.0, 40.0)
         self.acv = acv
-        self.t0 = -r.uniform(1.0, 75.0) if r.random() < 0.04 else -r.uniform(75.0, HISTORY_DAYS)
+        # Long relationships tend to be the healthy ones: trust is built over years.
+        age = 75.0 + (HISTORY_DAYS - 75.0) * r.random() ** (1.4 - 0.8 * self.h)
+        self.t0 = -r.uniform(1.0, 75.0) if r.random() < 0.04 else -age
         self.reps = reps
         self.deals: list[tuple[str, float, float, str, float]] = []  # type, created, close, stage, amount
         self.won_at: float | None = None
@@ -68,13 +71,13 @@ class _Life:
             if close > 0:
                 self.deals.append(("new", t, close, "open", amount))
                 return amount
-            if r.random() < 0.45 + 0.5 * h:
+            if r.random() < _sigmoid(-2.0 + 7.0 * h):
                 self.deals.append(("new", t, close, "won", amount))
                 self.won_at = close
                 return amount
             self.deals.append(("new", t, close, "lost", amount))
             last_lost = close
-            if r.random() > 0.3 + 0.4 * h:
+            if r.random() > 0.4 + 0.4 * h:
                 break
             t = close + r.uniform(90.0, 450.0)
             if t >= 0:
@@ -97,7 +100,7 @@ class _Life:
                 if opened <= 0:
                     self.deals.append(("renewal", opened, close, "open", arr * self.uplift()))
                 return
-            won = r.random() < _sigmoid(-1.0 + 4.0 * h + 2.0 * e + r.gauss(0.0, 0.5))
+            won = r.random() < _sigmoid(-1.5 + 6.0 * h + 2.5 * e + r.gauss(0.0, 0.6))
             arr = self.expansions(start + 30.0, anniversary if won else close, arr, None if won else close)
             amount = arr * self.uplift()
             self.deals.append(("renewal", opened, close, "won" if won else "lost", amount))
@@ -136,7 +139,7 @@ class _Life:
     def contact_times(self) -> list[float]:
         """Creation times of the contacts, ascending: the first arrives with the account."""
         r = self.r
-        mu = math.log(1.5 + 1.2 * math.log(self.employees)) + 0.6 * (self.h - 0.5)
+        mu = math.log(1.5 + 1.2 * math.log(self.employees)) + 0.3 + 0.6 * (self.h - 0.5)
         if self.won_at is None:
             mu -= 0.7
         n = min(400, 1 + int(r.lognormvariate(mu, 0.55)))
@@ -147,8 +150,8 @@ class _Life:
     def activity_times(self) -> list[float]:
         """Background touches (rate rising with health), deal-cycle touches, and a fade before churn."""
         r, h = self.r, self.h
-        size = 0.7 + 0.1 * math.log(self.employees)
-        rate = (1.5 + 14.0 * h**1.5) * size / 365.0
+        size = 0.85 + 0.05 * math.log(self.employees)
+        rate = (0.6 + 22.0 * h**1.5) * size / 365.0
         times: list[float] = []
         customer_from = self.won_at if self.won_at is not None else self.end
         t = self.t0 + r.expovariate(rate)
@@ -171,7 +174,7 @@ class _Life:
         if self.won_at is None or r.random() < 0.06:
             return []
         bad = 1.0 - self.e
-        rate = 0.3 * contacts**0.8 * (0.2 + 2.6 * bad * bad) / 365.0
+        rate = 0.6 * contacts**0.8 * (0.35 + 2.4 * bad * bad) / 365.0
         stop = self.churn_at if self.churn_at is not None else 0.0
         times = []
         t = self.won_at + r.expovariate(rate)
@@ -204,12 +207,13 @@ def simulate_account(index: int, seed: int, now: datetime, reps: list[str]) -> B
         experience=life.e,
     )
     contacts_t = life.contact_times()
-    engaged = [i for i in range(len(contacts_t)) if i == 0 or r.random() < 0.15 + 0.75 * life.h]
+    engaged = [i for i in range(len(contacts_t)) if i == 0 or r.random() < 0.1 + 0.8 * life.h]
     engaged_t = [contacts_t[i] for i in engaged]
     last_touch: list[float | None] = [None] * len(contacts_t)
-    activities = build_activities(life, key, engaged, engaged_t, last_touch)
-    contacts = build_contacts(life, key, domain, contacts_t, last_touch)
-    deals = build_deals(life, key, name, contacts_t)
-    cases = build_cases(life, key, contacts_t)
+    keys = contact_keys(key, len(contacts_t))
+    activities = build_activities(life, keys, engaged, engaged_t, last_touch)
+    contacts = build_contacts(life, keys, domain, contacts_t, last_touch)
+    deals = build_deals(life, keys, name, contacts_t)
+    cases = build_cases(life, keys, contacts_t)
     return Bundle(account=account, contacts=contacts, deals=deals, cases=cases, activities=activities)
 

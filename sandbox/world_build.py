@@ -18,45 +18,39 @@ _DEAL_LABEL = {"new": "New business", "renewal": "Renewal", "expansion": "Expans
 _KINDS = ("email", "email", "email", "email", "email", "call", "call", "call", "meeting", "meeting")
 
 
-def _contact_key(account_key: str, i: int | None) -> str | None:
-    return None if i is None else f"{account_key}-C{i + 1:03d}"
+def contact_keys(account_key: str, count: int) -> list[str]:
+    """The keys of an account's contacts, in order of creation."""
+    return [f"{account_key}-C{i:03d}" for i in range(1, count + 1)]
 
 
 def build_activities(
-    life: _Life, key: str, engaged: list[int], engaged_t: list[float], last_touch: list[float | None]
+    life: _Life, keys: list[str], engaged: list[int], engaged_t: list[float], last_touch: list[float | None]
 ) -> tuple[WActivity, ...]:
     """Activities in time order, each with an engaged contact who existed then (or none)."""
-    r, at = life.r, life.at
+    rand, at, key = life.r.random, life.at, life.key
     out = []
-    for j, t in enumerate(sorted(life.activity_times())):
+    for j, t in enumerate(sorted(life.activity_times()), 1):
         k = bisect_right(engaged_t, t)
-        ci = engaged[r.randrange(k)] if k and r.random() >= 0.08 else None
+        ci = engaged[int(rand() * k)] if k and rand() >= 0.08 else None
         if ci is not None:
             last_touch[ci] = t
-        kind = _KINDS[int(r.random() * 10)]
+        kind = _KINDS[int(rand() * 10)]
         subjects = ACTIVITY_SUBJECTS[kind]
-        out.append(
-            WActivity(
-                key=f"{key}-T{j + 1:04d}",
-                account_key=key,
-                contact_key=_contact_key(key, ci),
-                kind=kind,  # type: ignore[arg-type]
-                subject=subjects[int(r.random() * len(subjects))],
-                occurred_at=at(t),
-            )
-        )
+        contact = None if ci is None else keys[ci]
+        out.append(WActivity(f"{key}-T{j:04d}", key, contact, kind, subjects[int(rand() * len(subjects))], at(t)))  # type: ignore[arg-type]
     return tuple(out)
 
 
 def build_contacts(
-    life: _Life, key: str, domain: str, times: list[float], last_touch: list[float | None]
+    life: _Life, keys: list[str], domain: str, times: list[float], last_touch: list[float | None]
 ) -> tuple[WContact, ...]:
     """Contacts with unique emails at the account's domain and their last logged activity."""
-    r, at = life.r, life.at
+    rand, at, key = life.r.random, life.at, life.key
     used: set[str] = set()
     out = []
     for i, t in enumerate(times):
-        first, last = r.choice(FIRST_NAMES), r.choice(LAST_NAMES)
+        first = FIRST_NAMES[int(rand() * len(FIRST_NAMES))]
+        last = LAST_NAMES[int(rand() * len(LAST_NAMES))]
         local = f"{first}.{last}".lower()
         if local in used:
             local = f"{local}{i + 1}"
@@ -64,12 +58,12 @@ def build_contacts(
         touched = last_touch[i]
         out.append(
             WContact(
-                key=f"{key}-C{i + 1:03d}",
+                key=keys[i],
                 account_key=key,
                 first_name=first,
                 last_name=last,
                 email=f"{local}@{domain}",
-                title=r.choice(TITLES),
+                title=TITLES[int(rand() * len(TITLES))],
                 created_at=at(t),
                 last_activity_at=None if touched is None else at(touched),
             )
@@ -77,20 +71,20 @@ def build_contacts(
     return tuple(out)
 
 
-def build_deals(life: _Life, key: str, name: str, contact_times: list[float]) -> tuple[WDeal, ...]:
+def build_deals(life: _Life, keys: list[str], name: str, contact_times: list[float]) -> tuple[WDeal, ...]:
     """Deals in order of creation, each linked to a contact who existed when it was opened."""
-    r, at = life.r, life.at
+    r, at, key = life.r, life.at, life.key
     out = []
     for j, (deal_type, created, close, stage, amount) in enumerate(sorted(life.deals, key=lambda d: d[1])):
         k = bisect_right(contact_times, created)
-        ci = r.randrange(k) if k and r.random() >= 0.1 else None
+        ci = int(r.random() * k) if k and r.random() >= 0.1 else None
         closed = stage != "open"
         close_at = at(close)
         out.append(
             WDeal(
                 key=f"{key}-D{j + 1:03d}",
                 account_key=key,
-                contact_key=_contact_key(key, ci),
+                contact_key=None if ci is None else keys[ci],
                 name=f"{name} - {_DEAL_LABEL[deal_type]} {close_at.year}",
                 amount=round(amount, 2),
                 deal_type=deal_type,  # type: ignore[arg-type]
@@ -105,9 +99,9 @@ def build_deals(life: _Life, key: str, name: str, contact_times: list[float]) ->
     return tuple(out)
 
 
-def build_cases(life: _Life, key: str, contact_times: list[float]) -> tuple[WCase, ...]:
+def build_cases(life: _Life, keys: list[str], contact_times: list[float]) -> tuple[WCase, ...]:
     """Cases whose priority mix, resolution time, escalations, reopens and CSAT follow experience."""
-    r, at = life.r, life.at
+    r, at, key = life.r, life.at, life.key
     bad = 1.0 - life.e
     p_urgent, p_high = 0.04 + 0.10 * bad, 0.16 + 0.14 * bad
     out = []
@@ -121,7 +115,7 @@ def build_cases(life: _Life, key: str, contact_times: list[float]) -> tuple[WCas
             priority = "medium"
         else:
             priority = "low"
-        hours = RESOLUTION_HOURS[priority] * math.exp(1.7 * bad - 0.6 + r.gauss(0.0, 0.6))
+        hours = RESOLUTION_HOURS[priority] * math.exp(2.0 * bad - 0.7 + r.gauss(0.0, 0.5))
         escalated = r.random() < 0.01 + 0.30 * bad * bad + (0.06 if priority in ("urgent", "high") else 0.0)
         if escalated:
             hours *= 1.6
@@ -140,12 +134,12 @@ def build_cases(life: _Life, key: str, contact_times: list[float]) -> tuple[WCas
             satisfaction = float(max(1, min(5, round(score))))
         status = "closed" if closed else "escalated" if escalated else "new" if t > -1.0 else "working"
         k = bisect_right(contact_times, t)
-        ci = r.randrange(k) if k and r.random() >= 0.12 else None
+        ci = int(r.random() * k) if k and r.random() >= 0.12 else None
         out.append(
             WCase(
                 key=f"{key}-K{j + 1:04d}",
                 account_key=key,
-                contact_key=_contact_key(key, ci),
+                contact_key=None if ci is None else keys[ci],
                 subject=CASE_SUBJECTS[int(r.random() * len(CASE_SUBJECTS))],
                 priority=priority,  # type: ignore[arg-type]
                 status=status,  # type: ignore[arg-type]

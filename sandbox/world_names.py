@@ -64,7 +64,7 @@ def owners(seed: int = 0) -> list[Owner]:
     """The 20 sales reps of the world, the same for a given seed."""
     rng = random.Random(seed * 7919 + 17)
     reps: list[Owner] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     while len(reps) < 20:
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         if (first, last) in seen:
