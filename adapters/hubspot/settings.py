@@ -44,18 +44,18 @@ PROPERTIES: dict[str, tuple[str, ...]] = {
     "deals": (*_COMMON, "hs_lastmodifieddate", "dealname", "amount", "deal_currency_code", "dealstage",
               "pipeline", "closedate", "dealtype"),
     "tickets": (*_COMMON, "hs_lastmodifieddate", "subject", "hs_ticket_priority", "hs_pipeline",
-                "hs_pipeline_stage", "closed_date", "hs_ticket_category", "hs_num_times_reopened",
-                "hs_is_escalated", "hs_feedback_last_ces_rating"),
+                "hs_pipeline_stage", "closed_date", "hs_ticket_category", "csat_score", "is_escalated",
+                "reopen_count"),
     "calls": ("hs_timestamp", "hs_call_title", "hubspot_owner_id", "hs_lastmodifieddate", "hs_createdate"),
     "emails": ("hs_timestamp", "hs_email_subject", "hubspot_owner_id", "hs_lastmodifieddate", "hs_createdate"),
     "meetings": ("hs_timestamp", "hs_meeting_title", "hubspot_owner_id", "hs_lastmodifieddate", "hs_createdate"),
 }
 
-# which object a record's account (company) comes from, and how
-COMPANY_ASSOCIATED = ("deals", "tickets", "calls", "emails", "meetings")
-CONTACT_ASSOCIATED = ("deals", "tickets", "calls", "emails", "meetings")
+# objects whose company and contact come from associations (contacts carry their company as a property)
+ASSOCIATED = ("deals", "tickets", "calls", "emails", "meetings")
 COMPANIES = "companies"
 CONTACTS = "contacts"
+ACTIVITY_TITLE = {"calls": "hs_call_title", "emails": "hs_email_subject", "meetings": "hs_meeting_title"}
 # v4 association type ids of the primary company (labelled "Primary"); the first association wins otherwise
 PRIMARY_COMPANY_TYPE_IDS = {1, 5, 26}
 PIPELINE_PROPERTY = {"deals": ("pipeline", "dealstage"), "tickets": ("hs_pipeline", "hs_pipeline_stage")}

@@ -1,0 +1,77 @@
+"""The HubSpot adapter: a short class over its rooms (client, reads, writes, mapping, webhooks)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from adapters.base import (
+    Budget,
+    Change,
+    ConnectionInfo,
+    FieldInfo,
+    FieldSpec,
+    Page,
+    SecretsSink,
+    TaskSpec,
+    WebhookEvent,
+    WriteItem,
+    WriteResult,
+)
+from adapters.hubspot import webhooks
+from adapters.hubspot.client import HubSpotClient
+from adapters.hubspot.reads import Reader
+from adapters.hubspot.writes import Writer
+from connector.errors import ConfigError
+
+
+class HubSpotAdapter:
+    """HubSpot CRM v3 through hubspot-api-client, for account, contact, deal, case and activity."""
+
+    kind = "hubspot"
+
+    def __init__(self, info: ConnectionInfo, secrets: dict[str, Any], *, budget: Budget | None = None,
+                 on_secrets: SecretsSink | None = None) -> None:
+        self.info = info
+        self.client = HubSpotClient(info, secrets, budget=budget, on_secrets=on_secrets)
+        self.reader = Reader(self.client)
+        self.writer = Writer(self.client)
+
+    @property
+    def api_calls(self) -> int:
+        """Every HTTP call made so far."""
+        return self.client.api_calls
+
+    def pull(self, object: str, since: datetime | None, until: datetime, *, full: bool = False) -> Iterator[Page]:
+        """Changed records with since <= stamp < until (list on full syncs, search otherwise)."""
+        return self.reader.pull(object, since, until, full)
+
+    def fetch(self, object: str, external_ids: Sequence[str]) -> list[Change]:
+        """Current state of these records by batch read."""
+        return self.reader.fetch(object, external_ids)
+
+    def describe(self, object: str) -> list[FieldInfo]:
+        """Properties of the object."""
+        return self.writer.describe(object)
+
+    def ensure_fields(self, object: str, specs: Sequence[FieldSpec]) -> list[str]:
+        """Create the missing score properties in the `rapport` group."""
+        return self.writer.ensure_fields(object, specs)
+
+    def write(self, object: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        """Batch-update records, 100 a call."""
+        return self.writer.write(object, items)
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes, url: str,
+                      method: str = "POST") -> list[WebhookEvent]:
+        """Verify (v3 signature, 5-minute window) and parse one webhook request."""
+        secret = self.client.secrets.get("app_secret") or self.client.secrets.get("client_secret")
+        if not secret:
+            raise ConfigError("this HubSpot connection has no app secret to check webhook signatures",
+                              crm="hubspot", hint="reconnect with --app-secret (private app) or an OAuth client")
+        return webhooks.parse(headers, body, url, method, str(secret))
+
+    def create_task(self, spec: TaskSpec) -> str:
+        """A follow-up task associated with the company or contact."""
+        return self.writer.create_task(spec)

@@ -1,0 +1,219 @@
+"""HTTP to HubSpot through hubspot-api-client: one call wrapper and one paging loop.
+
+Every call spends the shared budget first, is counted, refreshes OAuth tokens when they expire,
+backs off on 429 as the named policy asks, retries 5xx a bounded number of times, and maps any
+other failure to the connector's errors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import urllib3
+from hubspot import HubSpot
+
+from adapters.base import Budget, ConnectionInfo, NoBudget, SecretsSink
+from adapters.hubspot import settings as hs
+from connector.errors import (
+    AuthError,
+    BudgetExhausted,
+    RapportError,
+    RateLimited,
+    RetriableError,
+    error_for_status,
+)
+
+log = logging.getLogger(__name__)
+
+
+def error_body(exc: Any) -> dict[str, Any]:
+    """The JSON body of an ApiException (empty when it is not JSON)."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    try:
+        parsed = json.loads(body) if body else {}
+    except ValueError:
+        return {"message": str(body)[:300]}
+    return parsed if isinstance(parsed, dict) else {"message": str(parsed)[:300]}
+
+
+class HubSpotClient:
+    """Generated HubSpot APIs behind the budget, the retry policy and the error table."""
+
+    def __init__(
+        self,
+        info: ConnectionInfo,
+        secrets: dict[str, Any],
+        *,
+        budget: Budget | None = None,
+        on_secrets: SecretsSink | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.info = info
+        self.api_base = (info.instance_url or hs.API_BASE).rstrip("/")
+        self.secrets = dict(secrets)
+        self.auth = hs.auth_kind(self.secrets)
+        self.budget: Budget = budget or NoBudget()
+        self.on_secrets = on_secrets
+        self.validate = bool(info.options.get("client_side_validation", False))
+        self.backoff_scale = float(info.options.get("backoff_scale", 1.0))
+        self.max_retries = int(info.options.get("max_retries", hs.MAX_RETRIES))
+        self.api_calls = 0
+        self._sleep = sleep
+        self._clock = clock
+        self._apis: dict[str, Any] = {}
+        if self.auth == "private_app" and not self.secrets.get("access_token"):
+            raise AuthError("no HubSpot access token in the connection's secrets", crm=hs.CRM,
+                            hint="reconnect with a private-app token or an OAuth refresh token")
+
+    # --- construction -------------------------------------------------------------------------
+
+    def _hubspot(self) -> HubSpot:
+        return HubSpot(access_token=self.secrets.get("access_token"), host=self.api_base,
+                       client_side_validation=self.validate)
+
+    def api(self, path: str) -> Any:
+        """A generated API object by dotted path (e.g. 'crm.contacts.search_api'), kept for reuse."""
+        # each discovery access builds a new ApiClient and connection pool: build once per token
+        if path not in self._apis:
+            obj: Any = self._hubspot()
+            for part in path.split("."):
+                obj = getattr(obj, part)
+            self._apis[path] = obj
+        return self._apis[path]
+
+    def to_dict(self, model: Any) -> Any:
+        """A response model back into the JSON shape HubSpot sent (camelCase keys)."""
+        return self.api("crm.objects.basic_api").api_client.sanitize_for_serialization(model)
+
+    # --- OAuth --------------------------------------------------------------------------------
+
+    def _token_fresh(self) -> bool:
+        if self.auth != "oauth" or not self.secrets.get("access_token"):
+            return self.auth != "oauth"
+        expires_at = float(self.secrets.get("expires_at") or 0)
+        return expires_at - self._clock() > hs.TOKEN_REFRESH_MARGIN_S
+
+    def refresh_token(self) -> None:
+        """Trade the refresh token for a new 30-minute access token and persist it."""
+        for key in ("client_id", "client_secret", "refresh_token"):
+            if not self.secrets.get(key):
+                raise AuthError(f"OAuth connection lacks {key}", crm=hs.CRM,
+                                hint="reconnect with `rapport connect hubspot --client-id ... --client-secret ...`")
+        tokens = self.call("oauth.tokens_api", "create", refresh=False, grant_type="refresh_token",
+                           client_id=self.secrets["client_id"], client_secret=self.secrets["client_secret"],
+                           refresh_token=self.secrets["refresh_token"])
+        self.store_tokens(tokens)
+
+    def store_tokens(self, tokens: Any) -> None:
+        """Keep a token response (access, refresh, expiry) and hand it to the secrets sink."""
+        self.secrets["access_token"] = tokens.access_token
+        if getattr(tokens, "refresh_token", None):
+            self.secrets["refresh_token"] = tokens.refresh_token
+        ttl = getattr(tokens, "expires_in", None) or hs.ACCESS_TOKEN_TTL_S
+        self.secrets["expires_at"] = self._clock() + float(ttl)
+        self._apis.clear()
+        if self.on_secrets is not None:
+            self.on_secrets(dict(self.secrets))
+
+    # --- the one call wrapper -----------------------------------------------------------------
+
+    def call(self, api: str, method: str, *, bucket: str = "default", object: str | None = None,
+             refresh: bool = True, **kwargs: Any) -> Any:
+        """Call `api.method(**kwargs)`: budget, count, retry by the policy table, map errors."""
+        attempt = 0
+        refreshed = False
+        while True:
+            if refresh and not self._token_fresh():
+                self.refresh_token()
+                refreshed = True
+            self.budget.acquire(bucket)
+            self.api_calls += 1
+            try:
+                data, _status, headers = getattr(self.api(api), method + "_with_http_info")(**kwargs)
+            except urllib3.exceptions.HTTPError as exc:
+                self._retry_or_raise(attempt, RetriableError(
+                    f"{api}.{method}: connection failed ({type(exc).__name__})", crm=hs.CRM, object=object,
+                    url=self.api_base, hint="check that the API base is reachable; the call is retried"))
+                attempt += 1
+                continue
+            except Exception as exc:
+                status = getattr(exc, "status", None)
+                if not isinstance(status, int):
+                    raise
+                body = error_body(exc)
+                if status == 401 and refresh and self.auth == "oauth" and not refreshed:
+                    self.refresh_token()
+                    refreshed = True
+                    continue
+                self._retry_or_raise(attempt, self._error(api, method, object, status, body, exc), body, bucket)
+                attempt += 1
+                continue
+            self._observe(headers)
+            return data
+
+    def _error(self, api: str, method: str, object: str | None, status: int, body: dict[str, Any],
+               exc: Any) -> RapportError:
+        headers = getattr(exc, "headers", None) or {}
+        retry_after = headers.get("Retry-After") if hasattr(headers, "get") else None
+        message = body.get("message") or getattr(exc, "reason", None) or "no message"
+        correlation = body.get("correlationId")
+        text = f"{api}.{method}: {message}" + (f" (correlationId {correlation})" if correlation else "")
+        code = body.get("category") or body.get("policyName") or body.get("status")
+        err = error_for_status(status, text, crm=hs.CRM, object=object, url=self.api_base,
+                               code=str(code) if code else None,
+                               retry_after=float(retry_after) if retry_after else None)
+        if status == 401 and self.auth == "oauth":
+            err.hint = "the OAuth grant was revoked or the refresh token is dead; reinstall the app"
+        err.body = body  # type: ignore[attr-defined]  # callers read `context.ids` of refused batches
+        return err
+
+    def _retry_or_raise(self, attempt: int, err: RapportError, body: dict[str, Any] | None = None,
+                        bucket: str = "default") -> None:
+        if not isinstance(err, RetriableError) or attempt >= self.max_retries:
+            raise err
+        if isinstance(err, RateLimited):
+            policy = (body or {}).get("policyName") or ("SECONDLY" if bucket == "search" else "TEN_SECONDLY_ROLLING")
+            if policy == "DAILY":
+                raise BudgetExhausted(err.message, crm=hs.CRM, object=err.object, status=429, code="DAILY",
+                                      resume_after=hs.BACKOFF_SECONDS["DAILY"],
+                                      hint="HubSpot's daily limit for the account is reached")
+            wait = err.retry_after or hs.BACKOFF_SECONDS.get(str(policy), hs.BACKOFF_SECONDS["TEN_SECONDLY_ROLLING"])
+            wait *= attempt + 1
+        elif err.status == 423:
+            wait = hs.LOCKED_BACKOFF
+        else:
+            wait = hs.SERVER_ERROR_BACKOFF * 2**attempt
+        log.warning("HubSpot call failed (%s); retrying in %.1f s", err, wait * self.backoff_scale)
+        self._sleep(wait * self.backoff_scale)
+
+    def _observe(self, headers: Any) -> None:
+        if not headers:
+            return
+        daily = headers.get(hs.DAILY_LIMIT_HEADER)
+        remaining = headers.get(hs.DAILY_REMAINING_HEADER)
+        if daily and remaining:
+            try:
+                self.budget.observe(int(daily) - int(remaining), int(daily))
+            except ValueError:
+                log.debug("unreadable daily rate-limit headers %r / %r", daily, remaining)
+
+    # --- the one paging loop ------------------------------------------------------------------
+
+    def pages(self, fetch: Callable[[str | None], Any]) -> Iterator[Any]:
+        """Responses of `fetch(after)` until HubSpot stops sending `paging.next.after`."""
+        after: str | None = None
+        while True:
+            response = fetch(after)
+            yield response
+            paging = getattr(response, "paging", None)
+            nxt = getattr(getattr(paging, "next", None), "after", None)
+            if not nxt:
+                return
+            after = str(nxt)

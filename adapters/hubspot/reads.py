@@ -1,0 +1,269 @@
+"""Reading HubSpot records (the client room's read half): list, search windows, archived, fetch.
+
+Full syncs page the list endpoint with associations inline; incremental syncs search on the
+last-modified property, re-windowing from the last stamp seen when a window reaches the
+10,000-result cap. Companies and contacts of deals, tickets and engagements found by search are
+read in v4 batches of up to 1,000; pipelines are read once and cached.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+from hubspot.crm.associations.v4 import (
+    BatchInputPublicFetchAssociationsBatchRequest,
+    PublicFetchAssociationsBatchRequest,
+)
+from hubspot.crm.objects import (
+    BatchReadInputSimplePublicObjectId,
+    Filter,
+    FilterGroup,
+    PublicObjectSearchRequest,
+    SimplePublicObjectId,
+)
+
+from adapters.base import Change, Page
+from adapters.hubspot import mapping
+from adapters.hubspot import settings as hs
+from adapters.hubspot.client import HubSpotClient
+from connector.errors import ConfigError
+
+_OBJ = "crm.objects"
+
+
+def object_types(unified: str) -> list[str]:
+    """The HubSpot object types behind a unified object."""
+    if unified == "activity":
+        return list(hs.ACTIVITY_OBJECTS)
+    if unified not in hs.OBJECTS:
+        raise ConfigError(f"HubSpot has no object for {unified!r}", crm=hs.CRM,
+                          hint=f"use one of {', '.join([*hs.OBJECTS, 'activity'])}")
+    return [hs.OBJECTS[unified]]
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+class Reader:
+    """Turns HubSpot reads into Changes with `_rapport` values (account, contact, stage, kind)."""
+
+    def __init__(self, client: HubSpotClient) -> None:
+        self.c = client
+        self.options = client.info.options
+        self.stages: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+
+    def properties(self, object_type: str) -> list[str]:
+        """Default properties plus the connection's extra ones (`options.properties.<type>`)."""
+        extra = (self.options.get("properties") or {}).get(object_type, ())
+        return mapping.requested_properties(object_type, extra=extra)
+
+    # --- pull ---------------------------------------------------------------------------------
+
+    def pull(self, unified: str, since: datetime | None, until: datetime, full: bool) -> Iterator[Page]:
+        """Pages of Changes; incremental ones ascending by stamp, deletions and merges included."""
+        types = object_types(unified)
+        archived_pass = full or since is None or self.options.get("archived_pass", "always") == "always"
+        if full or since is None:
+            for t in types:
+                for records in self._listed(t, archived=False):
+                    changes = self._changes(unified, t, records, until=until)
+                    if changes:
+                        yield Page(unified, changes)
+            if archived_pass:
+                for t in types:
+                    for records in self._listed(t, archived=True):
+                        yield Page(unified, [mapping.to_change(unified, t, r) for r in records])
+            return
+        streams: list[Iterator[Change]] = [self._searched(unified, t, since, until) for t in types]
+        if archived_pass:
+            gone = [mapping.to_change(unified, t, r) for t in types for records in self._listed(t, archived=True)
+                    for r in records]
+            streams.append(iter(sorted((g for g in gone if since <= g.modified_at < until),
+                                       key=lambda g: g.modified_at)))
+        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda ch: ch.modified_at)
+        for changes in _chunks(merged, hs.SEARCH_LIMIT):
+            yield Page(unified, changes)
+
+    def _listed(self, t: str, *, archived: bool) -> Iterator[list[dict[str, Any]]]:
+        assoc = [hs.COMPANIES, hs.CONTACTS] if t in hs.ASSOCIATED and not archived else None
+        props = self.properties(t)
+
+        def fetch(after: str | None) -> Any:
+            return self.c.call(f"{_OBJ}.basic_api", "get_page", object=t, object_type=t, limit=hs.LIST_LIMIT,
+                               after=after, properties=props, associations=assoc, archived=archived)
+
+        for response in self.c.pages(fetch):
+            yield [self.c.to_dict(r) for r in response.results or []]
+
+    def _changes(self, unified: str, t: str, records: list[dict[str, Any]], *,
+                 until: datetime | None = None, linked: dict[str, dict[str, str | None]] | None = None) -> list[Change]:
+        out: list[Change] = []
+        for record in records:
+            record["_rapport"] = self._derived(t, record, (linked or {}).get(str(record["id"])))
+            change = mapping.to_change(unified, t, record)
+            if until is not None and change.modified_at >= until:
+                continue  # changed after the run started: the next incremental run takes it
+            out.append(change)
+            out.extend(mapping.merge_changes(unified, change))
+        out.sort(key=lambda ch: ch.modified_at)
+        return out
+
+    # --- search windows -----------------------------------------------------------------------
+
+    def _searched(self, unified: str, t: str, since: datetime, until: datetime) -> Iterator[Change]:
+        """Changes in [since, until) by search, enriched with associations in blocks of 1,000."""
+        block: list[dict[str, Any]] = []
+        for records in self._search_windows(t, since, until):
+            block.extend(records)
+            if len(block) >= hs.ASSOCIATION_BATCH_LIMIT:
+                yield from self._changes(unified, t, block, linked=self._links(t, block))
+                block = []
+        if block:
+            yield from self._changes(unified, t, block, linked=self._links(t, block))
+
+    def _search_windows(self, t: str, since: datetime, until: datetime) -> Iterator[list[dict[str, Any]]]:
+        """Search pages over [since, until), restarting from the last stamp at the 10,000 cap."""
+        prop = hs.MODIFIED_PROPERTY[t]
+        lower, op, skip = since, "GTE", set[str]()
+        while True:
+            filters = [(prop, op, mapping.epoch_ms(lower)), (prop, "LT", mapping.epoch_ms(until))]
+            last: datetime | None = None
+            at_last: set[str] = set()
+            capped = False
+            for records, more, consumed in self._search(t, filters, prop):
+                fresh = []
+                for r in records:
+                    stamp = mapping.record_stamp(t, r)
+                    if stamp == lower and str(r["id"]) in skip:
+                        continue
+                    fresh.append(r)
+                    if stamp != last:
+                        last, at_last = stamp, set()
+                    at_last.add(str(r["id"]))
+                yield fresh
+                if more and consumed + hs.SEARCH_LIMIT > hs.SEARCH_RESULT_CAP:
+                    capped = True
+                    break
+            if not capped or last is None:
+                return
+            if op == "GTE" and last == lower:
+                # 10,000 records share one stamp: sweep that stamp by id, then continue after it
+                yield from self._sweep_stamp(t, prop, lower, skip | at_last)
+                op, skip = "GT", set()
+                continue
+            lower, op, skip = last, "GTE", at_last
+
+    def _sweep_stamp(self, t: str, prop: str, stamp: datetime, seen: set[str]) -> Iterator[list[dict[str, Any]]]:
+        last_id = "0"
+        while True:
+            filters = [(prop, "EQ", mapping.epoch_ms(stamp)), ("hs_object_id", "GT", last_id)]
+            capped = False
+            for records, more, consumed in self._search(t, filters, "hs_object_id"):
+                yield [r for r in records if str(r["id"]) not in seen]
+                if records:
+                    last_id = str(records[-1]["id"])
+                if more and consumed + hs.SEARCH_LIMIT > hs.SEARCH_RESULT_CAP:
+                    capped = True
+                    break
+            if not capped:
+                return
+
+    def _search(self, t: str, filters: list[tuple[str, str, str]], sort: str
+                ) -> Iterator[tuple[list[dict[str, Any]], bool, int]]:
+        """(records, more pages?, records consumed so far) per search page, sorted ascending on `sort`."""
+        group = FilterGroup(filters=[Filter(property_name=p, operator=o, value=v) for p, o, v in filters])
+        props = self.properties(t)
+
+        def fetch(after: str | None) -> Any:
+            body = PublicObjectSearchRequest(filter_groups=[group], properties=props, limit=hs.SEARCH_LIMIT,
+                                             after=after, sorts=[{"propertyName": sort, "direction": "ASCENDING"}])
+            return self.c.call(f"{_OBJ}.search_api", "do_search", bucket="search", object=t, object_type=t,
+                               public_object_search_request=body)
+
+        consumed = 0
+        for response in self.c.pages(fetch):
+            records = [self.c.to_dict(r) for r in response.results or []]
+            consumed += len(records)
+            nxt = getattr(getattr(response.paging, "next", None), "after", None) if response.paging else None
+            yield records, bool(nxt), consumed
+
+    # --- associations, pipelines, derived values ----------------------------------------------
+
+    def _links(self, t: str, records: Sequence[dict[str, Any]]) -> dict[str, dict[str, str | None]]:
+        """id -> {companies: id, contacts: id} for records read without associations."""
+        if t not in hs.ASSOCIATED or not records:
+            return {}
+        ids = [str(r["id"]) for r in records]
+        out: dict[str, dict[str, str | None]] = {i: {} for i in ids}
+        for to_type in (hs.COMPANIES, hs.CONTACTS):
+            for chunk in _chunks(ids, hs.ASSOCIATION_BATCH_LIMIT):
+                body = BatchInputPublicFetchAssociationsBatchRequest(
+                    inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in chunk])
+                response = self.c.call("crm.associations.v4.batch_api", "get_page", object=t,
+                                       from_object_type=t, to_object_type=to_type,
+                                       batch_input_public_fetch_associations_batch_request=body)
+                for result in self.c.to_dict(response.results or []):
+                    ident = str((result.get("from") or {}).get("id"))
+                    if ident in out:
+                        out[ident][to_type] = mapping.primary_from_v4(result.get("to") or [])
+        return out
+
+    def _stage(self, t: str, pipeline: str | None, stage: str | None) -> dict[str, Any]:
+        if not stage:
+            return {"stage": None, "is_closed": False, "is_won": False}
+        key = (str(pipeline or ""), str(stage))
+        if t not in self.stages or key not in self.stages[t]:
+            response = self.c.call("crm.pipelines.pipelines_api", "get_all", object=t, object_type=t)
+            self.stages[t] = mapping.stage_table(self.c.to_dict(response.results or []), t)
+        found = self.stages[t].get(key)
+        if found is None:  # stage ids are unique in a portal; tolerate a missing or odd pipeline id
+            found = next((v for (_, s), v in self.stages[t].items() if s == key[1]), None)
+        return dict(found) if found else {"stage": stage, "is_closed": False, "is_won": False}
+
+    def _derived(self, t: str, record: dict[str, Any], links: dict[str, str | None] | None) -> dict[str, Any]:
+        props = record.get("properties") or {}
+        out: dict[str, Any] = {}
+        if t == hs.CONTACTS:
+            out["account_id"] = str(props.get(hs.CONTACT_COMPANY_PROPERTY) or "") or None
+        elif t in hs.ASSOCIATED:
+            assoc = record.get("associations")
+            if links is None and assoc is not None:
+                links = {to: mapping.primary_from_v3(assoc, to) for to in (hs.COMPANIES, hs.CONTACTS)}
+            out["account_id"] = (links or {}).get(hs.COMPANIES)
+            out["contact_id"] = (links or {}).get(hs.CONTACTS)
+        if t in hs.PIPELINE_PROPERTY:
+            pipe_prop, stage_prop = hs.PIPELINE_PROPERTY[t]
+            out.update(self._stage(t, props.get(pipe_prop), props.get(stage_prop)))
+        if t in hs.ACTIVITY_OBJECTS:
+            out["kind"] = hs.ACTIVITY_OBJECTS[t]
+            out["subject"] = props.get(hs.ACTIVITY_TITLE[t])
+        return out
+
+    # --- fetch by id --------------------------------------------------------------------------
+
+    def fetch(self, unified: str, ids: Sequence[str]) -> list[Change]:
+        """Current state of these records; merged-away ids point to the survivor, missing ones are deleted."""
+        wanted = list(dict.fromkeys(str(i) for i in ids))
+        found: dict[str, Change] = {}
+        for t in object_types(unified):
+            missing = [i for i in wanted if i not in found]
+            for chunk in _chunks(missing, hs.BATCH_LIMIT):
+                body = BatchReadInputSimplePublicObjectId(
+                    inputs=[SimplePublicObjectId(id=i) for i in chunk], properties=self.properties(t),
+                    properties_with_history=[])
+                response = self.c.call(f"{_OBJ}.batch_api", "read", object=t, object_type=t,
+                                       batch_read_input_simple_public_object_id=body, archived=False)
+                records = [self.c.to_dict(r) for r in response.results or []]
+                for change in self._changes(unified, t, records, linked=self._links(t, records)):
+                    found.setdefault(change.external_id, change)
+        now = datetime.now(UTC)
+        return [found.get(i) or Change(object=unified, external_id=i, modified_at=now, raw={"id": i}, deleted=True)
+                for i in wanted]
+

@@ -1,0 +1,139 @@
+"""HubSpot webhooks: verify the v3 signature (5-minute window) and parse event batches.
+
+The signed URI is the full URL HubSpot called, with the documented escapes decoded; the check
+itself is hubspot-api-client's `Signature` (constant-time comparison).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from hubspot.exceptions import InvalidSignatureTimestampError
+from hubspot.utils.signature import Signature
+
+from adapters.base import WebhookEvent
+from adapters.hubspot import settings as hs
+from connector.errors import WebhookRejected
+
+_REQUIRED = ("subscriptionType", "occurredAt", "portalId")
+
+
+def decode_uri(uri: str) -> str:
+    """The URI as HubSpot signs it: the 12 documented percent-escapes decoded (either case)."""
+    for escape, char in hs.URI_DECODES.items():
+        uri = uri.replace(escape, char).replace(escape.lower(), char)
+    return uri
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
+    return value
+
+
+def check_timestamp(headers: Mapping[str, str], *, now: float | None = None) -> str:
+    """The request timestamp (epoch ms) if present and within five minutes; else a 401."""
+    stamp = _header(headers, hs.TIMESTAMP_HEADER)
+    if not stamp or not _header(headers, hs.SIGNATURE_HEADER):
+        raise WebhookRejected(f"missing {hs.SIGNATURE_HEADER} or {hs.TIMESTAMP_HEADER} header", status=401,
+                              crm=hs.CRM, hint="subscribe with a HubSpot app (v3 signatures)")
+    try:
+        sent = int(stamp)
+    except ValueError:
+        raise WebhookRejected(f"{hs.TIMESTAMP_HEADER} is not epoch milliseconds", status=401, crm=hs.CRM) from None
+    age = (time.time() if now is None else now) - sent / 1000
+    if abs(age) > hs.SIGNATURE_MAX_AGE_S:
+        raise WebhookRejected(f"request timestamp is {age:.0f} s off (over {hs.SIGNATURE_MAX_AGE_S} s)", status=401,
+                              crm=hs.CRM, hint="stale or replayed request; check the server clock")
+    return stamp
+
+
+def verify(headers: Mapping[str, str], body: bytes, url: str, method: str, secret: str, *,
+           now: float | None = None) -> None:
+    """Accept a v3-signed request or raise WebhookRejected (401) saying why."""
+    stamp = check_timestamp(headers, now=now)
+    signature = _header(headers, hs.SIGNATURE_HEADER) or ""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WebhookRejected("body is not UTF-8", status=400, crm=hs.CRM) from None
+    try:
+        ok = Signature.is_valid(signature=signature, client_secret=secret, request_body=text,
+                                http_uri=decode_uri(url), http_method=method.upper(), signature_version="v3",
+                                timestamp=stamp)
+    except InvalidSignatureTimestampError:
+        ok = False
+    if not ok:
+        raise WebhookRejected("signature does not match", status=401, crm=hs.CRM,
+                              hint="check the app secret and that RAPPORT_PUBLIC_URL is the URL HubSpot calls")
+
+
+def parse_body(body: bytes) -> list[dict[str, Any]]:
+    """The JSON array of event objects, or a 400 naming what is wrong."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WebhookRejected(f"body is not JSON: {exc}", status=400, crm=hs.CRM) from None
+    if not isinstance(data, list) or not data:
+        raise WebhookRejected("body must be a non-empty JSON array of events", status=400, crm=hs.CRM)
+    for n, event in enumerate(data):
+        if not isinstance(event, dict):
+            raise WebhookRejected(f"event {n} is not an object", status=400, crm=hs.CRM)
+        missing = [k for k in _REQUIRED if event.get(k) in (None, "")]
+        if missing or (event.get("objectId") is None and event.get("primaryObjectId") is None):
+            missing = missing or ["objectId"]
+            raise WebhookRejected(f"event {n} lacks {', '.join(missing)}", status=400, crm=hs.CRM)
+        if not isinstance(event["occurredAt"], int):
+            raise WebhookRejected(f"event {n}: occurredAt must be epoch milliseconds", status=400, crm=hs.CRM)
+    return data
+
+
+def portal_of(events: list[dict[str, Any]]) -> str:
+    """The one portal a batch belongs to (HubSpot sends one portal per request)."""
+    portals = {str(e["portalId"]) for e in events}
+    if len(portals) != 1:
+        raise WebhookRejected(f"one request carries events of {len(portals)} portals", status=400, crm=hs.CRM)
+    return portals.pop()
+
+
+def dedupe_key(event: Mapping[str, Any]) -> str:
+    """A key equal for redeliveries of one event (eventId alone is not unique)."""
+    parts = (event.get("subscriptionType"), event.get("subscriptionId"), event.get("eventId"),
+             event.get("occurredAt"), event.get("objectId", event.get("primaryObjectId")), event.get("propertyName"))
+    return "hs:" + ":".join("" if p is None else str(p) for p in parts)
+
+
+def to_event(event: dict[str, Any]) -> WebhookEvent:
+    """One HubSpot event as a WebhookEvent (unified object, kind, changed property, source)."""
+    kind_of, _, action = str(event["subscriptionType"]).partition(".")
+    if kind_of == "object":
+        unified = hs.WEBHOOK_OBJECT_TYPE_IDS.get(str(event.get("objectTypeId")))
+    else:
+        unified = hs.WEBHOOK_OBJECTS.get(kind_of)
+    ident = event.get("objectId")
+    if action == "merge":
+        ident = event.get("newObjectId") or event.get("primaryObjectId") or ident
+    prop = event.get("propertyName")
+    return WebhookEvent(
+        dedupe_key=dedupe_key(event),
+        object=unified,
+        external_id=None if ident is None else str(ident),
+        kind=hs.WEBHOOK_KINDS.get(action, "updated"),  # type: ignore[arg-type]
+        occurred_at=datetime.fromtimestamp(int(event["occurredAt"]) / 1000, tz=UTC),
+        changed_fields=(str(prop),) if prop else (),
+        source=event.get("changeSource"),
+        payload=event,
+    )
+
+
+def parse(headers: Mapping[str, str], body: bytes, url: str, method: str, secret: str, *,
+          now: float | None = None) -> list[WebhookEvent]:
+    """Verify a request and return its events."""
+    verify(headers, body, url, method, secret, now=now)
+    return [to_event(e) for e in parse_body(body)]

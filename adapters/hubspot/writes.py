@@ -1,0 +1,162 @@
+"""Writing to HubSpot (the client room's write half): batch updates, properties, tasks.
+
+Batch updates go 100 records a call; per-record failures come from a 207's `errors` (or, when
+HubSpot refuses a whole batch with a 400, from splitting it until the bad records are isolated).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from hubspot.crm.objects import (
+    AssociationSpec,
+    BatchInputSimplePublicObjectBatchInput,
+    PublicAssociationsForObject,
+    PublicObjectId,
+    SimplePublicObjectBatchInput,
+    SimplePublicObjectInputForCreate,
+)
+from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
+
+from adapters.base import FieldInfo, FieldSpec, TaskSpec, WriteItem, WriteResult
+from adapters.hubspot import mapping
+from adapters.hubspot import settings as hs
+from adapters.hubspot.client import HubSpotClient
+from adapters.hubspot.reads import object_types
+from connector.errors import ConfigError, FatalError, RapportError, SkippableError
+
+_PERMANENT = {"OBJECT_NOT_FOUND", "VALIDATION_ERROR", "INVALID_ID"}
+
+
+def _scored_type(unified: str) -> str:
+    if unified not in hs.OBJECTS:
+        raise ConfigError(f"HubSpot cannot write to {unified!r}", crm=hs.CRM,
+                          hint=f"write to one of {', '.join(hs.OBJECTS)}")
+    return hs.OBJECTS[unified]
+
+
+class Writer:
+    """Batch updates, score properties and follow-up tasks through one HubSpotClient."""
+
+    def __init__(self, client: HubSpotClient) -> None:
+        self.c = client
+
+    # --- batch update -------------------------------------------------------------------------
+
+    def write(self, unified: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        """Update records 100 at a time; one result per item, in order."""
+        t = _scored_type(unified)
+        results: dict[str, WriteResult] = {}
+        for start in range(0, len(items), hs.BATCH_LIMIT):
+            for res in self._batch(t, items[start : start + hs.BATCH_LIMIT]):
+                results[res.external_id] = res
+        return [results.get(i.external_id) or WriteResult(i.external_id, ok=False, error_code="NOT_SENT",
+                                                           message="no result for this record", retriable=True)
+                for i in items]
+
+    def _batch(self, t: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        body = BatchInputSimplePublicObjectBatchInput(inputs=[
+            SimplePublicObjectBatchInput(id=i.external_id,
+                                         properties={k: mapping.to_property_value(v) for k, v in i.values.items()})
+            for i in items])
+        try:
+            response = self.c.call("crm.objects.batch_api", "update", object=t, object_type=t,
+                                   batch_input_simple_public_object_batch_input=body)
+        except (FatalError, SkippableError) as exc:
+            if exc.status not in (400, 404, 409):
+                raise
+            return self._refused(t, items, exc)
+        done = {str(r.id) for r in response.results or []}
+        failed: dict[str, WriteResult] = {}
+        for err in getattr(response, "errors", None) or []:
+            code = str(err.category or "ERROR")
+            for ident in (err.context or {}).get("ids", []):
+                failed[str(ident)] = WriteResult(str(ident), ok=False, error_code=code, message=err.message,
+                                                 retriable=code not in _PERMANENT)
+        return [failed.get(i.external_id) or (WriteResult(i.external_id, ok=True) if i.external_id in done else
+                WriteResult(i.external_id, ok=False, error_code="NOT_CONFIRMED",
+                            message="HubSpot did not return this record", retriable=True))
+                for i in items]
+
+    def _refused(self, t: str, items: Sequence[WriteItem], exc: RapportError) -> list[WriteResult]:
+        """A whole batch refused: fail the records it names, or split until the bad ones are alone."""
+        body = getattr(exc, "body", None) or {}
+        named = {str(i) for i in (body.get("context") or {}).get("ids", [])}
+        code = exc.code or "VALIDATION_ERROR"
+        bad = list(items) if len(items) == 1 else [i for i in items if i.external_id in named]
+        if bad:
+            rest = [i for i in items if i.external_id not in {b.external_id for b in bad}]
+            out = [WriteResult(i.external_id, ok=False, error_code=code, message=exc.message,
+                               retriable=code not in _PERMANENT) for i in bad]
+            return out + (self._batch(t, rest) if rest else [])
+        half = len(items) // 2
+        return self._batch(t, items[:half]) + self._batch(t, items[half:])
+
+    # --- properties ---------------------------------------------------------------------------
+
+    def describe(self, unified: str) -> list[FieldInfo]:
+        """Fields of the object from the properties API."""
+        out: dict[str, FieldInfo] = {}
+        for t in object_types(unified):
+            response = self.c.call("crm.properties.core_api", "get_all", object=t, object_type=t)
+            for p in response.results or []:
+                meta = p.modification_metadata
+                out.setdefault(p.name, FieldInfo(
+                    name=p.name, label=p.label or p.name, type=p.type or "string",
+                    custom=not bool(p.hubspot_defined), updateable=not bool(meta and meta.read_only_value),
+                    options=tuple(o.value for o in p.options or [])))
+        return list(out.values())
+
+    def ensure_fields(self, unified: str, specs: Sequence[FieldSpec]) -> list[str]:
+        """Create the `rapport` group and the missing properties; return the names created."""
+        t = _scored_type(unified)
+        groups = self.c.call("crm.properties.groups_api", "get_all", object=t, object_type=t)
+        if hs.SCORE_GROUP not in {g.name for g in groups.results or []}:
+            self._create("crm.properties.groups_api", t, property_group_create=PropertyGroupCreate(
+                name=hs.SCORE_GROUP, label=hs.SCORE_GROUP_LABEL, display_order=-1))
+        existing = {p.name: p for p in self.c.call("crm.properties.core_api", "get_all", object=t,
+                                                   object_type=t).results or []}
+        created = []
+        for spec in specs:
+            body = mapping.property_create(spec)
+            if spec.name in existing:
+                have = existing[spec.name].type
+                if have != body["type"] and not (body["type"] == "string" and have == "enumeration"):
+                    raise ConfigError(
+                        f"{t} property {spec.name!r} exists with type {have!r}, Rapport needs {body['type']!r}",
+                        crm=hs.CRM, object=unified,
+                        hint="delete or rename that property in HubSpot, or map the score to another property")
+                continue
+            if self._create("crm.properties.core_api", t, property_create=PropertyCreate(**body)):
+                created.append(spec.name)
+        return created
+
+    def _create(self, api: str, t: str, **body: Any) -> bool:
+        """Create a group or property; a 409 (it exists already) counts as present."""
+        try:
+            self.c.call(api, "create", object=t, object_type=t, **body)
+        except SkippableError as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    # --- tasks --------------------------------------------------------------------------------
+
+    def create_task(self, spec: TaskSpec) -> str:
+        """A HubSpot task for the record's owner, associated with the company or contact."""
+        t = _scored_type(spec.object)
+        type_id = hs.TASK_TO_COMPANY_TYPE_ID if t == hs.COMPANIES else hs.TASK_TO_CONTACT_TYPE_ID
+        names = hs.TASK_PROPERTIES
+        props = {**hs.TASK_DEFAULTS, names["subject"]: spec.subject, names["body"]: spec.body,
+                 names["due"]: mapping.epoch_ms(spec.due or datetime.now(UTC))}
+        if spec.owner_id:
+            props[names["owner"]] = str(spec.owner_id)
+        body = SimplePublicObjectInputForCreate(properties=props, associations=[PublicAssociationsForObject(
+            to=PublicObjectId(id=spec.external_id),
+            types=[AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=type_id)])])
+        created = self.c.call("crm.objects.basic_api", "create", object=hs.TASKS, object_type=hs.TASKS,
+                              simple_public_object_input_for_create=body)
+        return str(created.id)
