@@ -54,8 +54,20 @@ def upsert_records(conn: Session | SAConnection, object: str, rows: Sequence[dic
     return upsert(conn, RECORD_MODELS[object], rows)
 
 
-def link_accounts(conn: Session | SAConnection, connection_id: int, object: str) -> None:
-    """Resolve account_id foreign keys from account_external_id in one set-based UPDATE."""
+def link_accounts(
+    conn: Session | SAConnection,
+    connection_id: int,
+    object: str,
+    *,
+    external_ids: Sequence[str] | None = None,
+    account_external_ids: Sequence[str] | None = None,
+) -> None:
+    """Resolve account_id foreign keys from account_external_id in one set-based UPDATE.
+
+    Rows whose account_id is null are resolved, optionally only these records (`external_ids`) or
+    only those pointing at these accounts (`account_external_ids`); a pointer to an account not
+    synced yet stays null until that account arrives.
+    """
     model = RECORD_MODELS[object]
     if "account_id" not in model.__table__.c:  # type: ignore[attr-defined]
         return
@@ -66,10 +78,19 @@ def link_accounts(conn: Session | SAConnection, connection_id: int, object: str)
         .where(acc.c.connection_id == child.c.connection_id, acc.c.external_id == child.c.account_external_id)
         .scalar_subquery()
     )
-    _bind(conn).execute(
+    stmt = (
         sa.update(child)
         .where(child.c.connection_id == connection_id)
         .where(child.c.account_external_id.is_not(None))
         .where(child.c.account_id.is_(None))
         .values(account_id=sub)
     )
+    if external_ids is not None:
+        for start in range(0, len(external_ids), UPSERT_CHUNK):
+            _bind(conn).execute(stmt.where(child.c.external_id.in_(external_ids[start : start + UPSERT_CHUNK])))
+    elif account_external_ids is not None:
+        for start in range(0, len(account_external_ids), UPSERT_CHUNK):
+            chunk = account_external_ids[start : start + UPSERT_CHUNK]
+            _bind(conn).execute(stmt.where(child.c.account_external_id.in_(chunk)))
+    else:
+        _bind(conn).execute(stmt)

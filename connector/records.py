@@ -1,0 +1,161 @@
+"""Applying CRM changes to the unified tables: upserts, soft deletes, merges, in one transaction.
+
+Used by the sync engine for each page and by the webhook jobs for fetched records. Merges mark
+the loser deleted with `merged_into`, move its scores and score history to the survivor and
+re-point the records that referenced it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from adapters.base import Change
+from connector import cursors, store
+from connector.errors import SkippableError
+from connector.mappings import Mapping, apply
+from connector.model import RECORD_MODELS, Score, ScoreHistory, utcnow
+
+COUNT_KEYS = ("created", "updated", "deleted", "merged", "unchanged", "skipped")
+_SCORE = Score.__table__  # type: ignore[attr-defined]
+_HISTORY = ScoreHistory.__table__  # type: ignore[attr-defined]
+
+
+@dataclass
+class Tally:
+    """Counts per object and the records that were skipped, with why."""
+
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, object: str, key: str, n: int = 1) -> None:
+        """Count n records of one object under key."""
+        per = self.counts.setdefault(object, dict.fromkeys(COUNT_KEYS, 0))
+        per[key] += n
+
+    def skip(self, object: str, external_id: str, exc: Exception) -> None:
+        """Count a skipped record and keep its reason."""
+        self.add(object, "skipped")
+        self.errors.append({"object": object, "external_id": external_id, "error": type(exc).__name__,
+                            "message": str(exc)})
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def normalize(change: Change) -> Change:
+    """The change with its raw record as JSON gives it back (what the database stores and returns)."""
+    raw = json.loads(json.dumps(change.raw, default=_json_default))
+    return change if raw == change.raw else replace(change, raw=raw)
+
+
+def _stored(conn: sa.Connection, object: str, connection_id: int, ids: Sequence[str],
+            with_raw: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    t = RECORD_MODELS[object].__table__  # type: ignore[attr-defined]
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        rows = conn.execute(sa.select(t.c.external_id, t.c.modified_at, t.c.is_deleted, t.c.merged_into)
+                            .where(t.c.connection_id == connection_id, t.c.external_id.in_(chunk))).mappings()
+        found.update({r["external_id"]: dict(r) for r in rows})
+    wanted = [i for i in with_raw if i in found]
+    for start in range(0, len(wanted), 500):
+        rows = conn.execute(sa.select(t.c.external_id, t.c.raw)
+                            .where(t.c.connection_id == connection_id, t.c.external_id.in_(wanted[start:start + 500])))
+        for external_id, raw in rows:
+            found[external_id]["raw"] = raw
+    return found
+
+
+def apply_page(conn: sa.Connection, connection_id: int, object: str, changes: Sequence[Change], mapping: Mapping,
+               tally: Tally, *, cursor: cursors.Cursor | None = None, now: datetime | None = None) -> None:
+    """Apply one page of changes (as `normalize` gives them) inside the caller's transaction.
+
+    With a cursor, changes it has already seen, and look-back changes the stored rows already
+    hold, are left alone.
+    """
+    now = now or utcnow()
+    latest: dict[str, Change] = {}
+    for change in changes:  # ascending, so the last one of an id is its newest state
+        latest[change.external_id] = change
+    if cursor is not None:
+        for change in [c for c in latest.values() if cursors.already_seen(cursor, c)]:
+            tally.add(object, "unchanged")
+            del latest[change.external_id]
+    recheck = [c.external_id for c in latest.values() if cursor is not None and cursors.needs_check(cursor, c)]
+    stored = _stored(conn, object, connection_id, list(latest), with_raw=recheck)
+    todo = [c for c in latest.values()
+            if not (c.external_id in recheck and cursors.unchanged(stored.get(c.external_id), c))]
+    tally.add(object, "unchanged", len(latest) - len(todo))
+    rows, has_fk = [], "account_id" in RECORD_MODELS[object].__table__.c  # type: ignore[attr-defined]
+    for change in todo:
+        if change.deleted:
+            continue
+        try:
+            row = apply(mapping, object, change.raw)
+        except SkippableError as exc:
+            tally.skip(object, change.external_id, exc)
+            continue
+        row.update(connection_id=connection_id, external_id=change.external_id, modified_at=change.modified_at,
+                   raw=change.raw, is_deleted=False, merged_into=None, synced_at=now)
+        if has_fk:
+            row["account_id"] = None  # re-resolved set-based below
+        rows.append(row)
+        tally.add(object, "updated" if change.external_id in stored else "created")
+    store.upsert_records(conn, object, rows)
+    if has_fk and rows:
+        store.link_accounts(conn, connection_id, object, external_ids=[r["external_id"] for r in rows])
+    if object == "account" and rows:
+        for child in RECORD_MODELS:
+            store.link_accounts(conn, connection_id, child, account_external_ids=[r["external_id"] for r in rows])
+    for change in todo:
+        if change.deleted:
+            _bury(conn, connection_id, object, change, stored.get(change.external_id), tally, now)
+
+
+def _bury(conn: sa.Connection, connection_id: int, object: str, change: Change, stored: dict[str, Any] | None,
+          tally: Tally, now: datetime) -> None:
+    t = RECORD_MODELS[object].__table__  # type: ignore[attr-defined]
+    survivor = change.merged_into if change.merged_into != change.external_id else None
+    if stored is not None:
+        conn.execute(sa.update(t).where(t.c.connection_id == connection_id, t.c.external_id == change.external_id)
+                     .values(is_deleted=True, merged_into=survivor, modified_at=change.modified_at, synced_at=now))
+        if not stored["is_deleted"] or stored["merged_into"] != survivor:
+            tally.add(object, "merged" if survivor else "deleted")
+        else:
+            tally.add(object, "unchanged")
+    else:
+        tally.add(object, "unchanged")
+    if survivor:
+        merge(conn, connection_id, object, change.external_id, survivor)
+
+
+def merge(conn: sa.Connection, connection_id: int, object: str, loser: str, survivor: str) -> None:
+    """Move the loser's scores and history to the survivor and re-point records that referenced the loser."""
+    key = (_SCORE.c.connection_id == connection_id) & (_SCORE.c.object == object)
+    has_own = sa.exists().where(key, _SCORE.c.external_id == survivor)
+    # The survivor's current score describes the merged record better; the loser's lives on in history.
+    conn.execute(sa.delete(_SCORE).where(key, _SCORE.c.external_id == loser, has_own))
+    conn.execute(sa.update(_SCORE).where(key, _SCORE.c.external_id == loser).values(external_id=survivor))
+    conn.execute(sa.update(_HISTORY).where(_HISTORY.c.connection_id == connection_id, _HISTORY.c.object == object,
+                                           _HISTORY.c.external_id == loser).values(external_id=survivor))
+    ref = f"{object}_external_id"
+    account = RECORD_MODELS["account"].__table__  # type: ignore[attr-defined]
+    for model in RECORD_MODELS.values():
+        t = model.__table__  # type: ignore[attr-defined]
+        if ref not in t.c:
+            continue
+        values: dict[str, Any] = {ref: survivor}
+        if object == "account" and "account_id" in t.c:
+            values["account_id"] = (sa.select(account.c.id)
+                                    .where(account.c.connection_id == connection_id, account.c.external_id == survivor)
+                                    .scalar_subquery())
+        conn.execute(sa.update(t).where(t.c.connection_id == connection_id, t.c[ref] == loser).values(**values))
