@@ -7,6 +7,7 @@ from flask import Flask
 
 def register(app: Flask) -> None:
     """Attach every blueprint, explicitly."""
-    from connector.web import health
+    from connector.web import health, salesforce_hooks
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(salesforce_hooks.bp)
