@@ -13,8 +13,8 @@ import pytest
 from adapters.base import WriteItem
 from adapters.salesforce import mapping, soql
 from adapters.salesforce import settings as S
-from connector.mappings import apply, load_mapping, validate
 from connector.mappings import Mapping as UnifiedMapping
+from connector.mappings import apply, load_mapping, validate
 
 FIXTURES = Path(__file__).parent / "salesforce_fixtures"
 
