@@ -135,8 +135,14 @@ class HubSpotClient:
                 refreshed = True
             self.budget.acquire(bucket)
             self.api_calls += 1
+            target = self.api(api)
             try:
-                data, _status, headers = getattr(self.api(api), method + "_with_http_info")(**kwargs)
+                data, _status, headers = getattr(target, method + "_with_http_info")(**kwargs)
+                self._check_complete(target, api, method, object)
+            except RetriableError as exc:
+                self._retry_or_raise(attempt, exc)
+                attempt += 1
+                continue
             except urllib3.exceptions.HTTPError as exc:
                 self._retry_or_raise(attempt, RetriableError(
                     f"{api}.{method}: connection failed ({type(exc).__name__})", crm=hs.CRM, object=object,
@@ -157,6 +163,18 @@ class HubSpotClient:
                 continue
             self._observe(headers)
             return data
+
+    def _check_complete(self, target: Any, api: str, method: str, object: str | None) -> None:
+        # the generated client turns a cut-off body into an empty model; refuse it instead
+        response = getattr(target.api_client, "last_response", None)
+        text = getattr(response, "data", None)
+        if not text or getattr(response, "status", 200) == 204:
+            return
+        try:
+            json.loads(text)
+        except ValueError:
+            raise RetriableError(f"{api}.{method}: the response body is not complete JSON", crm=hs.CRM,
+                                 object=object, url=self.api_base, hint="the call is retried") from None
 
     def _error(self, api: str, method: str, object: str | None, status: int, body: dict[str, Any],
                exc: Any) -> RapportError:

@@ -7,7 +7,8 @@ from flask import Flask
 
 def register(app: Flask) -> None:
     """Attach every blueprint, explicitly."""
-    from connector.web import health, salesforce_hooks
+    from connector.web import health, hubspot_hooks, salesforce_hooks
 
     app.register_blueprint(health.bp)
     app.register_blueprint(salesforce_hooks.bp)
+    app.register_blueprint(hubspot_hooks.bp)

@@ -1,0 +1,100 @@
+"""`POST /webhooks/hubspot`: verify HubSpot's v3 signature, persist the batch, acknowledge fast.
+
+The portal id in the events names the connection; its app secret checks the signature over the
+full URL HubSpot called (rebuilt from RAPPORT_PUBLIC_URL behind a proxy). Anything refused gets
+a 4xx with the reason and is stored nowhere; no CRM call happens in the request.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from adapters.hubspot import settings as hs
+from adapters.hubspot import webhooks
+from connector.errors import WebhookRejected
+from connector.model import Connection
+from connector.vault import vault_for
+from connector.webhooks import persist
+
+log = logging.getLogger(__name__)
+bp = Blueprint("hubspot_hooks", __name__)
+_C = Connection.__table__  # type: ignore[attr-defined]
+
+
+def _refuse(status: int, message: str, hint: str | None = None) -> tuple[Response, int]:
+    return jsonify(error=message, hint=hint), status
+
+
+def _secrets_for(portal: str) -> list[tuple[int, str]]:
+    """(connection id, app secret) of the active HubSpot connections of this portal."""
+    engine = current_app.extensions["rapport_engine"]
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(_C.c.id, _C.c.credentials_encrypted, _C.c.status).where(
+            _C.c.kind == hs.CRM, _C.c.external_org_id == portal)).all()
+    vault = vault_for(current_app.config["RAPPORT_SETTINGS"])
+    out = []
+    for row in rows:
+        if row.status == "disabled":
+            continue
+        secrets = vault.decrypt(row.credentials_encrypted)
+        secret = secrets.get("app_secret") or secrets.get("client_secret")
+        if secret:
+            out.append((int(row.id), str(secret)))
+    return out
+
+
+def _urls() -> list[str]:
+    """The URLs HubSpot may have signed: the public URL first, then the one this request reached."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if not raw:
+        query = request.query_string.decode("latin-1")
+        raw = quote(request.script_root + request.path) + (f"?{query}" if query else "")
+    public = current_app.config["RAPPORT_SETTINGS"].public_url.rstrip("/")
+    return list(dict.fromkeys([public + raw, request.host_url.rstrip("/") + raw]))
+
+
+@bp.post("/webhooks/hubspot")
+def receive():  # type: ignore[no-untyped-def]
+    """Verify, persist and acknowledge one batch of HubSpot events."""
+    settings = current_app.config["RAPPORT_SETTINGS"]
+    limit = settings.webhook_max_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return _refuse(413, f"the request is {request.content_length} bytes; the limit is {limit}")
+    body = request.stream.read(limit + 1)  # never more than the limit, whatever Content-Length said
+    if len(body) > limit:
+        return _refuse(413, f"the request is over the limit of {limit} bytes")
+    headers = request.headers
+    try:
+        webhooks.check_timestamp(headers)
+        events = webhooks.parse_body(body)
+        portal = webhooks.portal_of(events)
+        candidates = _secrets_for(portal)
+        if not candidates:
+            return _refuse(404, f"no active HubSpot connection for portal {portal}",
+                           "connect it with `rapport connect hubspot ... --portal-id`")
+        connection_id = _verified(candidates, body)
+        parsed = [webhooks.to_event(e) for e in events]
+    except WebhookRejected as exc:
+        log.warning("HubSpot webhook refused: %s", exc.message)
+        return _refuse(exc.status or 400, exc.message, exc.hint)
+    accepted = persist(current_app.extensions["rapport_engine"], connection_id, parsed)
+    log.info("HubSpot webhook for portal %s: %d new, %d already stored", portal, accepted.new, accepted.duplicates)
+    return jsonify(accepted=accepted.new, duplicates=accepted.duplicates), 200
+
+
+def _verified(candidates: list[tuple[int, str]], body: bytes) -> int:
+    """The connection whose secret signed this request; the last refusal otherwise."""
+    refusal: WebhookRejected | None = None
+    for connection_id, secret in candidates:
+        for url in _urls():
+            try:
+                webhooks.verify(request.headers, body, url, request.method, secret)
+                return connection_id
+            except WebhookRejected as exc:
+                refusal = exc
+    assert refusal is not None
+    raise refusal

@@ -1,0 +1,102 @@
+"""The shared API budget: exact rolling windows across processes, a separate search bucket, the daily share."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from types import SimpleNamespace
+
+import pytest
+import redis
+
+from adapters.base import NoBudget
+from connector.budget import RedisBudget, budget_for
+from connector.errors import BudgetExhausted
+
+
+def _max_in_window(stamps: list[float], window: float) -> int:
+    stamps = sorted(stamps)
+    best, lo = 0, 0
+    for hi, t in enumerate(stamps):
+        while t - stamps[lo] >= window:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+def _worker(url: str, n: int, out: mp.Queue) -> None:
+    budget = RedisBudget(redis.Redis.from_url(url), "rapport:budget:7", {"default": [(6, 500)]})
+    stamps = []
+    for _ in range(n):
+        budget.acquire()
+        stamps.append(time.time())
+    out.put(stamps)
+
+
+@pytest.mark.redis
+def test_four_processes_never_exceed_the_rolling_window(redis_url):
+    ctx = mp.get_context("fork")
+    out: mp.Queue = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(redis_url, 6, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    stamps = [t for _ in procs for t in out.get(timeout=30)]
+    for p in procs:
+        p.join(10)
+    assert len(stamps) == 24
+    # 24 calls at 6 per 0.5 s need at least three full windows; no rolling window ever holds more than 6
+    assert _max_in_window(stamps, 0.5) <= 6
+    assert max(stamps) - min(stamps) >= 1.5
+
+
+@pytest.mark.redis
+def test_search_has_its_own_bucket(redis_conn):
+    budget = RedisBudget(redis_conn, "rapport:budget:1", {"default": [(3, 10_000)], "search": [(2, 10_000)]},
+                         max_wait=0.2)
+    for _ in range(3):
+        budget.acquire()
+    budget.acquire("search")
+    budget.acquire("search")
+    with pytest.raises(Exception, match="waited"):
+        budget.acquire()  # the 10-s default window is full
+    with pytest.raises(Exception, match="waited"):
+        budget.acquire("search")
+
+
+@pytest.mark.redis
+def test_daily_share_stops_us_and_resumes_tomorrow(redis_conn):
+    budget = RedisBudget(redis_conn, "rapport:budget:2", {}, share=0.5, daily_limit=10)
+    for _ in range(5):
+        budget.acquire()
+    with pytest.raises(BudgetExhausted) as info:
+        budget.acquire()
+    assert 0 < info.value.resume_after <= 86_400
+    assert budget.today()["ours"] == 5  # a refused call is not counted
+
+
+@pytest.mark.redis
+def test_crm_reported_usage_counts(redis_conn):
+    budget = RedisBudget(redis_conn, "rapport:budget:3", {}, share=0.5)
+    budget.acquire()  # no limit known yet: nothing to check
+    budget.observe(used=1000, limit=1000)  # other apps spent the account's day
+    with pytest.raises(BudgetExhausted, match="all of today's"):
+        budget.acquire()
+    budget.observe(used=10, limit=1000)
+    budget.acquire()
+
+
+def test_budget_for_hubspot_uses_ninety_percent(make_settings):
+    settings = make_settings()  # embedded: fakeredis from connector.queues
+    conn = SimpleNamespace(id=42, kind="hubspot", options={"auth": "private_app"})
+    budget = budget_for(settings, conn)
+    assert isinstance(budget, RedisBudget)
+    assert [(r.limit, r.interval) for r in budget.rates["default"]] == [(171, 10_000)]
+    assert [(r.limit, r.interval) for r in budget.rates["search"]] == [(4, 1_000)]
+    oauth = budget_for(settings, SimpleNamespace(id=43, kind="hubspot", options={"auth": "oauth"}))
+    assert [(r.limit, r.interval) for r in oauth.rates["default"]] == [(99, 10_000)]  # type: ignore[attr-defined]
+    low = budget_for(settings, SimpleNamespace(id=44, kind="hubspot", options={"rate_limit": 40}))
+    assert [(r.limit, r.interval) for r in low.rates["default"]] == [(36, 10_000)]  # type: ignore[attr-defined]
+    for _ in range(3):
+        low.acquire()  # works on the embedded fakeredis (Lua)
+    assert isinstance(budget_for(settings, SimpleNamespace(id=45, kind="hubspot", options={"budget": "off"})),
+                      NoBudget)

@@ -1,0 +1,121 @@
+"""`POST /webhooks/hubspot`: signed batches are stored once; forged, stale, malformed or oversized ones are not."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import sqlalchemy as sa
+from hubspot.utils.signature import Signature
+
+from connector.app import create_app
+from connector.connections import create_connection
+from connector.db import make_engine
+from connector.model import WebhookEvent
+
+SECRET = "9f1c2a4e-0d3b-4c5e-8f6a-7b8c9d0e1f2a"
+PORTAL = 62515
+PUBLIC = "https://rapport.example.com"
+
+
+def _events(n: int = 3, *, portal: int = PORTAL, attempt: int = 0) -> list[dict]:
+    return [{"eventId": 1000 + i, "subscriptionId": 25, "portalId": portal, "appId": 1160452,
+             "occurredAt": 1_750_000_000_000 + i, "subscriptionType": "contact.propertyChange",
+             "attemptNumber": attempt, "objectId": 500 + i, "propertyName": "lifecyclestage",
+             "propertyValue": "customer", "changeSource": "CRM_UI"} for i in range(n)]
+
+
+def _headers(body: bytes, url: str, *, ts: int | None = None, secret: str = SECRET) -> dict[str, str]:
+    ts = int(time.time() * 1000) if ts is None else ts
+    sig = Signature.get_signature(secret, body.decode(), "v3", url, "POST", str(ts))
+    return {"X-HubSpot-Signature-v3": sig, "X-HubSpot-Request-Timestamp": str(ts), "Content-Type": "application/json"}
+
+
+@pytest.fixture
+def hook(make_settings, db_url):
+    settings = make_settings(DATABASE_URL=db_url, RAPPORT_PUBLIC_URL=PUBLIC, RAPPORT_WEBHOOK_MAX_BYTES=60_000)
+    engine = make_engine(settings.sqlalchemy_url)
+    create_connection(engine, settings, kind="hubspot", name="hs", external_org_id=str(PORTAL),
+                      secrets={"access_token": "pat-na1-x", "app_secret": SECRET})
+    app = create_app(settings)
+    yield app.test_client(), engine
+    engine.dispose()
+
+
+def _stored(engine) -> list:
+    t = WebhookEvent.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(t).order_by(t.c.id)))
+
+
+def _post(client, body: bytes, headers: dict[str, str], query: str = ""):
+    return client.post("/webhooks/hubspot" + query, data=body, headers=headers)
+
+
+def test_signed_batch_is_stored_once(hook):
+    client, engine = hook
+    body = json.dumps(_events()).encode()
+    resp = _post(client, body, _headers(body, PUBLIC + "/webhooks/hubspot"))
+    assert resp.status_code == 200, resp.json
+    assert resp.json == {"accepted": 3, "duplicates": 0}
+    # HubSpot retries the same events (attemptNumber 1): acknowledged, nothing stored twice
+    again = json.dumps(_events(attempt=1)).encode()
+    resp = _post(client, again, _headers(again, PUBLIC + "/webhooks/hubspot"))
+    assert resp.json == {"accepted": 0, "duplicates": 3}
+    rows = _stored(engine)
+    assert [(r.object, r.external_id, r.kind) for r in rows] == [("contact", str(500 + i), "updated") for i in range(3)]
+    assert rows[0].payload["source"] == "CRM_UI" and rows[0].payload["changed_fields"] == ["lifecyclestage"]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_signature_over_the_url_the_request_reached(hook):
+    client, engine = hook
+    body = json.dumps(_events(1)).encode()
+    # not behind a proxy: HubSpot called this host directly, query string included
+    resp = _post(client, body, _headers(body, "http://localhost/webhooks/hubspot?app=rapport"), "?app=rapport")
+    assert resp.status_code == 200, resp.json
+    # the query string is part of what is signed
+    resp = _post(client, body, _headers(body, PUBLIC + "/webhooks/hubspot"), "?app=rapport")
+    assert resp.status_code == 401
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("case", ["forged", "wrong-secret", "stale", "no-signature", "malformed", "not-array",
+                                  "missing-field", "unknown-portal", "oversized"])
+def test_refused_requests_store_nothing(hook, case):
+    client, engine = hook
+    url = PUBLIC + "/webhooks/hubspot"
+    events = _events()
+    body = json.dumps(events).encode()
+    headers = _headers(body, url)
+    expected = 401
+    if case == "forged":
+        tampered = json.dumps(_events(4)).encode()
+        headers, body = _headers(body, url), tampered
+    elif case == "wrong-secret":
+        headers = _headers(body, url, secret="another-secret")
+    elif case == "stale":
+        headers = _headers(body, url, ts=int(time.time() * 1000) - 301_000)
+    elif case == "no-signature":
+        headers = {"Content-Type": "application/json"}
+    elif case == "malformed":
+        body, expected = b'[{"eventId": 1,', 400
+        headers = _headers(body, url)
+    elif case == "not-array":
+        body, expected = json.dumps(events[0]).encode(), 400
+        headers = _headers(body, url)
+    elif case == "missing-field":
+        del events[1]["occurredAt"]
+        body, expected = json.dumps(events).encode(), 400
+        headers = _headers(body, url)
+    elif case == "unknown-portal":
+        body, expected = json.dumps(_events(portal=999)).encode(), 404
+        headers = _headers(body, url)
+    elif case == "oversized":
+        body, expected = json.dumps(_events(300)).encode(), 413
+        headers = _headers(body, url)
+    resp = _post(client, body, headers)
+    assert resp.status_code == expected, resp.json
+    assert resp.json["error"]  # says why
+    assert _stored(engine) == []
