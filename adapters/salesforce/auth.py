@@ -1,6 +1,6 @@
 """OAuth 2.0 grants against a Salesforce login host: refresh token, JWT bearer and password.
 
-simple-salesforce's own login helpers only reach `https://{domain}.salesforce.com` and have no
+simple-salesforce's own login helpers only reach the vendor's fixed login domains and have no
 refresh-token grant, so the token request (one form POST on the client's session) lives here;
 every REST call still goes through the client.
 """

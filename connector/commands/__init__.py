@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import click
 
-from connector.commands import ops
+from connector.commands import connections, ops, runs, salesforce, sync
 
 COMMANDS: list[click.Command] = [
     *ops.COMMANDS,
+    *runs.COMMANDS,
+    *connections.COMMANDS,
+    *sync.COMMANDS,
+    *salesforce.COMMANDS,
 ]
+
+connections.connect.add_command(salesforce.connect_salesforce)

@@ -33,7 +33,9 @@ def _connection(name_or_id: str) -> sa.Row | None:
         where = _C.c.name == name_or_id
         if name_or_id.isdigit():
             where = sa.or_(where, _C.c.id == int(name_or_id))
-        return conn.execute(sa.select(_C.c.id, _C.c.kind, _C.c.external_org_id, _C.c.status).where(where)).first()
+        return conn.execute(
+            sa.select(_C.c.id, _C.c.kind, _C.c.external_org_id, _C.c.status).where(where)
+        ).first()
 
 
 @bp.post("/webhooks/salesforce/<connection>")
@@ -57,5 +59,7 @@ def outbound_message(connection: str):  # type: ignore[no-untyped-def]
         log.warning("outbound message for %s refused: %s", connection, exc.message)
         return _refuse(exc.status or 400, exc.message)
     accepted = persist(current_app.extensions["rapport_engine"], row.id, events)
-    log.info("outbound message for %s: %d new, %d already stored", connection, accepted.new, accepted.duplicates)
+    log.info(
+        "outbound message for %s: %d new, %d already stored", connection, accepted.new, accepted.duplicates
+    )
     return Response(S.OUTBOUND_ACK, status=200, content_type=S.OUTBOUND_CONTENT_TYPE)
