@@ -21,9 +21,11 @@ from adapters.hubspot import settings as hs
 from connector.errors import (
     AuthError,
     BudgetExhausted,
+    FatalError,
     RapportError,
     RateLimited,
     RetriableError,
+    SkippableError,
     error_for_status,
 )
 
@@ -68,7 +70,7 @@ class HubSpotClient:
         self._sleep = sleep
         self._clock = clock
         self._apis: dict[str, Any] = {}
-        if self.auth == "private_app" and not self.secrets.get("access_token"):
+        if self.auth == "private_app" and not self.secrets.get("access_token"):  # OAuth may start from a code
             raise AuthError("no HubSpot access token in the connection's secrets", crm=hs.CRM,
                             hint="reconnect with a private-app token or an OAuth refresh token")
 
@@ -106,10 +108,31 @@ class HubSpotClient:
             if not self.secrets.get(key):
                 raise AuthError(f"OAuth connection lacks {key}", crm=hs.CRM,
                                 hint="reconnect with `rapport connect hubspot --client-id ... --client-secret ...`")
-        tokens = self.call("oauth.tokens_api", "create", refresh=False, grant_type="refresh_token",
-                           client_id=self.secrets["client_id"], client_secret=self.secrets["client_secret"],
-                           refresh_token=self.secrets["refresh_token"])
+        self._grant(grant_type="refresh_token", refresh_token=self.secrets["refresh_token"])
+
+    def authorize(self, code: str, redirect_uri: str) -> None:
+        """Trade an authorization code (from the install redirect) for tokens."""
+        self._grant(grant_type="authorization_code", code=code, redirect_uri=redirect_uri)
+
+    def _grant(self, **form: str) -> None:
+        try:
+            tokens = self.call("oauth.tokens_api", "create", refresh=False, client_id=self.secrets.get("client_id"),
+                               client_secret=self.secrets.get("client_secret"), **form)
+        except (FatalError, SkippableError) as exc:
+            raise AuthError(f"HubSpot refused the OAuth {form['grant_type']} grant: {exc.message}", crm=hs.CRM,
+                            status=exc.status, code=exc.code,
+                            hint="check the client id and secret; a dead refresh token means reinstalling the app"
+                            ) from None
         self.store_tokens(tokens)
+
+    def portal_id(self) -> str | None:
+        """The portal (hub id) an OAuth connection is installed in; None for private-app tokens."""
+        if self.auth != "oauth":
+            return None
+        if not self._token_fresh():
+            self.refresh_token()
+        info = self.call("oauth.access_tokens_api", "get", refresh=False, token=self.secrets["access_token"])
+        return str(info.hub_id)
 
     def store_tokens(self, tokens: Any) -> None:
         """Keep a token response (access, refresh, expiry) and hand it to the secrets sink."""

@@ -129,8 +129,8 @@ WEBHOOK_KINDS = {"creation": "created", "deletion": "deleted", "privacyDeletion"
 
 
 def auth_kind(secrets: dict[str, Any]) -> str:
-    """'oauth' when the secrets hold a refresh token, else 'private_app'."""
-    return "oauth" if secrets.get("refresh_token") else "private_app"
+    """'oauth' when the secrets hold an OAuth client or refresh token, else 'private_app'."""
+    return "oauth" if secrets.get("refresh_token") or secrets.get("client_id") else "private_app"
 
 
 def budget_rates(options: dict[str, Any], auth: str = "private_app") -> dict[str, list[tuple[int, int]]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from connector.commands import connections, ops, runs, salesforce, sync
+from connector.commands import connections, hubspot, ops, runs, salesforce, sync
 
 COMMANDS: list[click.Command] = [
     *ops.COMMANDS,
@@ -15,3 +15,4 @@ COMMANDS: list[click.Command] = [
 ]
 
 connections.connect.add_command(salesforce.connect_salesforce)
+connections.connect.add_command(hubspot.connect_hubspot)
