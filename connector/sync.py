@@ -9,6 +9,7 @@ deleted.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -29,6 +30,7 @@ from connector.runs import close_run, heartbeat, open_run
 log = logging.getLogger(__name__)
 SWEEP_BATCH = 200
 REAPPLY_BATCH = 1000
+HEARTBEAT_S = 5.0  # well inside the stale-run limit, without a write per page
 
 
 def sync_connection(
@@ -98,7 +100,7 @@ def _sync_object(engine: Engine, settings: Settings, adapter: Adapter, run_id: i
     with engine.connect() as conn:
         cursor = cursors.load(conn, connection_id, object)
     since = cursors.window_start(cursor, settings.sync_lookback_seconds, full=full)
-    pages = 0
+    pages, beat = 0, time.monotonic()
     for page in adapter.pull(object, since, until, full=full):
         changes = [normalize(c) for c in page.changes]
         with engine.begin() as conn:
@@ -106,7 +108,9 @@ def _sync_object(engine: Engine, settings: Settings, adapter: Adapter, run_id: i
             cursor = cursors.advance(cursor, changes)
             cursors.save(conn, connection_id, object, cursor)
         pages += 1
-        heartbeat(engine, run_id, object=object, pages=pages, counts=tally.counts.get(object, {}))
+        if time.monotonic() - beat >= HEARTBEAT_S:
+            heartbeat(engine, run_id, object=object, pages=pages, counts=tally.counts.get(object, {}))
+            beat = time.monotonic()
     if full:
         _sweep(engine, adapter, connection_id, object, mapping, tally, started=started, until=until)
     tally.counts.setdefault(object, dict.fromkeys(COUNT_KEYS, 0))

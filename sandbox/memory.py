@@ -229,8 +229,8 @@ class MemoryCRM:
         raw = {**rec.fields, "IsDeleted": rec.deleted, "MasterId": rec.merged_into}
         return Change(object, external_id, rec.stamp, json.loads(json.dumps(raw)), rec.deleted, rec.merged_into)
 
-    def fail_after(self, pages: int, exc: BaseException | None = None) -> None:
-        """Make the next read after `pages` more pages raise `exc` (default: a dropped connection), once."""
+    def fail_after(self, pages: int | None, exc: BaseException | None = None) -> None:
+        """Make the request after `pages` more requests raise `exc` (default: a dropped connection), once; None disarms."""
         self._fail_in, self._fail_exc = pages, exc
 
     def serve(self) -> None:

@@ -1,0 +1,117 @@
+"""Sync commands: `rapport sync NAME [--full]` and `rapport mappings show|export|import`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import sqlalchemy as sa
+
+from connector.config import get_settings
+from connector.connections import get_connection, open_adapter
+from connector.db import engine_for
+from connector.mapping_files import dump, export_document, import_document, parse
+from connector.mappings import load_mapping
+from connector.model import UNIFIED_OBJECTS, SyncRun
+from connector.records import COUNT_KEYS
+from connector.sync import sync_connection
+
+_OBJECT = click.Choice(UNIFIED_OBJECTS)
+
+
+@click.command("sync")
+@click.argument("name")
+@click.option("--full", is_flag=True, help="Read everything again and mark what the CRM no longer has as deleted.")
+@click.option("--object", "objects", multiple=True, type=_OBJECT, help="Only this object (repeatable).")
+def sync(name: str, full: bool, objects: tuple[str, ...]) -> None:
+    """Pull the connection's changes (incremental by default) into the unified tables."""
+    settings = get_settings()
+    engine = engine_for(settings.sqlalchemy_url)
+    connection = get_connection(engine, name)
+    assert connection.id is not None
+    run_id = sync_connection(engine, settings, connection.id, full=full, objects=objects or None, trigger="cli")
+    t = SyncRun.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        run = conn.execute(sa.select(t).where(t.c.id == run_id)).mappings().one()
+    click.echo(f"{run['kind']} of {name}: {run['status']} in {run['duration_s']:.1f}s, {run['api_calls']} API call(s)")
+    click.echo("OBJECT    " + "".join(k.upper().ljust(10) for k in COUNT_KEYS))
+    for object, counts in run["counts"].items():
+        click.echo(object.ljust(10) + "".join(str(counts.get(k, 0)).ljust(10) for k in COUNT_KEYS))
+    for error in run["errors"][:20]:
+        click.echo(f"skipped {error['object']} {error['external_id']}: {error['message']}", err=True)
+
+
+@click.group()
+def mappings() -> None:
+    """Show, export and import a connection's field mappings (YAML)."""
+
+
+@mappings.command("show")
+@click.argument("name")
+@click.option("--object", "objects", multiple=True, type=_OBJECT, help="Only this object (repeatable).")
+def show(name: str, objects: tuple[str, ...]) -> None:
+    """Print the mapping in use, field by field, and whether it is stored or the CRM kind's default."""
+    engine = engine_for(get_settings().sqlalchemy_url)
+    connection = get_connection(engine, name)
+    assert connection.id is not None
+    mapping = load_mapping(engine, connection.id, connection.kind)
+    for object in UNIFIED_OBJECTS:
+        if objects and object not in objects:
+            continue
+        for direction, part in (("read", mapping.read), ("write", mapping.write)):
+            entries = part.get(object)
+            if not entries:
+                continue
+            click.echo(f"{object} {direction} ({mapping.origin.get((object, direction), 'default')})")
+            for target, spec in entries.items():
+                if direction == "write":
+                    click.echo(f"  {target:<24} -> {spec}")
+                    continue
+                source = spec.get("source", f"constant {spec.get('constant')!r}")
+                rest = ", ".join(f"{k}={v!r}" for k, v in spec.items() if k not in ("source", "constant"))
+                click.echo(f"  {target:<24} <- {source}" + (f"  ({rest})" if rest else ""))
+
+
+@mappings.command("export")
+@click.argument("name")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, writable=True))
+@click.option("--object", "objects", multiple=True, type=_OBJECT, help="Only this object (repeatable).")
+def export(name: str, file: str | None, objects: tuple[str, ...]) -> None:
+    """Write the mapping in use as YAML to FILE (or standard output)."""
+    engine = engine_for(get_settings().sqlalchemy_url)
+    connection = get_connection(engine, name)
+    assert connection.id is not None
+    text = dump(export_document(load_mapping(engine, connection.id, connection.kind), connection=connection.name,
+                                objects=objects or None))
+    if file:
+        with open(file, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        click.echo(f"wrote the mapping of {name} to {file}")
+    else:
+        sys.stdout.write(text)
+
+
+@mappings.command("import")
+@click.argument("name")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option("--object", "objects", multiple=True, type=_OBJECT, help="Only this object of the file (repeatable).")
+@click.option("--no-check", is_flag=True, help="Do not check the source fields against the CRM's own metadata.")
+def import_(name: str, file: click.utils.LazyFile, objects: tuple[str, ...], no_check: bool) -> None:
+    """Validate and store the mapping in FILE ("-" for standard input), then re-derive the rows from raw records."""
+    settings = get_settings()
+    engine = engine_for(settings.sqlalchemy_url)
+    connection = get_connection(engine, name)
+    assert connection.id is not None
+    doc = parse(file.read())
+    describe = None if no_check else open_adapter(engine, settings, connection.id).describe
+    tallies = import_document(engine, connection.id, doc, describe=describe, objects=objects or None)
+    click.echo(f"stored the mapping of {name}")
+    for object, tally in tallies.items():
+        counts = tally.counts.get(object, {})
+        click.echo(f"{object}: re-derived {counts.get('updated', 0)} row(s) from stored records, "
+                   f"{counts.get('skipped', 0)} skipped")
+        for error in tally.errors[:20]:
+            click.echo(f"  skipped {error['external_id']}: {error['message']}", err=True)
+
+
+COMMANDS: list[click.Command] = [sync, mappings]
