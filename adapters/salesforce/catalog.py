@@ -1,7 +1,13 @@
-"""What the org has: describe results cached per adapter, and mapping checks against them."""
+"""What the org has: describe results, cached for the process, and mapping checks against them.
+
+A describe is kept for an hour per (instance, object), so runs do not pay for it each time; a
+field missing from a cached describe is looked up again before a mapping is declared broken.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,23 +16,37 @@ from adapters.salesforce import settings as S
 from adapters.salesforce.client import SalesforceClient
 from connector.errors import MappingError
 
+_CACHE: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+_LOCK = threading.Lock()
+
 
 class Catalog:
-    """Describe results of one org, fetched once per object and forgotten after a field is created."""
+    """Describe results of one org, shared by the adapters of this process for DESCRIBE_TTL_SECONDS."""
 
     def __init__(self, client: SalesforceClient) -> None:
         self.client = client
-        self._described: dict[str, dict[str, Any]] = {}
+        self._fresh: set[str] = set()  # described by this adapter itself, so not stale
+
+    def _key(self, sobject: str) -> tuple[str, str]:
+        return (self.client.instance_url or "", sobject.lower())
 
     def describe(self, sobject: str) -> dict[str, Any]:
         """The describe of one sObject (cached)."""
-        if sobject not in self._described:
-            self._described[sobject] = self.client.describe(sobject)
-        return self._described[sobject]
+        with _LOCK:
+            hit = _CACHE.get(self._key(sobject))
+        if hit is not None and time.monotonic() - hit[0] < S.DESCRIBE_TTL_SECONDS:
+            return hit[1]
+        described = self.client.describe(sobject)
+        with _LOCK:
+            _CACHE[self._key(sobject)] = (time.monotonic(), described)
+        self._fresh.add(sobject)
+        return described
 
     def forget(self, sobject: str) -> None:
-        """Drop the cached describe (after creating fields)."""
-        self._described.pop(sobject, None)
+        """Drop the cached describe (after creating fields, or when it may be stale)."""
+        with _LOCK:
+            _CACHE.pop(self._key(sobject), None)
+        self._fresh.discard(sobject)
 
     def fields(self, sobject: str) -> dict[str, dict[str, Any]]:
         """Field name (lower case) -> describe entry."""
@@ -72,11 +92,14 @@ class Catalog:
         types: dict[str, str] = {}
         missing: list[str] = []
         for path in sources:
-            kind, gap = self._resolve(sobject, path)
+            kind, _gap = self._resolve(sobject, path)
             if kind is None:
                 missing.append(path)
             else:
                 types[path] = kind
+        if missing and sobject not in self._fresh:
+            self.forget(sobject)  # the cached describe may predate the field: look again once
+            return self.check(object, sobject, sources)
         if missing:
             names = ", ".join(missing)
             err = MappingError(

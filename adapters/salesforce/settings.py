@@ -50,6 +50,7 @@ RETRY_BACKOFF_SECONDS = 0.5  # doubled on every attempt, capped at RETRY_BACKOFF
 RETRY_BACKOFF_CAP = 8.0
 BUDGET_RESUME_SECONDS = 3600  # the allocation is a rolling 24 h: look again in an hour
 HTTP_TIMEOUT_SECONDS = 120
+DESCRIBE_TTL_SECONDS = 3600  # describes are shared by the runs of a process for this long
 
 # --- error codes ------------------------------------------------------------------------------
 INVALID_SESSION = "INVALID_SESSION_ID"

@@ -23,8 +23,8 @@ bp = Blueprint("salesforce_hooks", __name__)
 _C = Connection.__table__  # type: ignore[attr-defined]
 
 
-def _refuse(status: int, message: str) -> tuple[Response, int]:
-    return jsonify(error=message), status
+def _refuse(status: int, message: str, hint: str | None = None) -> tuple[Response, int]:
+    return jsonify(error=message, hint=hint), status
 
 
 def _connection(name_or_id: str) -> sa.Row | None:
@@ -57,7 +57,7 @@ def outbound_message(connection: str):  # type: ignore[no-untyped-def]
         )
     except WebhookRejected as exc:
         log.warning("outbound message for %s refused: %s", connection, exc.message)
-        return _refuse(exc.status or 400, exc.message)
+        return _refuse(exc.status or 400, exc.message, exc.hint)
     accepted = persist(current_app.extensions["rapport_engine"], row.id, events)
     log.info(
         "outbound message for %s: %d new, %d already stored", connection, accepted.new, accepted.duplicates
