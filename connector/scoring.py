@@ -1,0 +1,129 @@
+"""Scoring a connection: load features, score with the published model, store scores and history.
+
+A full run fits the portfolio's reference distributions and caches them in a `score` row of object
+"portfolio"; rescoring a few accounts reuses that cache, so their scores match a full run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection as SAConnection
+from sqlalchemy.engine import Engine
+
+from connector import score_models
+from connector.features import load_account_features, load_contact_features
+from connector.model import Score, ScoreHistory, utcnow
+from connector.runs import Stopwatch, close_run, open_run
+from connector.store import upsert
+from enrichment.scores import Portfolio, Scored, fit_portfolio, score_accounts, score_contacts
+
+log = logging.getLogger(__name__)
+PORTFOLIO = "portfolio"  # score.object of the cached normalisation row
+_S = Score.__table__  # type: ignore[attr-defined]
+_H = ScoreHistory.__table__  # type: ignore[attr-defined]
+
+
+def _cached_portfolio(conn: SAConnection, connection_id: int, version: int) -> Portfolio | None:
+    row = conn.execute(sa.select(_S.c.components, _S.c.model_version).where(
+        _S.c.connection_id == connection_id, _S.c.object == PORTFOLIO)).first()
+    if row is None or row.model_version != version or not row.components:
+        return None
+    return Portfolio.from_json(row.components)
+
+
+def previous_scores(conn: SAConnection, connection_id: int, object: str, version: int, now: datetime,
+                    params: dict[str, Any], ids: np.ndarray) -> np.ndarray:
+    """Each record's relationship score nearest to `trend.days` before now (same model version; NaN: none)."""
+    target = now - timedelta(days=params["trend"]["days"])
+    tol = timedelta(days=params["trend"]["tolerance_days"])
+    h = _H.c
+    found: dict[str, tuple[float, float]] = {}
+    base = sa.and_(h.connection_id == connection_id, h.object == object, h.model_version == version)
+    for lo, hi, pick in ((target - tol, target, sa.func.max), (target, target + tol, sa.func.min)):
+        edge = sa.select(h.external_id, pick(h.scored_at).label("at")).where(
+            base, h.scored_at >= lo, h.scored_at <= hi).group_by(h.external_id).subquery()
+        q = sa.select(h.external_id, h.relationship, h.scored_at).join(
+            edge, sa.and_(h.external_id == edge.c.external_id, h.scored_at == edge.c.at)).where(base)
+        for ext, rel, at in conn.execute(q):
+            gap = abs((at - target).total_seconds())
+            if rel is not None and (ext not in found or gap < found[ext][0]):
+                found[ext] = (gap, float(rel))
+    if not found:
+        return np.full(len(ids), np.nan)
+    keys = np.array(list(found), dtype=str)
+    vals = np.array([v[1] for v in found.values()])
+    order = np.argsort(keys)
+    keys, vals = keys[order], vals[order]
+    pos = np.searchsorted(keys, ids).clip(0, len(keys) - 1)
+    return np.where(keys[pos] == ids, vals[pos], np.nan)
+
+
+def _components(scored: Scored, i: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"baseline": scored.relationship.baseline}
+    for name, b in (("relationship", scored.relationship), ("experience", scored.experience)):
+        out[name] = {
+            n: [None if np.isnan(b.components[i, j]) else round(float(b.components[i, j]), 4),
+                round(float(b.points[i, j]), 2)]
+            for j, n in enumerate(b.names)
+        }
+    return out
+
+
+def _rows(connection_id: int, object: str, scored: Scored, version: int, now: datetime) -> tuple[list[dict], list[dict]]:
+    rel = np.round(scored.relationship.score, 1).tolist()
+    exp = np.round(scored.experience.score, 1).tolist()
+    trend = [None if np.isnan(t) else round(float(t), 1) for t in scored.trend]
+    scores, history = [], []
+    for i, ext in enumerate(scored.ids.tolist()):
+        common = dict(connection_id=connection_id, object=object, external_id=ext, relationship=rel[i],
+                      experience=exp[i], tier=scored.tier[i], at_risk=bool(scored.at_risk[i]), model_version=version,
+                      scored_at=now)
+        scores.append(common | dict(trend=trend[i], drivers=scored.drivers[i], components=_components(scored, i)))
+        history.append(common)
+    return scores, history
+
+
+def score_connection(engine: Engine, connection_id: int, *, account_ids: Sequence[str] | None = None,
+                     now: datetime | None = None, trigger: str = "manual") -> int:
+    """Score all accounts and contacts of a connection (or only `account_ids` and their contacts); returns the run id."""
+    now = now or utcnow()
+    run_id = open_run(engine, connection_id, "score", trigger=trigger)
+    clock = Stopwatch()
+    try:
+        with engine.begin() as conn:
+            version, params = score_models.published(conn, score_models.workspace_of(conn, connection_id))
+            portfolio = _cached_portfolio(conn, connection_id, version) if account_ids is not None else None
+            only = list(account_ids) if account_ids is not None and portfolio is not None else None
+            acc = load_account_features(conn, connection_id, params, as_of=now, account_ids=only)
+            con = load_contact_features(conn, connection_id, params, acc.ids, as_of=now, only_accounts=only)
+            loaded = clock.seconds
+            if portfolio is None:
+                portfolio = fit_portfolio(acc, con, params)
+            accounts = score_accounts(acc, portfolio, params,
+                                      previous_scores(conn, connection_id, "account", version, now, params, acc.ids))
+            contacts = score_contacts(con, accounts, portfolio, params,
+                                      previous_scores(conn, connection_id, "contact", version, now, params, con.ids))
+            scored_s = clock.seconds - loaded
+            if only is None:
+                upsert(conn, Score, [dict(connection_id=connection_id, object=PORTFOLIO, external_id="all",
+                                          components=portfolio.to_json(), drivers=[], model_version=version,
+                                          scored_at=now, at_risk=False)], keys=("connection_id", "object", "external_id"))
+            for object, scored in (("account", accounts), ("contact", contacts)):
+                rows, history = _rows(connection_id, object, scored, version, now)
+                upsert(conn, Score, rows, keys=("connection_id", "object", "external_id"))
+                if history:
+                    conn.execute(sa.insert(_H), history)
+        counts = {"accounts": len(acc), "contacts": len(con), "model_version": version, "full": only is None,
+                  "load_s": round(loaded, 2), "score_s": round(scored_s, 2), "write_s": round(clock.seconds - loaded - scored_s, 2)}
+        close_run(engine, run_id, "succeeded", counts=counts)
+    except Exception as exc:
+        log.exception("scoring connection %s failed", connection_id)
+        close_run(engine, run_id, "failed", error=str(exc))
+        raise
+    return run_id
