@@ -39,6 +39,15 @@ class HubSpotAdapter:
         self.writer = Writer(self.client)
 
     @property
+    def read_mapping(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Unified object -> read mapping whose `properties.*` sources are requested too."""
+        return self.reader.read_mapping
+
+    @read_mapping.setter
+    def read_mapping(self, value: dict[str, dict[str, dict[str, Any]]]) -> None:
+        self.reader.read_mapping = value
+
+    @property
     def api_calls(self) -> int:
         """Every HTTP call made so far."""
         return self.client.api_calls

@@ -58,11 +58,14 @@ class Reader:
         self.c = client
         self.options = client.info.options
         self.stages: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+        # unified object -> read mapping; the sync engine may set the connection's own
+        self.read_mapping: dict[str, dict[str, dict[str, Any]]] = mapping.DEFAULT_READ
 
     def properties(self, object_type: str) -> list[str]:
-        """Default properties plus the connection's extra ones (`options.properties.<type>`)."""
+        """Default properties, those the read mapping names, and `options.properties.<type>`."""
+        unified = next((u for u, t in hs.OBJECTS.items() if t == object_type), "activity")
         extra = (self.options.get("properties") or {}).get(object_type, ())
-        return mapping.requested_properties(object_type, extra=extra)
+        return mapping.requested_properties(object_type, self.read_mapping.get(unified), extra=extra)
 
     # --- pull ---------------------------------------------------------------------------------
 
@@ -70,16 +73,20 @@ class Reader:
         """Pages of Changes; incremental ones ascending by stamp, deletions and merges included."""
         types = object_types(unified)
         archived_pass = full or since is None or self.options.get("archived_pass", "always") == "always"
+        losers: set[str] = set()  # merged-away ids: their archived copy must not undo `merged_into`
         if full or since is None:
             for t in types:
                 for records in self._listed(t, archived=False):
                     changes = self._changes(unified, t, records, until=until)
+                    losers.update(c.external_id for c in changes if c.merged_into)
                     if changes:
                         yield Page(unified, changes)
             if archived_pass:
                 for t in types:
                     for records in self._listed(t, archived=True):
-                        yield Page(unified, [mapping.to_change(unified, t, r) for r in records])
+                        gone = [mapping.to_change(unified, t, r) for r in records if str(r["id"]) not in losers]
+                        if gone:
+                            yield Page(unified, gone)
             return
         streams: list[Iterator[Change]] = [self._searched(unified, t, since, until) for t in types]
         if archived_pass:
@@ -88,8 +95,18 @@ class Reader:
             streams.append(iter(sorted((g for g in gone if since <= g.modified_at < until),
                                        key=lambda g: g.modified_at)))
         merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda ch: ch.modified_at)
-        for changes in _chunks(merged, hs.SEARCH_LIMIT):
+        for changes in _chunks(self._without_losers(merged, losers), hs.SEARCH_LIMIT):
             yield Page(unified, changes)
+
+    @staticmethod
+    def _without_losers(changes: Iterable[Change], losers: set[str]) -> Iterator[Change]:
+        # a merge change and the loser's archived copy share a stamp; the merge sorts first
+        for change in changes:
+            if change.merged_into:
+                losers.add(change.external_id)
+            elif change.deleted and change.external_id in losers:
+                continue
+            yield change
 
     def _listed(self, t: str, *, archived: bool) -> Iterator[list[dict[str, Any]]]:
         assoc = [hs.COMPANIES, hs.CONTACTS] if t in hs.ASSOCIATED and not archived else None
