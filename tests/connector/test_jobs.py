@@ -196,3 +196,33 @@ def test_writeback_job_runs_through_its_queue_with_the_conventional_id(settings,
         f"writeback-{cid}",
         "manual",
     )
+
+
+def test_a_sync_job_that_crashes_midway_is_retried_and_resumes_from_committed_cursors(
+    settings, engine, monkeypatch
+) -> None:
+    import adapters
+    from sandbox.memory import MemoryCRM
+    from tests.connector.sync_helpers import MEMORY, memory_connection, mismatches
+
+    monkeypatch.setitem(adapters.ADAPTERS, "memory", MEMORY)
+    monkeypatch.setattr(queues, "RETRY_INTERVALS", (0, 0, 0))
+    crm = MemoryCRM(page_size=3)
+    monkeypatch.setitem(MemoryCRM.named, "mem-jobs", crm)
+    for _ in range(8):
+        crm.create("contact", {"AccountId": crm.create("account")})
+        crm.tick(5)
+    cid, _ = memory_connection(engine, settings, crm, name="mem-jobs")
+    crm.fail_after(2)  # the third request of the first attempt drops
+    assert enqueue_run(settings, cid, "sync_incremental") == [f"sync-{cid}-incr"]
+    drain(settings)
+    first, second = _runs(engine)
+    assert (first.status, second.status) == ("retrying", "succeeded")
+    assert "connection reset" in first.error
+    assert mismatches(engine, crm, cid, ["account", "contact"]) == []
+    assert second.counts["account"]["created"] < 8, "the retry went on from the committed pages"
+
+    assert enqueue_run(settings, cid, "score") == [f"score-{cid}"]
+    drain(settings)
+    scored = _runs(engine)[-1]
+    assert (scored.kind, scored.status, scored.job_id) == ("score", "succeeded", f"score-{cid}")

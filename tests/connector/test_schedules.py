@@ -1,0 +1,162 @@
+"""Schedules: cron validation, due slots, and dispatch that runs each slot once however many schedulers run."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from rq import Queue
+from rq.job import Job
+
+from connector import schedules
+from connector.commands.runs import _cron
+from connector.errors import ConfigError
+from connector.model import Connection, Schedule, Workspace
+from connector.queues import redis_for, worker_for
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
+_S = Schedule.__table__  # type: ignore[attr-defined]
+
+
+def _connection(engine) -> int:
+    with engine.begin() as conn:
+        ws = conn.execute(
+            sa.insert(Workspace.__table__).values(name="w", created_at=T0).returning(sa.column("id"))
+        ).scalar_one()
+        return conn.execute(
+            sa.insert(Connection.__table__)
+            .values(workspace_id=ws, name="acme", kind="hubspot", credentials_encrypted="", options={},
+                    status="active", created_at=T0, updated_at=T0)
+            .returning(sa.column("id"))
+        ).scalar_one()  # fmt: skip
+
+
+def _add(engine, cid: int, kind: str, cron: str, created: datetime = T0) -> int:
+    sid = schedules.add_schedule(engine, cid, kind, cron)
+    with engine.begin() as conn:
+        conn.execute(sa.update(_S).where(_S.c.id == sid).values(created_at=created))
+    return sid
+
+
+@pytest.mark.parametrize(
+    ("expr", "named"),
+    [
+        ("61 * * * *", "the minute field '61'"),
+        ("0 24 * * *", "the hour field '24'"),
+        ("0 0 0 * *", "the day-of-month field '0'"),
+        ("0 0 1 13 *", "the month field '13'"),
+        ("0 0 * * fri-xyz", "the day-of-week field 'fri-xyz'"),
+        ("*/0 * * * *", "the minute field '*/0'"),
+        ("* * * * * *", "has 6 field(s)"),
+        ("@hourly", "has 1 field(s)"),
+        ("0 0 31 2 *", "never fires"),
+    ],
+)
+def test_a_bad_cron_expression_is_refused_naming_the_bad_part(expr: str, named: str) -> None:
+    with pytest.raises(ConfigError, match=named.replace("*", r"\*").replace("(", r"\(").replace(")", r"\)")):
+        schedules.validate_cron(expr)
+
+
+def test_good_expressions_are_normalized() -> None:
+    assert schedules.validate_cron("  */15  *  * * mon-fri ") == "*/15 * * * mon-fri"
+
+
+def test_refused_schedules_store_nothing_and_keep_the_others(engine) -> None:
+    cid = _connection(engine)
+    first = schedules.add_schedule(engine, cid, "sync_incremental", "*/15 * * * *")
+    with pytest.raises(ConfigError, match="already runs sync_incremental"):
+        schedules.add_schedule(engine, cid, "sync_incremental", "*/15  * * * *")
+    with pytest.raises(ConfigError, match="unknown run kind 'rescore'.*score"):
+        schedules.add_schedule(engine, cid, "rescore", "0 * * * *")
+    with pytest.raises(ConfigError, match="hour field"):
+        schedules.add_schedule(engine, cid, "score", "0 99 * * *")
+    assert [(r.id, r.kind) for r in schedules.list_schedules(engine)] == [(first, "sync_incremental")]
+    with pytest.raises(ConfigError, match="no schedule 999"):
+        schedules.remove_schedule(engine, 999)
+    schedules.remove_schedule(engine, first)
+    assert schedules.list_schedules(engine) == []
+
+
+def test_due_slots_follow_the_cron_and_only_the_latest_missed_slot_runs(engine) -> None:
+    cid = _connection(engine)
+    sid = _add(engine, cid, "score", "*/15 * * * *", created=T0 + timedelta(minutes=3))
+    assert schedules.due_slots(engine, T0 + timedelta(minutes=14, seconds=59)) == []
+    [due] = schedules.due_slots(engine, T0 + timedelta(minutes=15))
+    assert (due.schedule_id, due.slot) == (sid, T0 + timedelta(minutes=15))
+    assert schedules.claim(engine, due)
+    assert schedules.due_slots(engine, T0 + timedelta(minutes=29)) == []
+    [later] = schedules.due_slots(engine, T0 + timedelta(hours=5, minutes=7))  # scheduler was down for hours
+    assert later.slot == T0 + timedelta(hours=5)
+    with engine.begin() as conn:
+        conn.execute(sa.update(_S).values(enabled=False))
+    assert schedules.due_slots(engine, T0 + timedelta(days=1)) == []
+
+
+def test_two_dispatchers_enqueue_a_slot_once(make_settings, redis_url, pg_url, pg_engine) -> None:
+    settings = make_settings(REDIS_URL=redis_url, DATABASE_URL=pg_url)
+    from connector.db import make_engine
+
+    engines = [pg_engine] + [make_engine(settings.sqlalchemy_url) for _ in range(3)]
+    cid = _connection(engines[0])
+    sid = _add(engines[0], cid, "run", "0 * * * *")
+    slot = T0 + timedelta(hours=2)
+    now = slot + timedelta(seconds=20)
+    results: list[list[str]] = []
+    start = threading.Barrier(len(engines))
+
+    def dispatcher(engine) -> None:
+        start.wait()
+        results.append(schedules.dispatch(settings, engine, now))
+
+    threads = [threading.Thread(target=dispatcher, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    head = f"sched-{sid}-20260302T1100"
+    assert sorted(results, key=len) == [[], [], [], [head, f"{head}-score", f"{head}-writeback"]]
+    conn = redis_for(settings)
+    assert Queue("sync", connection=conn).job_ids == [head]
+    assert Job.fetch(head, connection=conn).kwargs == {
+        "connection_id": cid,
+        "full": False,
+        "trigger": "schedule",
+    }
+    # Once that job has finished and left Redis, a late dispatcher still finds the slot taken.
+    Job.fetch(head, connection=conn).delete()
+    assert schedules.dispatch(settings, engines[0], now) == []
+    assert schedules.get_schedule(engines[0], sid).last_slot == slot
+    for e in engines[1:]:
+        e.dispose()
+
+
+def test_rq_cron_runs_the_dispatch_job_that_enqueues_due_slots(make_settings, redis_url, sqlite_url) -> None:
+    settings = make_settings(REDIS_URL=redis_url, DATABASE_URL=sqlite_url)
+    from connector.jobs import _engine
+
+    engine = _engine(settings)
+    cid = _connection(engine)
+    sid = _add(engine, cid, "sync_full", "* * * * *", created=datetime.now(UTC) - timedelta(minutes=5))
+    cron = _cron(settings, every=1)
+    assert [j.func_name for j in cron.enqueue_jobs()] == ["connector.jobs.dispatch_schedules_job"]
+    conn = redis_for(settings)
+    assert Queue("webhooks", connection=conn).count == 1
+    worker_for(settings, simple=True).work(burst=True, max_jobs=1)  # only the dispatch job
+    [queued] = Queue("sync", connection=conn).job_ids
+    assert queued.startswith(f"sched-{sid}-")
+    assert Job.fetch(queued, connection=conn).func_name == "connector.jobs.sync_job"
+    assert schedules.get_schedule(engine, sid).last_slot is not None
+
+
+def test_run_now_enqueues_outside_the_slots(make_settings, redis_url, sqlite_url) -> None:
+    settings = make_settings(REDIS_URL=redis_url, DATABASE_URL=sqlite_url)
+    from connector.jobs import _engine
+
+    engine = _engine(settings)
+    cid = _connection(engine)
+    sid = _add(engine, cid, "writeback", "0 3 * * *")
+    assert schedules.run_now(settings, engine, sid) == [f"writeback-{cid}"]
+    assert schedules.run_now(settings, engine, sid) == [], "already pending"
+    assert schedules.get_schedule(engine, sid).last_slot is None
