@@ -1,0 +1,173 @@
+"""Realistic random changes, as the portal's users make them in the HubSpot UI (changeSource CRM_UI).
+
+Deals move through stages and close won or lost, tickets are opened, escalated, closed and reopened,
+contacts are added, archived and merged, calls are logged. Seeded, so a run can be repeated.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from sandbox.hubspot.records import Record
+from sandbox.hubspot.seed import OPEN_DEAL_STAGES
+from sandbox.hubspot.store import Portal, Source
+from sandbox.hubspot.values import iso
+
+WEIGHTS = {
+    "deal_stage": 20, "deal_won": 8, "deal_lost": 6, "ticket_new": 15, "ticket_escalate": 10,
+    "ticket_close": 12, "ticket_reopen": 4, "contact_new": 10, "archive": 5, "merge": 3, "call_logged": 7,
+}
+SUBJECTS = ("Cannot export report", "Login loop after SSO change", "Invoice shows wrong VAT", "Sync delayed",
+            "Feature request: bulk edit", "Dashboard timeout", "API returns 500")
+NAMES = ("Ava Reyes", "Noor Haddad", "Liam Berg", "Mina Park", "Oscar Lind", "Iris Novak", "Theo Marsh")
+
+
+class Mutator:
+    """Applies N weighted random changes through the portal's write methods."""
+
+    def __init__(self, portal: Portal, owners: list[dict[str, Any]], seed: int) -> None:
+        self.portal = portal
+        self.rng = random.Random(seed)
+        self.owner_user_ids = [o["userId"] for o in owners] or [9_100_001]
+
+    def _source(self) -> Source:
+        return Source("CRM_UI", f"userId:{self.rng.choice(self.owner_user_ids)}")
+
+    def _any(self, object_type: str, test: Callable[[Record], bool] = lambda r: True, tries: int = 40) -> Record | None:
+        table = self.portal.tables[object_type]
+        if not table.live:
+            return None
+        for _ in range(tries):
+            rec = table.records[table.live[self.rng.randrange(len(table.live))]]
+            if test(rec):
+                return rec
+        return None
+
+    def _company_of(self, object_type: str, rec: Record) -> int | None:
+        targets = self.portal.assoc.targets(object_type, rec.id, "companies")
+        return min(targets) if targets else None
+
+    def run(self, count: int, kinds: list[str] | None = None) -> list[dict[str, Any]]:
+        """Apply `count` changes; returns what was done (kind, object type, id)."""
+        names = [k for k in (kinds or list(WEIGHTS)) if k in WEIGHTS]
+        weights = [WEIGHTS[k] for k in names]
+        done = []
+        with self.portal.lock:
+            for _ in range(count):
+                for _attempt in range(5):  # a kind with nothing to act on falls back to another
+                    kind = self.rng.choices(names, weights)[0]
+                    result = getattr(self, kind)()
+                    if result is not None:
+                        done.append({"kind": kind, "objectType": result[0], "id": str(result[1])})
+                        break
+        return done
+
+    def _set(self, object_type: str, rec: Record, values: dict[str, str]) -> tuple[str, int]:
+        self.portal.update(object_type, rec, values, self._source())
+        return object_type, rec.id
+
+    def deal_stage(self):
+        rec = self._any("deals", lambda r: r.props.get("dealstage") in OPEN_DEAL_STAGES[:-1])
+        if rec is None:
+            return None
+        nxt = OPEN_DEAL_STAGES[OPEN_DEAL_STAGES.index(rec.props["dealstage"]) + 1]
+        return self._set("deals", rec, {"dealstage": nxt})
+
+    def _close_deal(self, stage: str):
+        rec = self._any("deals", lambda r: r.props.get("dealstage") in OPEN_DEAL_STAGES)
+        if rec is None:
+            return None
+        return self._set("deals", rec, {"dealstage": stage, "closedate": iso(self.portal.clock())})
+
+    def deal_won(self):
+        return self._close_deal("closedwon")
+
+    def deal_lost(self):
+        return self._close_deal("closedlost")
+
+    def ticket_new(self):
+        company = self._any("companies")
+        if company is None:
+            return None
+        values = {"subject": self.rng.choice(SUBJECTS), "content": "Reported by phone.", "hs_pipeline": "0",
+                  "hs_pipeline_stage": "1", "hs_ticket_priority": self.rng.choice(["LOW", "MEDIUM", "HIGH"]),
+                  "hs_ticket_category": "PRODUCT_ISSUE", "source_type": "PHONE", "is_escalated": "false",
+                  "reopen_count": "0"}
+        assocs = [("companies", company.id, 339), ("companies", company.id, 26)]
+        contacts = sorted(self.portal.assoc.targets("companies", company.id, "contacts"))
+        if contacts:
+            assocs.append(("contacts", self.rng.choice(contacts), 16))
+        rec = self.portal.create("tickets", values, self._source(), associations=assocs)
+        return "tickets", rec.id
+
+    def ticket_escalate(self):
+        rec = self._any("tickets", lambda r: r.props.get("hs_pipeline_stage") != "4"
+                        and r.props.get("is_escalated") != "true")
+        if rec is None:
+            return None
+        priority = "URGENT" if rec.props.get("hs_ticket_priority") == "HIGH" else "HIGH"
+        return self._set("tickets", rec, {"hs_ticket_priority": priority, "is_escalated": "true",
+                                          "hs_pipeline_stage": "3"})
+
+    def ticket_close(self):
+        rec = self._any("tickets", lambda r: r.props.get("hs_pipeline_stage") != "4")
+        if rec is None:
+            return None
+        values = {"hs_pipeline_stage": "4"}
+        if self.rng.random() < 0.4:
+            values["csat_score"] = str(self.rng.choice([1, 2, 3, 4, 4, 5, 5]))
+        return self._set("tickets", rec, values)
+
+    def ticket_reopen(self):
+        rec = self._any("tickets", lambda r: r.props.get("hs_pipeline_stage") == "4")
+        if rec is None:
+            return None
+        count = int(rec.props.get("reopen_count", "0") or 0) + 1
+        return self._set("tickets", rec, {"hs_pipeline_stage": "1", "reopen_count": str(count)})
+
+    def contact_new(self):
+        company = self._any("companies", lambda r: bool(r.props.get("domain")))
+        if company is None:
+            return None
+        first, last = self.rng.choice(NAMES).split()
+        email = f"{first}.{last}.{self.rng.randrange(10**6)}@{company.props['domain']}".lower()
+        rec = self.portal.create("contacts", {"email": email, "firstname": first, "lastname": last,
+                                              "jobtitle": "Buyer", "lifecyclestage": "customer"}, self._source(),
+                                 associations=[("companies", company.id, 279), ("companies", company.id, 1)])
+        return "contacts", rec.id
+
+    def archive(self):
+        object_type = self.rng.choice(["contacts", "deals"])
+        rec = self._any(object_type)
+        if rec is None:
+            return None
+        self.portal.archive(object_type, rec, self._source())
+        return object_type, rec.id
+
+    def merge(self):
+        primary = self._any("contacts", lambda r: self._company_of("contacts", r) is not None)
+        if primary is None:
+            return None
+        company = self._company_of("contacts", primary)
+        others = [c for c in sorted(self.portal.assoc.targets("companies", company, "contacts"))
+                  if c != primary.id and not self.portal.tables["contacts"].records[c].archived]
+        if not others:
+            return None
+        loser = self.portal.tables["contacts"].records[self.rng.choice(others)]
+        self.portal.merge("contacts", primary, loser, self._source())
+        return "contacts", primary.id
+
+    def call_logged(self):
+        contact = self._any("contacts", lambda r: self._company_of("contacts", r) is not None)
+        if contact is None:
+            return None
+        company = self._company_of("contacts", contact)
+        stamp = self.portal.clock()
+        rec = self.portal.create("calls", {"hs_timestamp": iso(stamp), "hs_call_title": "Check-in call",
+                                           "hs_call_body": "Logged from the phone app."}, self._source(),
+                                 associations=[("contacts", contact.id, 194), ("companies", company, 182)])
+        self._set("contacts", contact, {"notes_last_updated": iso(stamp),
+                                        "hs_last_sales_activity_timestamp": iso(stamp)})
+        return "calls", rec.id

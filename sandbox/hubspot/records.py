@@ -1,0 +1,151 @@
+"""Records of one object type, with the indexes reads need: by id, by last-modified, by unique value."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sortedcontainers import SortedList
+
+from sandbox.hubspot.schema import created_property, default_returned, modified_property
+from sandbox.hubspot.values import iso
+
+
+class Record:
+    """One CRM record; `props` holds only properties that have a value (absent reads as null)."""
+
+    __slots__ = ("id", "props", "created", "modified", "archived", "archived_at", "merged_into")
+
+    def __init__(self, record_id: int, props: dict[str, str], created: int, modified: int) -> None:
+        self.id = record_id
+        self.props = props
+        self.created = created
+        self.modified = modified
+        self.archived = False
+        self.archived_at = 0
+        self.merged_into = 0
+
+
+class Table:
+    """All records of one object type and their indexes."""
+
+    def __init__(self, object_type: str, first_id: int) -> None:
+        self.type = object_type
+        self.modified_prop = modified_property(object_type)
+        self.created_prop = created_property(object_type)
+        self.records: dict[int, Record] = {}
+        self.live: SortedList = SortedList()
+        self.archived: SortedList = SortedList()
+        # (stamp ms, id) of live records: search windows on these without scanning.
+        self.by_modified: SortedList = SortedList()
+        self.by_created: SortedList = SortedList()
+        self.unique: dict[str, dict[str, int]] = {}
+        self.next_id = first_id
+
+    def new_id(self) -> int:
+        """Allocate the next record id."""
+        rid = self.next_id
+        self.next_id += 1
+        return rid
+
+    def insert(self, rec: Record) -> None:
+        """Add a new live record to every index."""
+        self.records[rec.id] = rec
+        self.next_id = max(self.next_id, rec.id + 1)
+        self.live.add(rec.id)
+        self.by_modified.add((rec.modified, rec.id))
+        self.by_created.add((rec.created, rec.id))
+        for name, index in self.unique.items():
+            value = rec.props.get(name)
+            if value:
+                index[value.lower()] = rec.id
+
+    def set_modified(self, rec: Record, stamp: int) -> None:
+        """Move a live record to a new last-modified stamp."""
+        if not rec.archived:
+            self.by_modified.discard((rec.modified, rec.id))
+            self.by_modified.add((stamp, rec.id))
+        rec.modified = stamp
+        rec.props[self.modified_prop] = iso(stamp)
+
+    def set_unique(self, rec: Record, name: str, old: str | None, new: str | None) -> None:
+        """Keep a unique-value index in step with one change."""
+        index = self.unique.get(name)
+        if index is None:
+            return
+        if old and index.get(old.lower()) == rec.id:
+            del index[old.lower()]
+        if new and not rec.archived:
+            index[new.lower()] = rec.id
+
+    def archive(self, rec: Record, stamp: int) -> None:
+        """Take a record out of the live indexes."""
+        self.live.discard(rec.id)
+        self.by_modified.discard((rec.modified, rec.id))
+        self.by_created.discard((rec.created, rec.id))
+        for name in self.unique:
+            self.set_unique(rec, name, rec.props.get(name), None)
+        rec.archived = True
+        rec.archived_at = stamp
+        self.archived.add(rec.id)
+
+    def restore(self, rec: Record) -> None:
+        """Put an archived record back into the live indexes."""
+        self.archived.discard(rec.id)
+        rec.archived = False
+        rec.archived_at = 0
+        rec.merged_into = 0
+        self.live.add(rec.id)
+        self.by_modified.add((rec.modified, rec.id))
+        self.by_created.add((rec.created, rec.id))
+        for name in self.unique:
+            self.set_unique(rec, name, None, rec.props.get(name))
+
+    def find(self, id_property: str | None, key: str) -> Record | None:
+        """A record by id (following merges) or by a unique property value."""
+        if not id_property or id_property == "hs_object_id":
+            try:
+                rec = self.records.get(int(key))
+            except ValueError:
+                return None
+            while rec is not None and rec.merged_into:
+                rec = self.records.get(rec.merged_into)
+            return rec
+        index = self.unique.get(id_property)
+        if index is None:
+            return None
+        rid = index.get(key.lower())
+        return self.records.get(rid) if rid is not None else None
+
+    def page(self, after: int, limit: int, archived: bool) -> tuple[list[Record], int | None]:
+        """One page of the list endpoint by ascending id; returns (records, next after)."""
+        ids = self.archived if archived else self.live
+        start = ids.bisect_left(after)
+        chunk = list(ids.islice(start, start + limit + 1))
+        nxt = chunk[limit] if len(chunk) > limit else None
+        return [self.records[i] for i in chunk[:limit]], nxt
+
+    def names(self, requested: Iterable[str] | None, defined: dict[str, Any]) -> list[str]:
+        """Property names a read returns: the requested ones that exist, plus the stamps."""
+        if not requested:
+            return list(default_returned(self.type))
+        out = [n for n in dict.fromkeys(requested) if n in defined]
+        for always in ("hs_object_id", self.created_prop, self.modified_prop):
+            if always not in out:
+                out.append(always)
+        return out
+
+
+def record_json(rec: Record, names: list[str]) -> dict[str, Any]:
+    """A record as HubSpot's SimplePublicObject (values are strings or null)."""
+    props = rec.props
+    out: dict[str, Any] = {
+        "id": str(rec.id),
+        "properties": {n: props.get(n) for n in names},
+        "createdAt": iso(rec.created),
+        "updatedAt": iso(rec.modified),
+        "archived": rec.archived,
+    }
+    if rec.archived:
+        out["archivedAt"] = iso(rec.archived_at)
+    return out

@@ -1,0 +1,178 @@
+"""World bundles to HubSpot records: companies, contacts, deals, tickets and engagements, with associations.
+
+World keys map to HubSpot ids in `Seeded.ids`. Values are HubSpot's own: industries and deal stages
+by their internal names, priorities upper-case, satisfaction in the portal's `csat_score` property.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.hubspot.associations import default_type, primary_type
+from sandbox.hubspot.records import Record
+from sandbox.hubspot.store import Portal
+from sandbox.hubspot.values import iso, ms_of, number_text
+
+INDUSTRIES = {
+    "Software": "COMPUTER_SOFTWARE", "Manufacturing": "MECHANICAL_OR_INDUSTRIAL_ENGINEERING", "Retail": "RETAIL",
+    "Healthcare": "HOSPITAL_HEALTH_CARE", "Financial Services": "FINANCIAL_SERVICES",
+    "Logistics": "LOGISTICS_AND_SUPPLY_CHAIN", "Education": "EDUCATION_MANAGEMENT", "Energy": "OIL_ENERGY",
+    "Media": "MEDIA_PRODUCTION", "Telecommunications": "TELECOMMUNICATIONS", "Construction": "CONSTRUCTION",
+    "Hospitality": "HOSPITALITY", "Agriculture": "FARMING", "Insurance": "INSURANCE",
+    "Professional Services": "MANAGEMENT_CONSULTING", "Government": "GOVERNMENT_ADMINISTRATION",
+}
+DEAL_TYPES = {"new": "newbusiness", "renewal": "existingbusiness", "expansion": "existingbusiness"}
+OPEN_DEAL_STAGES = ("appointmentscheduled", "qualifiedtobuy", "presentationscheduled", "decisionmakerboughtin",
+                    "contractsent")
+PROBABILITY = {"appointmentscheduled": "0.2", "qualifiedtobuy": "0.4", "presentationscheduled": "0.6",
+               "decisionmakerboughtin": "0.8", "contractsent": "0.9", "closedwon": "1", "closedlost": "0"}
+TICKET_STAGE = {"new": "1", "working": "2", "escalated": "3", "closed": "4"}
+BILLING = ("invoice", "billing")
+ENGAGEMENT = {"call": ("calls", "hs_call_title"), "email": ("emails", "hs_email_subject"),
+              "meeting": ("meetings", "hs_meeting_title")}
+OWNER_BASE = 31_000_001
+
+
+@dataclass
+class Seeded:
+    """What seeding produced: world key -> (object type, HubSpot id), and the owners."""
+
+    ids: dict[str, tuple[str, int]] = field(default_factory=dict)
+    owners: list[dict[str, Any]] = field(default_factory=list)
+    owner_ids: dict[str, str] = field(default_factory=dict)
+
+
+def _pick(key: str, options: tuple[str, ...]) -> str:
+    return options[zlib.crc32(key.encode()) % len(options)]
+
+
+def owners_json(world_owners: Iterable[Any], created: int) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """World sales reps as HubSpot owners (`/crm/v3/owners` shape) and key -> owner id."""
+    out, ids = [], {}
+    for i, o in enumerate(world_owners):
+        first, _, last = o.name.partition(" ")
+        oid = str(OWNER_BASE + i)
+        ids[o.key] = oid
+        out.append({"id": oid, "email": o.email, "firstName": first, "lastName": last, "userId": 9_100_001 + i,
+                    "userIdIncludingInactive": 9_100_001 + i, "type": "PERSON", "createdAt": iso(created),
+                    "updatedAt": iso(created), "archived": False, "teams": []})
+    return out, ids
+
+
+class Seeder:
+    """Writes bundles straight into a portal (no events, no validation: the world is trusted)."""
+
+    def __init__(self, portal: Portal, seeded: Seeded, now_ms: int) -> None:
+        self.portal = portal
+        self.seeded = seeded
+        self.now_ms = now_ms
+
+    def _put(self, object_type: str, key: str, props: dict[str, str], created: int, modified: int) -> Record:
+        table = self.portal.tables[object_type]
+        rid = table.new_id()
+        created, modified = min(created, self.now_ms), min(max(modified, created), self.now_ms)
+        props = {k: v for k, v in props.items() if v not in (None, "")}
+        props["hs_object_id"] = str(rid)
+        props[table.created_prop] = iso(created)
+        props[table.modified_prop] = iso(modified)
+        rec = Record(rid, props, created, modified)
+        table.insert(rec)
+        self.seeded.ids[key] = (object_type, rid)
+        return rec
+
+    def _link(self, from_type: str, from_id: int, to_type: str, to_id: int, primary: bool) -> None:
+        assoc = self.portal.assoc
+        plain = default_type(from_type, to_type)
+        assert plain is not None
+        assoc.add(from_type, from_id, to_type, to_id, plain.type_id)
+        label = primary_type(from_type, to_type)
+        if primary and label is not None:
+            assoc.add(from_type, from_id, to_type, to_id, label.type_id)
+
+    def add(self, bundle: Any) -> None:
+        """One account bundle and everything attached to it."""
+        a = bundle.account
+        owner = self.seeded.owner_ids.get(a.owner_key, "")
+        last_activity = max((ms_of(x.occurred_at) for x in bundle.activities), default=0)
+        created = ms_of(a.created_at)
+        company = self._put("companies", a.key, {
+            "name": a.name, "domain": a.domain, "website": f"https://www.{a.domain}",
+            "industry": INDUSTRIES.get(a.industry, ""), "numberofemployees": str(a.employees),
+            "annualrevenue": number_text(a.annual_revenue), "hubspot_owner_id": owner, "lifecyclestage": "customer",
+            "notes_last_updated": iso(last_activity) if last_activity else "",
+            "hs_last_sales_activity_timestamp": iso(last_activity) if last_activity else "",
+        }, created, max(created, last_activity))
+        contacts: dict[str, int] = {}
+        for c in bundle.contacts:
+            seen = ms_of(c.last_activity_at) if c.last_activity_at else 0
+            rec = self._put("contacts", c.key, {
+                "email": c.email.lower(), "firstname": c.first_name, "lastname": c.last_name, "jobtitle": c.title,
+                "company": a.name, "associatedcompanyid": str(company.id), "hubspot_owner_id": owner,
+                "lifecyclestage": "customer", "hs_email_domain": c.email.split("@", 1)[-1].lower(),
+                "notes_last_updated": iso(seen) if seen else "",
+                "hs_last_sales_activity_timestamp": iso(seen) if seen else "",
+            }, ms_of(c.created_at), max(ms_of(c.created_at), seen))
+            contacts[c.key] = rec.id
+            self._link("contacts", rec.id, "companies", company.id, primary=True)
+        for d in bundle.deals:
+            self._deal(d, company.id, contacts, owner)
+        for k in bundle.cases:
+            self._ticket(k, company.id, contacts, owner)
+        for act in bundle.activities:
+            object_type, title = ENGAGEMENT[act.kind]
+            at = ms_of(act.occurred_at)
+            rec = self._put(object_type, act.key, {"hs_timestamp": iso(at), title: act.subject,
+                                                   "hubspot_owner_id": owner}, at, at)
+            self._link(object_type, rec.id, "companies", company.id, primary=False)
+            if act.contact_key in contacts:
+                self._link(object_type, rec.id, "contacts", contacts[act.contact_key], primary=False)
+
+    def _deal(self, d: Any, company_id: int, contacts: dict[str, int], owner: str) -> None:
+        stage = "closedwon" if d.stage == "won" else "closedlost" if d.stage == "lost" else \
+            _pick(d.key, OPEN_DEAL_STAGES)
+        created = ms_of(d.created_at)
+        closed = ms_of(d.closed_at) if d.closed_at else None
+        rec = self._put("deals", d.key, {
+            "dealname": d.name, "amount": number_text(round(d.amount, 2)), "deal_currency_code": "USD",
+            "pipeline": "default", "dealstage": stage, "closedate": iso(ms_of(d.close_date)),
+            "dealtype": DEAL_TYPES.get(d.deal_type, ""), "hubspot_owner_id": owner,
+            "hs_is_closed": "true" if d.is_closed else "false", "hs_is_closed_won": "true" if d.is_won else "false",
+            "hs_deal_stage_probability": PROBABILITY[stage],
+            "hs_closed_won_date": iso(closed) if d.is_won and closed else "",
+        }, created, closed or created)
+        self._link("deals", rec.id, "companies", company_id, primary=True)
+        if d.contact_key in contacts:
+            self._link("deals", rec.id, "contacts", contacts[d.contact_key], primary=False)
+
+    def _ticket(self, k: Any, company_id: int, contacts: dict[str, int], owner: str) -> None:
+        opened = ms_of(k.opened_at)
+        closed = ms_of(k.closed_at) if k.closed_at else None
+        subject = k.subject.lower()
+        category = "BILLING_ISSUE" if any(w in subject for w in BILLING) else \
+            "FEATURE_REQUEST" if "feature" in subject else "PRODUCT_ISSUE"
+        rec = self._put("tickets", k.key, {
+            "subject": k.subject, "content": f"Customer reported: {k.subject}.", "hs_pipeline": "0",
+            "hs_pipeline_stage": TICKET_STAGE[k.status], "hs_ticket_priority": k.priority.upper(),
+            "hs_ticket_category": category, "source_type": _pick(k.key, ("EMAIL", "CHAT", "PHONE", "FORM")),
+            "closed_date": iso(closed) if closed else "",
+            "time_to_close": str(max(0, closed - opened)) if closed else "", "hubspot_owner_id": owner,
+            "csat_score": number_text(k.satisfaction) if k.satisfaction is not None else "",
+            "is_escalated": "true" if k.is_escalated else "false", "reopen_count": str(k.reopen_count),
+        }, opened, closed or opened)
+        self._link("tickets", rec.id, "companies", company_id, primary=True)
+        if k.contact_key in contacts:
+            self._link("tickets", rec.id, "contacts", contacts[k.contact_key], primary=False)
+
+
+def seed(portal: Portal, bundles: Iterable[Any], world_owners: Iterable[Any], now_ms: int) -> Seeded:
+    """Fill an empty portal from world bundles."""
+    seeded = Seeded()
+    seeded.owners, seeded.owner_ids = owners_json(world_owners, now_ms)
+    seeder = Seeder(portal, seeded, now_ms)
+    with portal.lock:
+        for bundle in bundles:
+            seeder.add(bundle)
+    return seeded

@@ -1,0 +1,303 @@
+"""The in-memory portal: records, properties, associations, and every write with its side effects.
+
+Each write bumps the record's last-modified stamp (ours included, as HubSpot does) and emits
+events that the webhook sender turns into deliveries.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox.hubspot import errors
+from sandbox.hubspot.associations import Associations, default_type, primary_type
+from sandbox.hubspot.properties import PropertyCatalog
+from sandbox.hubspot.records import Record, Table
+from sandbox.hubspot.schema import SINGULAR, TICKET_STAGES
+from sandbox.hubspot.values import iso, normalize, now_ms, parse_ms
+
+FIRST_IDS = {"contacts": 1001, "companies": 4_000_000_001, "deals": 8_000_000_001, "tickets": 1_500_000_001,
+             "tasks": 60_000_000_001, "calls": 50_000_000_001, "emails": 51_000_000_001,
+             "meetings": 52_000_000_001}
+DEAL_STAGE_PROBABILITY = {"appointmentscheduled": "0.2", "qualifiedtobuy": "0.4", "presentationscheduled": "0.6",
+                          "decisionmakerboughtin": "0.8", "contractsent": "0.9", "closedwon": "1", "closedlost": "0"}
+CLOSED_TICKET_STAGES = {s[0] for s in TICKET_STAGES if s[2] == "CLOSED"}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Who made a change: webhook `changeSource` and `sourceId`."""
+
+    change_source: str
+    source_id: str
+
+
+SEED = Source("IMPORT", "")
+Listener = Callable[[list[dict[str, Any]]], None]
+
+
+class Portal:
+    """One HubSpot account's CRM data."""
+
+    def __init__(self, portal_id: int) -> None:
+        self.portal_id = portal_id
+        self.lock = threading.RLock()
+        self.tables = {t: Table(t, first) for t, first in FIRST_IDS.items()}
+        self.tables["contacts"].unique["email"] = {}
+        self.catalog = PropertyCatalog()
+        self.assoc = Associations()
+        self.listeners: list[Listener] = []
+        self._clock = 0
+
+    def clock(self) -> int:
+        """Now in ms, never going backwards, so every write sorts after the one before."""
+        self._clock = max(self._clock, now_ms())
+        return self._clock
+
+    def table(self, object_type: str) -> Table:
+        """The table of an object type (already resolved by the caller)."""
+        return self.tables[object_type]
+
+    def _emit(self, events: list[dict[str, Any]]) -> None:
+        if events:
+            for listener in self.listeners:
+                listener(events)
+
+    def _event(self, kind: str, object_type: str, rec_id: int, stamp: int, source: Source, **extra: Any) -> dict:
+        return {"kind": kind, "objectType": object_type, "objectId": rec_id, "occurredAt": stamp,
+                "changeSource": source.change_source, "sourceId": source.source_id, **extra}
+
+    # -- validation --------------------------------------------------------------------------
+
+    def check_properties(self, object_type: str, values: dict[str, Any], *, creating: bool) -> dict[str, str]:
+        """Normalize written values or raise 400 naming every bad property."""
+        if not isinstance(values, dict):
+            raise errors.validation("`properties` must be an object of property name to value.")
+        defined = self.catalog.defined(object_type)
+        out: dict[str, str] = {}
+        problems: list[tuple[str, str, str]] = []
+        for name, value in values.items():
+            prop = defined.get(name)
+            if prop is None:
+                problems.append((name, "PROPERTY_DOESNT_EXIST", f'Property "{name}" does not exist'))
+                continue
+            if prop.read_only and not (creating and name == self.tables[object_type].created_prop):
+                problems.append((name, "READ_ONLY_VALUE", f'"{name}" is a read only property; its value cannot be set.'))
+                continue
+            text, problem = normalize(prop, value)
+            if problem is not None:
+                code, msg = problem.split(":", 1)
+                problems.append((name, code, msg))
+            else:
+                out[name] = text or ""
+        if problems:
+            raise errors.invalid_properties(self.portal_id, problems)
+        return out
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def create(self, object_type: str, values: dict[str, str], source: Source, *,
+               associations: list[tuple[str, int, int]] = (), stamp: int | None = None,  # type: ignore[assignment]
+               created: int | None = None, emit: bool = True) -> Record:
+        """Create a record from checked values; associations are (to_type, to_id, type_id)."""
+        table = self.tables[object_type]
+        stamp = stamp if stamp is not None else self.clock()
+        created = created if created is not None else stamp
+        if "email" in values and values["email"] and object_type == "contacts":
+            existing = table.unique["email"].get(values["email"].lower())
+            if existing is not None:
+                raise errors.ApiError(409, "CONFLICT", f"Contact already exists. Existing ID: {existing}")
+        for to_type, to_id, _ in associations:
+            target = self.tables[to_type].records.get(to_id)
+            if target is None or target.archived:
+                raise errors.validation(f"No {SINGULAR[to_type]} with ID {to_id} exists to associate with.")
+        rid = table.new_id()
+        props = {k: v for k, v in values.items() if v != ""}
+        props["hs_object_id"] = str(rid)
+        props.setdefault(table.created_prop, iso(created))
+        props[table.modified_prop] = iso(stamp)
+        rec = Record(rid, props, created, stamp)
+        self._derive(object_type, rec, set(props), stamp)
+        table.insert(rec)
+        events = [self._event("creation", object_type, rid, stamp, source, changeFlag="NEW")]
+        events += [self._event("propertyChange", object_type, rid, stamp, source, propertyName=k, propertyValue=v)
+                   for k, v in props.items()]
+        for to_type, to_id, type_id in associations:
+            events += self._associate(object_type, rid, to_type, to_id, type_id, stamp, source)
+        if emit:
+            self._emit(events)
+        return rec
+
+    def update(self, object_type: str, rec: Record, values: dict[str, str], source: Source,
+               stamp: int | None = None) -> Record:
+        """Apply checked values to a live record and bump its last-modified stamp."""
+        table = self.tables[object_type]
+        stamp = stamp if stamp is not None else self.clock()
+        changed = set()
+        for name, value in values.items():
+            old = rec.props.get(name)
+            if (old or "") == value:
+                continue
+            if name == "email" and object_type == "contacts" and value:
+                other = table.unique["email"].get(value.lower())
+                if other is not None and other != rec.id:
+                    raise errors.ApiError(409, "CONFLICT", f"Contact already exists. Existing ID: {other}")
+            table.set_unique(rec, name, old, value)
+            if value == "":
+                rec.props.pop(name, None)
+            else:
+                rec.props[name] = value
+            changed.add(name)
+        changed |= self._derive(object_type, rec, changed, stamp)
+        table.set_modified(rec, stamp)
+        self._emit([self._event("propertyChange", object_type, rec.id, stamp, source, propertyName=n,
+                                propertyValue=rec.props.get(n, "")) for n in sorted(changed)])
+        return rec
+
+    def archive(self, object_type: str, rec: Record, source: Source) -> None:
+        """Archive (delete) a record; it stays readable with `archived=true`."""
+        if rec.archived:
+            return
+        stamp = self.clock()
+        table = self.tables[object_type]
+        table.archive(rec, stamp)
+        rec.modified = stamp
+        rec.props[table.modified_prop] = iso(stamp)
+        self._emit([self._event("deletion", object_type, rec.id, stamp, source, changeFlag="DELETED")])
+
+    def restore(self, object_type: str, rec: Record, source: Source) -> None:
+        """Bring an archived record back, as the recycle bin does."""
+        if not rec.archived:
+            return
+        stamp = self.clock()
+        table = self.tables[object_type]
+        table.restore(rec)
+        table.set_modified(rec, stamp)
+        self._emit([self._event("restore", object_type, rec.id, stamp, source)])
+
+    def merge(self, object_type: str, primary: Record, loser: Record, source: Source) -> Record:
+        """Merge `loser` into `primary`: values fill gaps, associations move, the loser is archived."""
+        if primary.id == loser.id:
+            raise errors.validation("Cannot merge an object with itself.")
+        table = self.tables[object_type]
+        stamp = self.clock()
+        fill = {k: v for k, v in loser.props.items()
+                if k not in primary.props and not self.catalog.is_read_only(object_type, k)}
+        merged_ids = [x for x in primary.props.get("hs_merged_object_ids", "").split(";") if x]
+        merged_ids += [str(loser.id)] + [x for x in loser.props.get("hs_merged_object_ids", "").split(";") if x]
+        for (to_type, to_id, ids) in self.assoc.drop_record(object_type, loser.id):
+            for type_id in ids:
+                if type_id == getattr(primary_type(object_type, to_type), "type_id", None) and \
+                        self.assoc.has_primary(object_type, primary.id, to_type):
+                    continue
+                self.assoc.add(object_type, primary.id, to_type, to_id, type_id)
+        table.archive(loser, stamp)
+        loser.merged_into = primary.id
+        for name, value in fill.items():
+            table.set_unique(primary, name, None, value)
+            primary.props[name] = value
+        primary.props["hs_merged_object_ids"] = ";".join(dict.fromkeys(merged_ids))
+        table.set_modified(primary, stamp)
+        self._emit([self._event("merge", object_type, primary.id, stamp, source, primaryObjectId=primary.id,
+                                mergedObjectIds=[loser.id], newObjectId=primary.id,
+                                numberOfPropertiesMoved=len(fill))])
+        return primary
+
+    def associate(self, from_type: str, from_id: int, to_type: str, to_id: int, type_id: int,
+                  source: Source) -> None:
+        """Add one association (both directions) and emit associationChange."""
+        self._emit(self._associate(from_type, from_id, to_type, to_id, type_id, self.clock(), source))
+
+    def associate_default(self, from_type: str, from_id: int, to_type: str, to_id: int, source: Source) -> None:
+        """The default association: unlabeled, plus Primary if the record has no primary yet."""
+        stamp = self.clock()
+        events = self._associate(from_type, from_id, to_type, to_id, default_type(from_type, to_type).type_id,
+                                 stamp, source)
+        primary = primary_type(from_type, to_type)
+        if primary is not None and not self.assoc.has_primary(from_type, from_id, to_type):
+            events += self._associate(from_type, from_id, to_type, to_id, primary.type_id, stamp, source)
+        self._emit(events)
+
+    def disassociate(self, from_type: str, from_id: int, to_type: str, to_id: int, source: Source) -> None:
+        """Remove every association between two records."""
+        stamp = self.clock()
+        removed = self.assoc.remove(from_type, from_id, to_type, to_id)
+        events = [self._event("associationChange", from_type, from_id, stamp, source, fromObjectId=from_id,
+                              toObjectId=to_id, associationRemoved=True, toObjectType=to_type, associationTypeId=t)
+                  for t in sorted(removed)]
+        if removed:
+            events += self._primary_company_changed(from_type, from_id, to_type, to_id, stamp, source)
+        self._emit(events)
+
+    def _associate(self, from_type: str, from_id: int, to_type: str, to_id: int, type_id: int, stamp: int,
+                   source: Source) -> list[dict]:
+        if not self.assoc.add(from_type, from_id, to_type, to_id, type_id):
+            return []
+        events = [self._event("associationChange", from_type, from_id, stamp, source, fromObjectId=from_id,
+                              toObjectId=to_id, associationRemoved=False, toObjectType=to_type,
+                              associationTypeId=type_id)]
+        return events + self._primary_company_changed(from_type, from_id, to_type, to_id, stamp, source)
+
+    def _primary_company_changed(self, from_type: str, from_id: int, to_type: str, to_id: int, stamp: int,
+                                 source: Source) -> list[dict]:
+        """Keep a contact's `associatedcompanyid` on its primary company (a property change)."""
+        if (from_type, to_type) == ("contacts", "companies"):
+            contact_id = from_id
+        elif (from_type, to_type) == ("companies", "contacts"):
+            contact_id = to_id
+        else:
+            return []
+        primary = primary_type("contacts", "companies")
+        assert primary is not None
+        company = next((str(cid) for cid, ids in sorted(self.assoc.targets("contacts", contact_id, "companies").items())
+                        if primary.type_id in ids), "")
+        rec = self.tables["contacts"].records.get(contact_id)
+        if rec is None or rec.props.get("associatedcompanyid", "") == company:
+            return []
+        if company:
+            rec.props["associatedcompanyid"] = company
+        else:
+            rec.props.pop("associatedcompanyid", None)
+        self.tables["contacts"].set_modified(rec, stamp)
+        return [self._event("propertyChange", "contacts", contact_id, stamp, source,
+                            propertyName="associatedcompanyid", propertyValue=company)]
+
+    def _derive(self, object_type: str, rec: Record, changed: set[str], stamp: int) -> set[str]:
+        """Recompute calculated properties after `changed`; returns the ones that moved."""
+        props = rec.props
+        before = dict(props)
+        if object_type == "deals" and "dealstage" in changed:
+            stage = props.get("dealstage", "")
+            props["hs_is_closed"] = "true" if stage in ("closedwon", "closedlost") else "false"
+            props["hs_is_closed_won"] = "true" if stage == "closedwon" else "false"
+            if stage in DEAL_STAGE_PROBABILITY:
+                props["hs_deal_stage_probability"] = DEAL_STAGE_PROBABILITY[stage]
+            if stage == "closedwon":
+                props.setdefault("hs_closed_won_date", iso(stamp))
+        elif object_type == "tickets" and changed & {"hs_pipeline_stage", "closed_date"}:
+            if props.get("hs_pipeline_stage") in CLOSED_TICKET_STAGES:
+                props.setdefault("closed_date", iso(stamp))
+            elif "hs_pipeline_stage" in changed:
+                props.pop("closed_date", None)
+            closed = parse_ms(props.get("closed_date", ""))
+            if closed is not None:
+                props["time_to_close"] = str(max(0, closed - rec.created))
+            else:
+                props.pop("time_to_close", None)
+        elif object_type == "contacts" and "email" in changed:
+            email = props.get("email", "")
+            if "@" in email:
+                props["hs_email_domain"] = email.split("@", 1)[1]
+            else:
+                props.pop("hs_email_domain", None)
+        return {k for k in set(before) | set(props) if before.get(k) != props.get(k)} - changed
+
+    def reset(self) -> None:
+        """Drop every record, association and custom property."""
+        with self.lock:
+            self.tables = {t: Table(t, first) for t, first in FIRST_IDS.items()}
+            self.tables["contacts"].unique["email"] = {}
+            self.catalog = PropertyCatalog()
+            self.assoc.clear()
