@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from connector.commands import connections, hubspot, ops, runs, salesforce, sync
+from connector.commands import connections, hubspot, ops, runs, salesforce, sandbox, sync
 
 COMMANDS: list[click.Command] = [
     *ops.COMMANDS,
@@ -12,6 +12,7 @@ COMMANDS: list[click.Command] = [
     *connections.COMMANDS,
     *sync.COMMANDS,
     *salesforce.COMMANDS,
+    *sandbox.COMMANDS,
 ]
 
 connections.connect.add_command(salesforce.connect_salesforce)
