@@ -40,17 +40,18 @@ def _start(settings: Settings) -> None:
     engine.dispose()  # forked work horses must not inherit these connections
 
 
-def _cron(settings: Settings, every: int | None) -> CronScheduler:
+def _cron(settings: Settings, every: int = 60) -> CronScheduler:
     from connector.jobs import dispatch_schedules_job
 
     cron = CronScheduler(connection=redis_for(settings))
-    timing: dict[str, Any] = {"interval": every} if every else {"cron": "* * * * *"}
-    # Dispatching is quick and time-sensitive, so it shares the highest-priority queue.
-    cron.register(dispatch_schedules_job, "webhooks", job_timeout=300, result_ttl=0, **timing)
+    # An interval job also fires at start, which catches up on slots missed while nothing ran;
+    # dispatching is idempotent, so that (and a second scheduler) does no harm. It is quick and
+    # time-sensitive, so it shares the highest-priority queue.
+    cron.register(dispatch_schedules_job, "webhooks", interval=every, job_timeout=300, result_ttl=0)
     return cron
 
 
-def _embedded_loop(settings: Settings, *, burst: bool, every: int | None) -> None:
+def _embedded_loop(settings: Settings, *, burst: bool, every: int = 60) -> None:
     """No REDIS_URL: this process's queue is private, so it dispatches schedules and works them itself."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -73,19 +74,16 @@ def worker(burst: bool, name: str | None) -> None:
     _start(settings)
     if settings.embedded:
         click.echo("no REDIS_URL: working the in-process queue and dispatching schedules in this process")
-        _embedded_loop(settings, burst=burst, every=None)
+        _embedded_loop(settings, burst=burst)
         return
     worker_for(settings, name=name).work(burst=burst, with_scheduler=True)
 
 
 @click.command()
 @click.option(
-    "--every",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Dispatch every N seconds (default: every minute).",
+    "--every", type=click.IntRange(min=1), default=60, show_default=True, help="Dispatch every N seconds."
 )
-def scheduler(every: int | None) -> None:
+def scheduler(every: int) -> None:
     """Dispatch due schedules through RQ's cron (run one; extra ones are harmless)."""
     settings = get_settings()
     _start(settings)

@@ -139,7 +139,7 @@ def test_rq_cron_runs_the_dispatch_job_that_enqueues_due_slots(make_settings, re
     engine = _engine(settings)
     cid = _connection(engine)
     sid = _add(engine, cid, "sync_full", "* * * * *", created=datetime.now(UTC) - timedelta(minutes=5))
-    cron = _cron(settings, every=1)
+    cron = _cron(settings, every=60)
     assert [j.func_name for j in cron.enqueue_jobs()] == ["connector.jobs.dispatch_schedules_job"]
     conn = redis_for(settings)
     assert Queue("webhooks", connection=conn).count == 1
