@@ -160,3 +160,60 @@ def test_run_now_enqueues_outside_the_slots(make_settings, redis_url, sqlite_url
     assert schedules.run_now(settings, engine, sid) == [f"writeback-{cid}"]
     assert schedules.run_now(settings, engine, sid) == [], "already pending"
     assert schedules.get_schedule(engine, sid).last_slot is None
+
+
+def test_schedules_and_runs_commands_in_the_embedded_default(
+    tmp_path, sqlite_url, make_settings, monkeypatch
+) -> None:
+    from click.testing import CliRunner
+
+    import adapters
+    from connector.cli import main
+    from connector.config import get_settings
+    from connector.db import make_engine
+    from sandbox.memory import MemoryCRM
+    from tests.connector.sync_helpers import MEMORY, memory_connection
+
+    monkeypatch.setitem(adapters.ADAPTERS, "memory", MEMORY)
+    crm = MemoryCRM(page_size=2)
+    monkeypatch.setitem(MemoryCRM.named, "mem-cli", crm)
+    for _ in range(3):
+        crm.create("account")
+        crm.tick(3)
+    engine = make_engine(sqlite_url)
+    cid, _ = memory_connection(engine, make_settings(DATABASE_URL=sqlite_url), crm, name="mem-cli")
+    for name in ("REDIS_URL", "DATABASE_URL", "RAPPORT_DATA_DIR", "RAPPORT_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("RAPPORT_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    redis_for(get_settings()).flushdb()
+    runner = CliRunner()
+
+    def rapport(*args: str, code: int = 0) -> str:
+        result = runner.invoke(main, list(args))
+        assert result.exit_code == code, result.output
+        return result.output
+
+    try:
+        assert "no schedules" in rapport("schedules", "list")
+        assert "schedule 1: sync_incremental of mem-cli on '*/5 * * * *' (UTC)" in rapport(
+            "schedules", "add", "mem-cli", "sync_incremental", "*/5  * * * *"
+        )
+        assert "the minute field '61' is invalid" in rapport(
+            "schedules", "add", "mem-cli", "score", "61 * * * *", code=2
+        )
+        listed = rapport("schedules", "list")
+        assert "sync_incremental" in listed and "*/5 * * * *" in listed and "score" not in listed
+        ran = rapport("schedules", "run", "1")
+        assert f"enqueued sync-{cid}-incr" in ran and f"job sync-{cid}-incr: finished" in ran
+        assert "succeeded" in ran
+        history = rapport("runs", "mem-cli")
+        [row] = [line for line in history.splitlines() if "sync_incremental" in line]
+        assert "succeeded" in row and "manual" in row and "account.created=3" in row
+        assert "no connection named 'nobody'" in rapport("runs", "nobody", code=2)
+        assert "schedule 1 removed" in rapport("schedules", "remove", "1")
+        assert "no schedule 1" in rapport("schedules", "remove", "1", code=2)
+    finally:
+        redis_for(get_settings()).flushdb()
+        get_settings.cache_clear()
