@@ -216,7 +216,7 @@ def _window(sb: Instance, request: Request, days: int) -> tuple[datetime, dateti
         raise ApiError(400, "INVALID_REPLICATION_DATE", "EndDate must chronologically follow the StartDate")
     if start < now - timedelta(days=days):
         raise ApiError(400, "INVALID_REPLICATION_DATE", f"startDate cannot be more than {days} days ago")
-    return start, min(end, now.replace(second=0, microsecond=0))
+    return start, end
 
 
 @route("/sobjects/<name>/deleted")
