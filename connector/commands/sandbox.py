@@ -17,9 +17,16 @@ def _salesforce(port: int, size: str, seed: int, webhook_url: str | None) -> Any
     return SalesforceSandbox(size=size, seed=seed, port=port, webhook_url=webhook_url)
 
 
+def _hubspot(port: int, size: str, seed: int, webhook_url: str | None) -> Any:
+    from sandbox.hubspot import HubSpotSandbox
+
+    return HubSpotSandbox(size=size, seed=seed, port=port, webhook_url=webhook_url)
+
+
 # kind -> factory(port, size, seed, webhook_url) returning an object with start() -> self, stop(), info.
 SANDBOXES: dict[str, Callable[[int, str, int, str | None], Any]] = {
     "salesforce": _salesforce,
+    "hubspot": _hubspot,
 }
 
 

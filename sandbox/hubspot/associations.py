@@ -80,50 +80,101 @@ def primary_type(from_type: str, to_type: str) -> AssocType | None:
     return None
 
 
+# bit of each type within its pair (pairs have at most an unlabeled and a Primary type)
+BITS = {(f, t, at.type_id): 1 << i for (f, t), types in PAIR_TYPES.items() for i, at in enumerate(types)}
+
+
 class Associations:
-    """All association edges of a portal, stored from both ends."""
+    """All association edges of a portal, stored from both ends.
+
+    Per (from type, to type): from id -> tuple of `to_id << 2 | type bits`; compact because a
+    medium portal holds over a million edges.
+    """
 
     def __init__(self) -> None:
-        self._edges: dict[tuple[str, str], dict[int, dict[int, set[int]]]] = {}
+        self._edges: dict[tuple[str, str], dict[int, tuple[int, ...]]] = {}
+
+    def _set(self, pair: tuple[str, str], from_id: int, to_id: int, bit: int) -> bool:
+        side = self._edges.get(pair)
+        if side is None:
+            side = self._edges[pair] = {}
+        cur = side.get(from_id)
+        if cur is None:
+            side[from_id] = (to_id << 2 | bit,)
+            return True
+        for i, v in enumerate(cur):
+            if v >> 2 == to_id:
+                if v & bit:
+                    return False
+                side[from_id] = cur[:i] + (v | bit,) + cur[i + 1:]
+                return True
+        side[from_id] = cur + (to_id << 2 | bit,)
+        return True
 
     def add(self, from_type: str, from_id: int, to_type: str, to_id: int, type_id: int) -> bool:
         """Add one typed edge (and its inverse); True if it was new."""
-        side = self._edges.setdefault((from_type, to_type), {}).setdefault(from_id, {}).setdefault(to_id, set())
-        if type_id in side:
+        if not self._set((from_type, to_type), from_id, to_id, BITS[(from_type, to_type, type_id)]):
             return False
-        side.add(type_id)
-        self._edges.setdefault((to_type, from_type), {}).setdefault(to_id, {}).setdefault(from_id, set()).add(
-            INVERSE[type_id])
+        self._set((to_type, from_type), to_id, from_id, BITS[(to_type, from_type, INVERSE[type_id])])
         return True
+
+    def link_new(self, from_type: str, from_id: int, to_type: str, to_id: int, type_ids: tuple[int, ...]) -> None:
+        """Bulk loading: add edges between two records known not to be linked yet (no checks)."""
+        pair, back = (from_type, to_type), (to_type, from_type)
+        bits = sum(BITS[(from_type, to_type, t)] for t in type_ids)
+        rbits = sum(BITS[(to_type, from_type, INVERSE[t])] for t in type_ids)
+        side = self._edges.setdefault(pair, {})
+        side[from_id] = side.get(from_id, ()) + (to_id << 2 | bits,)
+        rside = self._edges.setdefault(back, {})
+        rside[to_id] = rside.get(to_id, ()) + (from_id << 2 | rbits,)
+
+    def _drop(self, pair: tuple[str, str], from_id: int, to_id: int) -> int:
+        side = self._edges.get(pair, {})
+        cur = side.get(from_id, ())
+        kept = tuple(v for v in cur if v >> 2 != to_id)
+        if len(kept) == len(cur):
+            return 0
+        if kept:
+            side[from_id] = kept
+        else:
+            del side[from_id]
+        return next(v & 3 for v in cur if v >> 2 == to_id)
+
+    def _types(self, pair: tuple[str, str], bits: int) -> set[int]:
+        return {at.type_id for i, at in enumerate(PAIR_TYPES[pair]) if bits >> i & 1}
 
     def remove(self, from_type: str, from_id: int, to_type: str, to_id: int) -> set[int]:
         """Remove every edge between two records; returns the type ids removed (from side)."""
-        fwd = self._edges.get((from_type, to_type), {}).get(from_id, {})
-        removed = fwd.pop(to_id, set())
-        back = self._edges.get((to_type, from_type), {}).get(to_id, {})
-        back.pop(from_id, None)
-        return removed
+        bits = self._drop((from_type, to_type), from_id, to_id)
+        self._drop((to_type, from_type), to_id, from_id)
+        return self._types((from_type, to_type), bits) if bits else set()
 
     def targets(self, from_type: str, from_id: int, to_type: str) -> dict[int, set[int]]:
-        """to_id -> type ids for one record (a live view: do not mutate)."""
-        return self._edges.get((from_type, to_type), {}).get(from_id, {})
+        """to_id -> type ids for one record."""
+        pair = (from_type, to_type)
+        return {v >> 2: self._types(pair, v & 3) for v in self._edges.get(pair, {}).get(from_id, ())}
+
+    def target_ids(self, from_type: str, from_id: int, to_type: str) -> list[int]:
+        """Ids associated with one record, ascending."""
+        return sorted(v >> 2 for v in self._edges.get((from_type, to_type), {}).get(from_id, ()))
 
     def has_primary(self, from_type: str, from_id: int, to_type: str) -> bool:
         """Whether the record already has a Primary association to `to_type`."""
         primary = primary_type(from_type, to_type)
         if primary is None:
             return False
-        return any(primary.type_id in ids for ids in self.targets(from_type, from_id, to_type).values())
+        bit = BITS[(from_type, to_type, primary.type_id)]
+        return any(v & bit for v in self._edges.get((from_type, to_type), {}).get(from_id, ()))
 
     def drop_record(self, object_type: str, record_id: int) -> list[tuple[str, int, set[int]]]:
         """Forget every edge of one record; returns (to_type, to_id, type ids) removed."""
         removed = []
-        for (f, t), by_from in self._edges.items():
-            if f != object_type or record_id not in by_from:
+        for (f, t), side in list(self._edges.items()):
+            if f != object_type or record_id not in side:
                 continue
-            for to_id, ids in list(by_from.pop(record_id).items()):
-                removed.append((t, to_id, ids))
-                self._edges.get((t, f), {}).get(to_id, {}).pop(record_id, None)
+            for v in side.pop(record_id):
+                removed.append((t, v >> 2, self._types((f, t), v & 3)))
+                self._drop((t, f), v >> 2, record_id)
         return removed
 
     def clear(self) -> None:

@@ -45,14 +45,13 @@ class OAuthServer:
     """Tokens of one portal: a private app and one public (OAuth) app."""
 
     def __init__(self, portal_id: int, *, seed: int, token_ttl_s: float = 1800.0) -> None:
-        rnd = secrets.SystemRandom()
         self.portal_id = portal_id
         self.private_app_id = 1_000_000 + seed % 900_000
         self.public_app_id = 2_000_000 + seed % 900_000
-        self.private_token = f"pat-na1-{uuid.UUID(int=rnd.getrandbits(128))}"
-        self.app_secret = str(uuid.UUID(int=rnd.getrandbits(128)))
-        self.client_id = str(uuid.UUID(int=rnd.getrandbits(128)))
-        self.client_secret = str(uuid.UUID(int=rnd.getrandbits(128)))
+        self.private_token = f"pat-na1-{uuid.uuid4()}"
+        self.app_secret = str(uuid.uuid4())
+        self.client_id = str(uuid.uuid4())
+        self.client_secret = str(uuid.uuid4())
         self.token_ttl_ms = int(token_ttl_s * 1000)
         self.user = "admin@rapport-sandbox.example"
         self.user_id = 7_000_001

@@ -9,7 +9,7 @@ from werkzeug.datastructures import MultiDict
 from sandbox.hubspot import errors
 from sandbox.hubspot.associations import TYPES, default_type
 from sandbox.hubspot.oauth import Caller
-from sandbox.hubspot.records import Record, Table, record_json
+from sandbox.hubspot.records import Record, Table
 from sandbox.hubspot.schema import OBJECT_TYPE_IDS, SINGULAR
 from sandbox.hubspot.search import SearchLimits, search
 from sandbox.hubspot.store import Portal
@@ -84,6 +84,11 @@ def _assoc_json(portal: Portal, ot: str, rec: Record, to_types: list[str]) -> di
     return out
 
 
+def _full(table: Table, rec: Record) -> dict[str, Any]:
+    """A record with every property it has (what create and update answer with)."""
+    return table.projector(table.all_names(rec))(rec)
+
+
 def _batch_result(results: list[dict], missing: list[str], ot: str, started: int, portal: Portal,
                   verb: str = "get") -> tuple[int, dict]:
     body: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": iso(started),
@@ -121,9 +126,10 @@ class ObjectsApi:
             table = self._table(ot)
             names = table.names(multi(args, "properties"), self.portal.catalog.defined(ot))
             recs, nxt = table.page(after, limit, archived)
+            project = table.projector(names)
             results = []
             for rec in recs:
-                item = record_json(rec, names)
+                item = project(rec)
                 if to_types:
                     assoc = _assoc_json(self.portal, ot, rec, to_types)
                     if assoc:
@@ -147,7 +153,7 @@ class ObjectsApi:
         with self.portal.lock:
             table = self._table(ot)
             rec = self._get(table, object_id, args.get("idProperty"), flag(args, "archived"))
-            item = record_json(rec, table.names(multi(args, "properties"), self.portal.catalog.defined(ot)))
+            item = table.projector(table.names(multi(args, "properties"), self.portal.catalog.defined(ot)))(rec)
             if to_types:
                 item["associations"] = _assoc_json(self.portal, ot, rec, to_types)
         return 200, item
@@ -176,7 +182,7 @@ class ObjectsApi:
         """POST one record (with optional associations) -> 201."""
         with self.portal.lock:
             rec = self._create_one(ot, body, caller)
-            return 201, record_json(rec, sorted(rec.props))
+            return 201, _full(self._table(ot), rec)
 
     def update(self, ot: str, object_id: str, body: Any, args: MultiDict, caller: Caller) -> tuple[int, dict]:
         """PATCH `{properties}` -> the updated record."""
@@ -186,7 +192,7 @@ class ObjectsApi:
             rec = self._get(self._table(ot), object_id, args.get("idProperty"), False)
             values = self.portal.check_properties(ot, body["properties"], creating=False)
             self.portal.update(ot, rec, values, caller.source)
-            return 200, record_json(rec, sorted(rec.props))
+            return 200, _full(self._table(ot), rec)
 
     def archive(self, ot: str, object_id: str, caller: Caller) -> tuple[int, None]:
         """DELETE -> 204 (the record moves to the archived list)."""
@@ -210,7 +216,7 @@ class ObjectsApi:
     def _batch_read(self, ot: str, body: dict, inputs: list[dict], args: MultiDict, caller: Caller):
         table, started = self._table(ot), self.portal.clock()
         archived = flag(args, "archived")
-        names = table.names(body.get("properties") or None, self.portal.catalog.defined(ot))
+        project = table.projector(table.names(body.get("properties") or None, self.portal.catalog.defined(ot)))
         results, missing, seen = [], [], set()
         for item in inputs:
             key = str(item.get("id", ""))
@@ -219,7 +225,7 @@ class ObjectsApi:
                 missing.append(key)
             elif rec.id not in seen:
                 seen.add(rec.id)
-                results.append(record_json(rec, names))
+                results.append(project(rec))
         return _batch_result(results, missing, ot, started, self.portal)
 
     def _batch_create(self, ot: str, body: dict, inputs: list[dict], args: MultiDict, caller: Caller):
@@ -227,7 +233,8 @@ class ObjectsApi:
         for item in inputs:  # check everything first: one bad input fails the whole batch
             self.portal.check_properties(ot, (item.get("properties") or {}), creating=True)
         recs = [self._create_one(ot, item, caller) for item in inputs]
-        return 201, {"status": "COMPLETE", "results": [record_json(r, sorted(r.props)) for r in recs],
+        table = self._table(ot)
+        return 201, {"status": "COMPLETE", "results": [_full(table, r) for r in recs],
                      "startedAt": iso(started), "completedAt": iso(self.portal.clock())}
 
     def _batch_update(self, ot: str, body: dict, inputs: list[dict], args: MultiDict, caller: Caller):
@@ -244,7 +251,7 @@ class ObjectsApi:
                 missing.append(str(item.get("id", "")))
                 continue
             self.portal.update(ot, rec, values, caller.source)
-            results.append(record_json(rec, sorted(rec.props)))
+            results.append(_full(table, rec))
         return _batch_result(results, missing, ot, started, self.portal, verb="update")
 
     def _batch_upsert(self, ot: str, body: dict, inputs: list[dict], args: MultiDict, caller: Caller):
@@ -263,7 +270,7 @@ class ObjectsApi:
             else:
                 self.portal.update(ot, rec, values, caller.source)
                 new = False
-            results.append(dict(record_json(rec, sorted(rec.props)), new=new))
+            results.append(dict(_full(table, rec), new=new))
         return 200, {"status": "COMPLETE", "results": results, "startedAt": iso(started),
                      "completedAt": iso(self.portal.clock())}
 
@@ -289,7 +296,7 @@ class ObjectsApi:
             primary = self._get(table, str(body["primaryObjectId"]), None, False)
             loser = self._get(table, str(body["objectIdToMerge"]), None, False)
             rec = self.portal.merge(ot, primary, loser, caller.source)
-            return 200, record_json(rec, sorted(rec.props))
+            return 200, _full(table, rec)
 
 
 def default_association(ot: str, to: str) -> int:

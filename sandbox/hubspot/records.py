@@ -1,14 +1,20 @@
-"""Records of one object type, with the indexes reads need: by id, by last-modified, by unique value."""
+"""Records of one object type, with the indexes reads need: by id, by last-modified, by unique value.
+
+The id and the create / last-modified stamps live on the record itself and are rendered as the
+`hs_object_id`, `createdate` and `lastmodifieddate` / `hs_lastmodifieddate` properties on read.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sortedcontainers import SortedList
 
 from sandbox.hubspot.schema import created_property, default_returned, modified_property
 from sandbox.hubspot.values import iso
+
+ID_SPACE = 10**11  # every id is below this, so (stamp, id) packs into one int key
 
 
 class Record:
@@ -33,12 +39,12 @@ class Table:
         self.type = object_type
         self.modified_prop = modified_property(object_type)
         self.created_prop = created_property(object_type)
+        self.derived = {"hs_object_id", self.created_prop, self.modified_prop}
         self.records: dict[int, Record] = {}
         self.live: SortedList = SortedList()
         self.archived: SortedList = SortedList()
-        # (stamp ms, id) of live records: search windows on these without scanning.
+        # `modified * ID_SPACE + id` of live records: search windows on these without scanning
         self.by_modified: SortedList = SortedList()
-        self.by_created: SortedList = SortedList()
         self.unique: dict[str, dict[str, int]] = {}
         self.next_id = first_id
 
@@ -48,25 +54,45 @@ class Table:
         self.next_id += 1
         return rid
 
+    def value(self, rec: Record, name: str) -> str | None:
+        """A property's wire value, derived ones included."""
+        if name == "hs_object_id":
+            return str(rec.id)
+        if name == self.modified_prop:
+            return iso(rec.modified)
+        if name == self.created_prop:
+            return iso(rec.created)
+        return rec.props.get(name)
+
     def insert(self, rec: Record) -> None:
         """Add a new live record to every index."""
         self.records[rec.id] = rec
         self.next_id = max(self.next_id, rec.id + 1)
         self.live.add(rec.id)
-        self.by_modified.add((rec.modified, rec.id))
-        self.by_created.add((rec.created, rec.id))
+        self.by_modified.add(rec.modified * ID_SPACE + rec.id)
         for name, index in self.unique.items():
             value = rec.props.get(name)
             if value:
                 index[value.lower()] = rec.id
 
+    def rebuild(self) -> None:
+        """Rebuild every index from `records` (after a bulk load that filled `records` directly)."""
+        live = [r for r in self.records.values() if not r.archived]
+        self.live = SortedList(r.id for r in live)
+        self.archived = SortedList(r.id for r in self.records.values() if r.archived)
+        self.by_modified = SortedList(r.modified * ID_SPACE + r.id for r in live)
+        for name, index in self.unique.items():
+            index.clear()
+            index.update((r.props[name].lower(), r.id) for r in live if r.props.get(name))
+        if self.records:
+            self.next_id = max(self.next_id, max(self.records) + 1)
+
     def set_modified(self, rec: Record, stamp: int) -> None:
         """Move a live record to a new last-modified stamp."""
         if not rec.archived:
-            self.by_modified.discard((rec.modified, rec.id))
-            self.by_modified.add((stamp, rec.id))
+            self.by_modified.discard(rec.modified * ID_SPACE + rec.id)
+            self.by_modified.add(stamp * ID_SPACE + rec.id)
         rec.modified = stamp
-        rec.props[self.modified_prop] = iso(stamp)
 
     def set_unique(self, rec: Record, name: str, old: str | None, new: str | None) -> None:
         """Keep a unique-value index in step with one change."""
@@ -81,8 +107,7 @@ class Table:
     def archive(self, rec: Record, stamp: int) -> None:
         """Take a record out of the live indexes."""
         self.live.discard(rec.id)
-        self.by_modified.discard((rec.modified, rec.id))
-        self.by_created.discard((rec.created, rec.id))
+        self.by_modified.discard(rec.modified * ID_SPACE + rec.id)
         for name in self.unique:
             self.set_unique(rec, name, rec.props.get(name), None)
         rec.archived = True
@@ -96,8 +121,7 @@ class Table:
         rec.archived_at = 0
         rec.merged_into = 0
         self.live.add(rec.id)
-        self.by_modified.add((rec.modified, rec.id))
-        self.by_created.add((rec.created, rec.id))
+        self.by_modified.add(rec.modified * ID_SPACE + rec.id)
         for name in self.unique:
             self.set_unique(rec, name, None, rec.props.get(name))
 
@@ -135,17 +159,30 @@ class Table:
                 out.append(always)
         return out
 
+    def projector(self, names: list[str]) -> Callable[[Record], dict[str, Any]]:
+        """A function rendering records as HubSpot's SimplePublicObject with these properties."""
+        want_id = "hs_object_id" in names
+        want_created = self.created_prop in names
+        want_modified = self.modified_prop in names
+        created_prop, modified_prop = self.created_prop, self.modified_prop
 
-def record_json(rec: Record, names: list[str]) -> dict[str, Any]:
-    """A record as HubSpot's SimplePublicObject (values are strings or null)."""
-    props = rec.props
-    out: dict[str, Any] = {
-        "id": str(rec.id),
-        "properties": {n: props.get(n) for n in names},
-        "createdAt": iso(rec.created),
-        "updatedAt": iso(rec.modified),
-        "archived": rec.archived,
-    }
-    if rec.archived:
-        out["archivedAt"] = iso(rec.archived_at)
-    return out
+        def project(rec: Record) -> dict[str, Any]:
+            props = rec.props
+            values = {n: props.get(n) for n in names}
+            if want_id:
+                values["hs_object_id"] = str(rec.id)
+            if want_created:
+                values[created_prop] = iso(rec.created)
+            if want_modified:
+                values[modified_prop] = iso(rec.modified)
+            out: dict[str, Any] = {"id": str(rec.id), "properties": values, "createdAt": iso(rec.created),
+                                   "updatedAt": iso(rec.modified), "archived": rec.archived}
+            if rec.archived:
+                out["archivedAt"] = iso(rec.archived_at)
+            return out
+
+        return project
+
+    def all_names(self, rec: Record) -> list[str]:
+        """Every property the record has a value for, plus the stamps (create / update answers)."""
+        return sorted(set(rec.props) | self.derived)

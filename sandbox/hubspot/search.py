@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.hubspot import errors
-from sandbox.hubspot.records import Record, Table, record_json
+from sandbox.hubspot.records import ID_SPACE, Record, Table
 from sandbox.hubspot.schema import QUERY_PROPERTIES, PropDef
 from sandbox.hubspot.values import parse_ms, sort_key
 
@@ -46,11 +46,18 @@ class Filter:
     value: Any = None
     high: Any = None
     values: tuple = ()
+    derived: str = ""  # "id" | "created" | "modified": read from the record, not its props
 
     def test(self, rec: Record) -> bool:
         """Whether a record passes this filter."""
-        raw = rec.props.get(self.prop)
         op = self.op
+        if self.derived:
+            if op in ("HAS_PROPERTY", "NOT_HAS_PROPERTY"):
+                return op == "HAS_PROPERTY"
+            got = rec.modified if self.derived == "modified" else rec.created if self.derived == "created" \
+                else (float(rec.id) if self.kind == "number" else str(rec.id))
+            return self._compare(got)
+        raw = rec.props.get(self.prop)
         if op == "HAS_PROPERTY":
             return bool(raw)
         if op == "NOT_HAS_PROPERTY":
@@ -67,6 +74,13 @@ class Filter:
             parts = {p.lower() for p in raw.split(";")}
             hit = bool(parts & (set(self.values) if op in ("IN", "NOT_IN") else {self.value}))
             return hit if op in ("EQ", "IN") else not hit
+        return self._compare(got)
+
+    def _compare(self, got: Any) -> bool:
+        op = self.op
+        if op in ("CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"):
+            found = _contains_token(str(got), self.value)
+            return found if op == "CONTAINS_TOKEN" else not found
         if op == "EQ":
             return got == self.value
         if op == "NEQ":
@@ -117,7 +131,7 @@ def _typed(kind: str, raw: Any) -> Any:
     return str(raw).lower()
 
 
-def _compile(f: Any, defined: dict[str, PropDef]) -> Filter:
+def _compile(f: Any, defined: dict[str, PropDef], table: Table) -> Filter:
     if not isinstance(f, dict):
         raise errors.validation("Each filter must be an object with propertyName and operator.")
     name, op = f.get("propertyName"), f.get("operator")
@@ -129,7 +143,8 @@ def _compile(f: Any, defined: dict[str, PropDef]) -> Filter:
     if prop is None:
         raise errors.validation(f"There was a problem with the request: property {name!r} does not exist.")
     kind = _kind(prop)
-    out = Filter(name, op, kind)
+    derived = {"hs_object_id": "id", table.created_prop: "created", table.modified_prop: "modified"}.get(name, "")
+    out = Filter(name, op, kind, derived=derived)
     if op in ("HAS_PROPERTY", "NOT_HAS_PROPERTY"):
         return out
     if op in ("IN", "NOT_IN"):
@@ -211,7 +226,7 @@ def search(table: Table, defined: dict[str, PropDef], body: Any, limits: SearchL
         if len(filters) > limits.filters_per_group:
             raise errors.validation(f"Too many filters in a group ({len(filters)}); the maximum is "
                                     f"{limits.filters_per_group}.")
-        compiled.append([_compile(f, defined) for f in filters])
+        compiled.append([_compile(f, defined, table) for f in filters])
     if sum(len(g) for g in compiled) > limits.filters_total:
         raise errors.validation(f"Too many filters ({sum(len(g) for g in compiled)}); the maximum in total is "
                                 f"{limits.filters_total}.")
@@ -230,13 +245,14 @@ def search(table: Table, defined: dict[str, PropDef], body: Any, limits: SearchL
         start = hi - after - limit if desc else lo + after
         stop = hi - after if desc else lo + after + limit
         keys = list(table.by_modified.islice(max(start, lo), min(stop, hi)))
-        recs = [table.records[i] for _, i in (reversed(keys) if desc else keys)]
+        recs = [table.records[k % ID_SPACE] for k in (reversed(keys) if desc else keys)]
     else:
         matched = _evaluate(table, compiled, query, cutoff)
         _order(table, matched, sort, defined)
         total = len(matched)
         recs = matched[after:after + limit]
-    out: dict[str, Any] = {"total": total, "results": [record_json(r, names) for r in recs]}
+    project = table.projector(names)
+    out: dict[str, Any] = {"total": total, "results": [project(r) for r in recs]}
     if after + limit < total:
         out["paging"] = {"next": {"after": str(after + limit)}}
     return out
@@ -264,8 +280,8 @@ def _fast_window(table: Table, groups: list[list[Filter]], sort: tuple[str, bool
         if f.op == "BETWEEN":
             hi_ms = min(hi_ms, int(f.high))
     index = table.by_modified
-    lo = index.bisect_left((lo_ms, -1))
-    hi = index.bisect_right((hi_ms, BIG))
+    lo = index.bisect_left(max(lo_ms, 0) * ID_SPACE)
+    hi = index.bisect_left((hi_ms + 1) * ID_SPACE) if hi_ms >= 0 else 0
     return lo, max(lo, hi), sort[1]
 
 
@@ -289,10 +305,8 @@ def _evaluate(table: Table, groups: list[list[Filter]], query: Any, cutoff: int)
 def _candidates(table: Table, group: list[Filter]) -> Any:
     """Ids worth testing: a slice of a date index when a filter bounds one, else every live id."""
     for f in group:
-        if f.op in ("GTE", "GT", "BETWEEN", "EQ") and f.kind == "time" and \
-                f.prop in (table.modified_prop, table.created_prop):
-            index = table.by_modified if f.prop == table.modified_prop else table.by_created
-            return [i for _, i in index.irange((int(f.value), -1), None)]
+        if f.op in ("GTE", "GT", "BETWEEN", "EQ") and f.derived == "modified":
+            return [k % ID_SPACE for k in table.by_modified.irange(max(int(f.value), 0) * ID_SPACE, None)]
     return list(table.live)
 
 
@@ -311,8 +325,9 @@ def _order(table: Table, recs: list[Record], sort: tuple[str, bool] | None, defi
         return
     name, desc = sort
     ptype = defined[name].type
-    present = [r for r in recs if sort_key(ptype, r.props.get(name)) is not None]
-    missing = [r for r in recs if sort_key(ptype, r.props.get(name)) is None]
-    present.sort(key=lambda r: (sort_key(ptype, r.props.get(name)), r.id), reverse=desc)
+    keyed = [(sort_key(ptype, table.value(r, name)), r) for r in recs]
+    present = [(k, r) for k, r in keyed if k is not None]
+    missing = [r for k, r in keyed if k is None]
+    present.sort(key=lambda kr: (kr[0], kr[1].id), reverse=desc)
     missing.sort(key=lambda r: r.id)
-    recs[:] = present + missing
+    recs[:] = [r for _, r in present] + missing

@@ -6,6 +6,7 @@ by their internal names, priorities upper-case, satisfaction in the portal's `cs
 
 from __future__ import annotations
 
+import gc
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -69,28 +70,25 @@ class Seeder:
         self.portal = portal
         self.seeded = seeded
         self.now_ms = now_ms
+        self._types: dict[tuple[str, str, bool], tuple[int, ...]] = {}
 
     def _put(self, object_type: str, key: str, props: dict[str, str], created: int, modified: int) -> Record:
         table = self.portal.tables[object_type]
         rid = table.new_id()
         created, modified = min(created, self.now_ms), min(max(modified, created), self.now_ms)
-        props = {k: v for k, v in props.items() if v not in (None, "")}
-        props["hs_object_id"] = str(rid)
-        props[table.created_prop] = iso(created)
-        props[table.modified_prop] = iso(modified)
-        rec = Record(rid, props, created, modified)
-        table.insert(rec)
+        rec = Record(rid, {k: v for k, v in props.items() if v}, created, modified)
+        table.records[rid] = rec  # indexes are built once at the end (Table.rebuild)
         self.seeded.ids[key] = (object_type, rid)
         return rec
 
     def _link(self, from_type: str, from_id: int, to_type: str, to_id: int, primary: bool) -> None:
-        assoc = self.portal.assoc
-        plain = default_type(from_type, to_type)
-        assert plain is not None
-        assoc.add(from_type, from_id, to_type, to_id, plain.type_id)
-        label = primary_type(from_type, to_type)
-        if primary and label is not None:
-            assoc.add(from_type, from_id, to_type, to_id, label.type_id)
+        types = self._types.get((from_type, to_type, primary))
+        if types is None:
+            plain, label = default_type(from_type, to_type), primary_type(from_type, to_type)
+            assert plain is not None
+            types = (plain.type_id, label.type_id) if primary and label is not None else (plain.type_id,)
+            self._types[(from_type, to_type, primary)] = types
+        self.portal.assoc.link_new(from_type, from_id, to_type, to_id, types)
 
     def add(self, bundle: Any) -> None:
         """One account bundle and everything attached to it."""
@@ -173,6 +171,15 @@ def seed(portal: Portal, bundles: Iterable[Any], world_owners: Iterable[Any], no
     seeded.owners, seeded.owner_ids = owners_json(world_owners, now_ms)
     seeder = Seeder(portal, seeded, now_ms)
     with portal.lock:
-        for bundle in bundles:
-            seeder.add(bundle)
+        gc_was_on = gc.isenabled()
+        gc.disable()  # millions of small objects, no cycles: collection passes would only slow this down
+        try:
+            for bundle in bundles:
+                seeder.add(bundle)
+            for table in portal.tables.values():
+                table.rebuild()
+        finally:
+            if gc_was_on:
+                gc.enable()
+            gc.freeze()  # keep the seeded portal out of later collections
     return seeded

@@ -114,16 +114,17 @@ class Portal:
             if target is None or target.archived:
                 raise errors.validation(f"No {SINGULAR[to_type]} with ID {to_id} exists to associate with.")
         rid = table.new_id()
-        props = {k: v for k, v in values.items() if v != ""}
-        props["hs_object_id"] = str(rid)
-        props.setdefault(table.created_prop, iso(created))
-        props[table.modified_prop] = iso(stamp)
+        props = {k: v for k, v in values.items() if v != "" and k not in table.derived}
+        if values.get(table.created_prop):
+            created = parse_ms(values[table.created_prop]) or created
         rec = Record(rid, props, created, stamp)
         self._derive(object_type, rec, set(props), stamp)
         table.insert(rec)
         events = [self._event("creation", object_type, rid, stamp, source, changeFlag="NEW")]
         events += [self._event("propertyChange", object_type, rid, stamp, source, propertyName=k, propertyValue=v)
                    for k, v in props.items()]
+        events += [self._event("propertyChange", object_type, rid, stamp, source, propertyName=k,
+                               propertyValue=table.value(rec, k)) for k in sorted(table.derived)]
         for to_type, to_id, type_id in associations:
             events += self._associate(object_type, rid, to_type, to_id, type_id, stamp, source)
         if emit:
@@ -137,6 +138,12 @@ class Portal:
         stamp = stamp if stamp is not None else self.clock()
         changed = set()
         for name, value in values.items():
+            if name == table.created_prop:
+                created = parse_ms(value)
+                if created is not None and created != rec.created:
+                    rec.created = created
+                    changed.add(name)
+                continue
             old = rec.props.get(name)
             if (old or "") == value:
                 continue
@@ -153,7 +160,7 @@ class Portal:
         changed |= self._derive(object_type, rec, changed, stamp)
         table.set_modified(rec, stamp)
         self._emit([self._event("propertyChange", object_type, rec.id, stamp, source, propertyName=n,
-                                propertyValue=rec.props.get(n, "")) for n in sorted(changed)])
+                                propertyValue=table.value(rec, n) or "") for n in sorted(changed)])
         return rec
 
     def archive(self, object_type: str, rec: Record, source: Source) -> None:
@@ -164,7 +171,6 @@ class Portal:
         table = self.tables[object_type]
         table.archive(rec, stamp)
         rec.modified = stamp
-        rec.props[table.modified_prop] = iso(stamp)
         self._emit([self._event("deletion", object_type, rec.id, stamp, source, changeFlag="DELETED")])
 
     def restore(self, object_type: str, rec: Record, source: Source) -> None:
