@@ -22,6 +22,8 @@ def _p(name: str, cast: str = "str", **extra: Any) -> dict[str, Any]:
 
 
 _PRIORITY = {"LOW": "low", "MEDIUM": "medium", "HIGH": "high", "URGENT": "urgent"}
+# default ticket pipeline stage labels; other labels pass through as they are
+_TICKET_STATUS = {"New": "new", "Waiting on contact": "working", "Waiting on us": "working", "Closed": "closed"}
 
 # Unified object -> unified field -> spec. `_rapport.*` values are derived by the adapter from
 # associations, pipelines and the engagement type; ticket CSAT / escalation / reopen counts are
@@ -68,7 +70,7 @@ DEFAULT_READ: dict[str, dict[str, dict[str, Any]]] = {
         "contact_external_id": _f("_rapport.contact_id"),
         "subject": _p("subject"),
         "priority": _p("hs_ticket_priority", map=_PRIORITY),
-        "status": _f("_rapport.stage"),
+        "status": _f("_rapport.stage", map=_TICKET_STATUS),
         "is_closed": _f("_rapport.is_closed", "bool", default=False),
         "is_escalated": _p("is_escalated", "bool", default=False),
         "opened_at": _p("createdate", "datetime"),

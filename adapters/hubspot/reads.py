@@ -29,7 +29,7 @@ from hubspot.crm.objects import (
 from adapters.base import Change, Page
 from adapters.hubspot import mapping
 from adapters.hubspot import settings as hs
-from adapters.hubspot.client import HubSpotClient
+from adapters.hubspot.client import HubSpotClient, next_after
 from connector.errors import ConfigError
 
 _OBJ = "crm.objects"
@@ -113,11 +113,11 @@ class Reader:
         props = self.properties(t)
 
         def fetch(after: str | None) -> Any:
-            return self.c.call(f"{_OBJ}.basic_api", "get_page", object=t, object_type=t, limit=hs.LIST_LIMIT,
-                               after=after, properties=props, associations=assoc, archived=archived)
+            return self.c.call_json(f"{_OBJ}.basic_api", "get_page", object=t, object_type=t, limit=hs.LIST_LIMIT,
+                                    after=after, properties=props, associations=assoc, archived=archived)[1]
 
-        for response in self.c.pages(fetch):
-            yield [self.c.to_dict(r) for r in response.results or []]
+        for body in self.c.pages(fetch):
+            yield list(body.get("results") or [])
 
     def _changes(self, unified: str, t: str, records: list[dict[str, Any]], *,
                  until: datetime | None = None, linked: dict[str, dict[str, str | None]] | None = None) -> list[Change]:
@@ -201,15 +201,14 @@ class Reader:
         def fetch(after: str | None) -> Any:
             body = PublicObjectSearchRequest(filter_groups=[group], properties=props, limit=hs.SEARCH_LIMIT,
                                              after=after, sorts=[{"propertyName": sort, "direction": "ASCENDING"}])
-            return self.c.call(f"{_OBJ}.search_api", "do_search", bucket="search", object=t, object_type=t,
-                               public_object_search_request=body)
+            return self.c.call_json(f"{_OBJ}.search_api", "do_search", bucket="search", object=t, object_type=t,
+                                    public_object_search_request=body)[1]
 
         consumed = 0
-        for response in self.c.pages(fetch):
-            records = [self.c.to_dict(r) for r in response.results or []]
+        for page in self.c.pages(fetch):
+            records = list(page.get("results") or [])
             consumed += len(records)
-            nxt = getattr(getattr(response.paging, "next", None), "after", None) if response.paging else None
-            yield records, bool(nxt), consumed
+            yield records, next_after(page) is not None, consumed
 
     # --- associations, pipelines, derived values ----------------------------------------------
 
@@ -223,10 +222,10 @@ class Reader:
             for chunk in _chunks(ids, hs.ASSOCIATION_BATCH_LIMIT):
                 body = BatchInputPublicFetchAssociationsBatchRequest(
                     inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in chunk])
-                response = self.c.call("crm.associations.v4.batch_api", "get_page", object=t,
-                                       from_object_type=t, to_object_type=to_type,
-                                       batch_input_public_fetch_associations_batch_request=body)
-                for result in self.c.to_dict(response.results or []):
+                found = self.c.call_json("crm.associations.v4.batch_api", "get_page", object=t,
+                                         from_object_type=t, to_object_type=to_type,
+                                         batch_input_public_fetch_associations_batch_request=body)[1]
+                for result in (found or {}).get("results") or []:
                     ident = str((result.get("from") or {}).get("id"))
                     if ident in out:
                         out[ident][to_type] = mapping.primary_from_v4(result.get("to") or [])
@@ -237,8 +236,8 @@ class Reader:
             return {"stage": None, "is_closed": False, "is_won": False}
         key = (str(pipeline or ""), str(stage))
         if t not in self.stages or key not in self.stages[t]:
-            response = self.c.call("crm.pipelines.pipelines_api", "get_all", object=t, object_type=t)
-            self.stages[t] = mapping.stage_table(self.c.to_dict(response.results or []), t)
+            found = self.c.call_json("crm.pipelines.pipelines_api", "get_all", object=t, object_type=t)[1]
+            self.stages[t] = mapping.stage_table((found or {}).get("results") or [], t)
         found = self.stages[t].get(key)
         if found is None:  # stage ids are unique in a portal; tolerate a missing or odd pipeline id
             found = next((v for (_, s), v in self.stages[t].items() if s == key[1]), None)
@@ -275,9 +274,9 @@ class Reader:
                 body = BatchReadInputSimplePublicObjectId(
                     inputs=[SimplePublicObjectId(id=i) for i in chunk], properties=self.properties(t),
                     properties_with_history=[])
-                response = self.c.call(f"{_OBJ}.batch_api", "read", object=t, object_type=t,
-                                       batch_read_input_simple_public_object_id=body, archived=False)
-                records = [self.c.to_dict(r) for r in response.results or []]
+                found_json = self.c.call_json(f"{_OBJ}.batch_api", "read", object=t, object_type=t,
+                                              batch_read_input_simple_public_object_id=body, archived=False)[1]
+                records = list((found_json or {}).get("results") or [])
                 for change in self._changes(unified, t, records, linked=self._links(t, records)):
                     found.setdefault(change.external_id, change)
         now = datetime.now(UTC)

@@ -134,10 +134,15 @@ def auth_kind(secrets: dict[str, Any]) -> str:
 
 
 def budget_rates(options: dict[str, Any], auth: str = "private_app") -> dict[str, list[tuple[int, int]]]:
-    """Budget buckets as (limit, window ms) at ~90% of the published limits (options may lower them)."""
+    """Budget buckets as (limit, window ms) at ~90% of the published limits.
+
+    Options override the published numbers: `rate_limit` (per window), `rate_window_ms`, and
+    `search_rate_limit` (per second), e.g. for an API add-on or a sandbox configured otherwise.
+    """
     burst = int(options.get("rate_limit") or RATE_LIMITS.get(auth, RATE_LIMITS["oauth"]))
+    window = int(options.get("rate_window_ms") or RATE_WINDOW_MS)
     search = float(options.get("search_rate_limit") or SEARCH_RATE_LIMIT)
     return {
-        "default": [(max(1, int(burst * BUDGET_HEADROOM)), RATE_WINDOW_MS)],
+        "default": [(max(1, int(burst * BUDGET_HEADROOM)), window)],
         "search": [(max(1, int(search * BUDGET_HEADROOM)), SEARCH_WINDOW_MS)],
     }
