@@ -16,6 +16,12 @@ from sandbox.hubspot.store import Portal
 from sandbox.hubspot.values import iso
 
 MAX_LIST = 100
+# what creating a record needs: all of REQUIRED, one of ONE_OF; pipelines default like HubSpot's
+REQUIRED = {"tickets": ("hs_pipeline_stage", "subject"), "deals": ("dealname", "dealstage"),
+            "tasks": ("hs_timestamp",), "calls": ("hs_timestamp",), "emails": ("hs_timestamp",),
+            "meetings": ("hs_timestamp",)}
+ONE_OF = {"contacts": ("email", "firstname", "lastname"), "companies": ("name", "domain")}
+DEFAULTS = {"tickets": {"hs_pipeline": "0"}, "deals": {"pipeline": "default"}}
 MAX_BATCH = 100
 BY_ID = {v: k for k, v in OBJECT_TYPE_IDS.items()}
 
@@ -174,8 +180,15 @@ class ObjectsApi:
                 if not match:
                     raise errors.validation(f"associationTypeId {tid} is not valid from {ot}.")
                 assocs.append((match[0][1], to_id, tid))
-        if ot == "tasks" and not values.get("hs_timestamp"):
-            raise errors.validation("hs_timestamp is required to create a task (its due date).")
+        missing = [n for n in REQUIRED.get(ot, ()) if not values.get(n)]
+        one_of = ONE_OF.get(ot, ())
+        if one_of and not any(values.get(n) for n in one_of):
+            missing.append(" or ".join(one_of))
+        if missing:
+            raise errors.validation(f"Cannot create object with type: {SINGULAR[ot].upper()}. The following "
+                                    f"required properties were missing: [{', '.join(missing)}]")
+        for name, value in DEFAULTS.get(ot, {}).items():
+            values.setdefault(name, value)
         return self.portal.create(ot, values, caller.source, associations=assocs)
 
     def create(self, ot: str, body: Any, caller: Caller) -> tuple[int, dict]:

@@ -7,8 +7,8 @@ from hubspot.crm.companies import ApiException as CompanyError
 from hubspot.crm.contacts import (
     ApiException,
     BatchInputSimplePublicObjectBatchInput,
-    BatchInputSimplePublicObjectBatchInputUpsert,
     BatchInputSimplePublicObjectBatchInputForCreate,
+    BatchInputSimplePublicObjectBatchInputUpsert,
     BatchReadInputSimplePublicObjectId,
     SimplePublicObjectInput,
     SimplePublicObjectInputForCreate,
@@ -99,35 +99,35 @@ def test_get_by_id_by_email_and_unknown(hs, hubspot_sandbox):  # noqa: F811
 
 
 def test_create_with_association_update_and_archive(fresh_sandbox):  # noqa: F811
-    hs = client(fresh_sandbox)
-    company = hs.crm.companies.basic_api.get_page(limit=1).results[0]
-    created = hs.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(
+    api = client(fresh_sandbox)
+    company = api.crm.companies.basic_api.get_page(limit=1).results[0]
+    created = api.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(
         properties={"email": "New.Person@Example.com", "firstname": "New"},
         associations=[{"to": {"id": company.id},
                        "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 279}]}]))
     assert created.properties["email"] == "new.person@example.com"
     assert created.created_at == created.updated_at
-    links = hs.crm.associations.v4.basic_api.get_page("contacts", created.id, "companies")
+    links = api.crm.associations.v4.basic_api.get_page("contacts", created.id, "companies")
     assert [str(r.to_object_id) for r in links.results] == [company.id]
     before = created.properties["lastmodifieddate"]
-    updated = hs.crm.contacts.basic_api.update(created.id, SimplePublicObjectInput(properties={"jobtitle": "CFO"}))
+    updated = api.crm.contacts.basic_api.update(created.id, SimplePublicObjectInput(properties={"jobtitle": "CFO"}))
     assert updated.properties["jobtitle"] == "CFO"
     assert updated.properties["lastmodifieddate"] >= before and updated.updated_at >= created.updated_at
     with pytest.raises(ApiException) as err:  # the same email again
-        hs.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties={"email": "new.person@example.com"}))
+        api.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties={"email": "new.person@example.com"}))
     assert err.value.status == 409 and _body(err.value)["category"] == "CONFLICT"
-    hs.crm.contacts.basic_api.archive(created.id)
+    api.crm.contacts.basic_api.archive(created.id)
     with pytest.raises(ApiException):
-        hs.crm.contacts.basic_api.get_by_id(created.id)
-    archived = hs.crm.contacts.basic_api.get_by_id(created.id, archived=True)
+        api.crm.contacts.basic_api.get_by_id(created.id)
+    archived = api.crm.contacts.basic_api.get_by_id(created.id, archived=True)
     assert archived.archived is True and archived.archived_at is not None
-    listed = hs.crm.contacts.basic_api.get_page(limit=100, archived=True)
+    listed = api.crm.contacts.basic_api.get_page(limit=100, archived=True)
     assert created.id in {r.id for r in listed.results}
 
 
 def test_invalid_property_values_are_refused_and_nothing_changes(fresh_sandbox):  # noqa: F811
-    hs = client(fresh_sandbox)
-    deal = hs.crm.deals.basic_api.get_page(limit=1, properties=["amount", "dealstage"]).results[0]
+    api = client(fresh_sandbox)
+    deal = api.crm.deals.basic_api.get_page(limit=1, properties=["amount", "dealstage"]).results[0]
     r = raw(fresh_sandbox, "PATCH", f"/crm/v3/objects/deals/{deal.id}",
             json={"properties": {"amount": "lots", "dealstage": "nowhere", "no_such": "x"}})
     assert r.status_code == 400
@@ -135,7 +135,7 @@ def test_invalid_property_values_are_refused_and_nothing_changes(fresh_sandbox):
     assert body["category"] == "VALIDATION_ERROR"
     for name in ("amount", "dealstage", "no_such"):
         assert name in body["message"]
-    again = hs.crm.deals.basic_api.get_by_id(deal.id, properties=["amount", "dealstage"])
+    again = api.crm.deals.basic_api.get_by_id(deal.id, properties=["amount", "dealstage"])
     assert again.properties == deal.properties
     r = raw(fresh_sandbox, "PATCH", f"/crm/v3/objects/deals/{deal.id}",
             json={"properties": {"hs_lastmodifieddate": "0"}})
@@ -165,37 +165,37 @@ def test_batches_take_at_most_100_inputs(hubspot_sandbox):  # noqa: F811
 
 
 def test_batch_create_update_upsert_archive(fresh_sandbox):  # noqa: F811
-    hs = client(fresh_sandbox)
-    made = hs.crm.contacts.batch_api.create(BatchInputSimplePublicObjectBatchInputForCreate(inputs=[
+    api = client(fresh_sandbox)
+    made = api.crm.contacts.batch_api.create(BatchInputSimplePublicObjectBatchInputForCreate(inputs=[
         {"properties": {"email": f"batch{i}@example.com", "firstname": f"B{i}"}, "associations": []}
         for i in range(3)]))
     assert made.status == "COMPLETE" and len(made.results) == 3
     ids = [r.id for r in made.results]
-    updated = hs.crm.contacts.batch_api.update(BatchInputSimplePublicObjectBatchInput(inputs=[
+    updated = api.crm.contacts.batch_api.update(BatchInputSimplePublicObjectBatchInput(inputs=[
         {"id": ids[0], "properties": {"jobtitle": "CTO"}}, {"id": "987654321", "properties": {"jobtitle": "x"}}]))
     assert updated.num_errors == 1 and updated.errors[0].context["ids"] == ["987654321"]
     assert updated.results[0].properties["jobtitle"] == "CTO"
     dup = raw(fresh_sandbox, "POST", "/crm/v3/objects/contacts/batch/update", json={"inputs": [
         {"id": ids[0], "properties": {"jobtitle": "A"}}, {"id": ids[0], "properties": {"jobtitle": "B"}}]})
     assert dup.status_code == 400 and "Duplicate IDs" in dup.json()["message"]
-    upserted = hs.crm.contacts.batch_api.upsert(BatchInputSimplePublicObjectBatchInputUpsert(inputs=[
+    upserted = api.crm.contacts.batch_api.upsert(BatchInputSimplePublicObjectBatchInputUpsert(inputs=[
         {"id": "batch1@example.com", "idProperty": "email", "properties": {"lastname": "Known"}},
         {"id": "brand.new@example.com", "idProperty": "email", "properties": {"lastname": "New"}}]))
     by_new = {r.new: r for r in upserted.results}
     assert by_new[False].id == ids[1] and by_new[True].properties["email"] == "brand.new@example.com"
-    hs.crm.contacts.batch_api.archive({"inputs": [{"id": ids[2]}]})
+    api.crm.contacts.batch_api.archive({"inputs": [{"id": ids[2]}]})
     assert fresh_sandbox.store.tables["contacts"].records[int(ids[2])].archived
 
 
 def test_tasks_for_alerts_are_created_with_associations_and_listed(fresh_sandbox):  # noqa: F811
-    hs = client(fresh_sandbox)
-    company = hs.crm.companies.basic_api.get_page(limit=1).results[0]
-    task = hs.crm.objects.basic_api.create("tasks", ObjectCreate(properties={
+    api = client(fresh_sandbox)
+    company = api.crm.companies.basic_api.get_page(limit=1).results[0]
+    task = api.crm.objects.basic_api.create("tasks", ObjectCreate(properties={
         "hs_task_subject": "Score dropped", "hs_timestamp": "2026-01-05T09:00:00Z", "hs_task_status": "NOT_STARTED",
         "hs_task_type": "TODO"}, associations=[{"to": {"id": company.id}, "types": [
             {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 192}]}]))
     assert task.properties["hs_timestamp"] == "2026-01-05T09:00:00.000Z"
-    listed = hs.crm.objects.basic_api.get_page("tasks", properties=["hs_task_subject"], associations=["companies"])
+    listed = api.crm.objects.basic_api.get_page("tasks", properties=["hs_task_subject"], associations=["companies"])
     assert listed.results[0].properties["hs_task_subject"] == "Score dropped"
     assert listed.results[0].associations["companies"].results[0].id == company.id
     r = raw(fresh_sandbox, "POST", "/crm/v3/objects/tasks", json={"properties": {"hs_task_subject": "no due"}})
@@ -203,14 +203,14 @@ def test_tasks_for_alerts_are_created_with_associations_and_listed(fresh_sandbox
 
 
 def test_merge_archives_the_loser_and_records_it_on_the_survivor(fresh_sandbox):  # noqa: F811
-    hs = client(fresh_sandbox)
-    a, b = hs.crm.contacts.basic_api.get_page(limit=2).results
+    api = client(fresh_sandbox)
+    a, b = api.crm.contacts.basic_api.get_page(limit=2).results
     merged = raw(fresh_sandbox, "POST", "/crm/v3/objects/contacts/merge",
                  json={"primaryObjectId": a.id, "objectIdToMerge": b.id})
     assert merged.status_code == 200
-    survivor = hs.crm.contacts.basic_api.get_by_id(a.id, properties=["hs_merged_object_ids"])
+    survivor = api.crm.contacts.basic_api.get_by_id(a.id, properties=["hs_merged_object_ids"])
     assert survivor.properties["hs_merged_object_ids"] == b.id
     assert survivor.updated_at > a.updated_at
-    archived = {r.id for r in hs.crm.contacts.basic_api.get_page(limit=100, archived=True).results}
+    archived = {r.id for r in api.crm.contacts.basic_api.get_page(limit=100, archived=True).results}
     assert b.id in archived
-    assert hs.crm.contacts.basic_api.get_by_id(b.id).id == a.id  # reads of the merged id land on the survivor
+    assert api.crm.contacts.basic_api.get_by_id(b.id).id == a.id  # reads of the merged id land on the survivor

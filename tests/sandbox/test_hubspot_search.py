@@ -126,30 +126,30 @@ def test_results_stop_at_10000(fresh_sandbox):  # noqa: F811
         for i in range(10_050):
             store.create("tasks", {"hs_task_subject": f"t{i}", "hs_timestamp": "2025-01-01T00:00:00.000Z"}, SEED,
                          stamp=1_700_000_000_000 + i, emit=False)
-    hs = client(fresh_sandbox)
+    api = client(fresh_sandbox)
     body = {"filterGroups": [{"filters": [{"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": "0"}]}],
             "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}], "limit": 200,
             "properties": ["hs_task_subject"]}
-    near_end = hs.crm.objects.search_api.do_search("tasks", {**body, "after": "9800"})
+    near_end = api.crm.objects.search_api.do_search("tasks", {**body, "after": "9800"})
     assert near_end.total == 10_050 and near_end.paging.next.after == "10000"
     assert near_end.results[-1].properties["hs_task_subject"] == "t9999"
     with pytest.raises(Exception) as err:
-        hs.crm.objects.search_api.do_search("tasks", {**body, "after": "10000"})
+        api.crm.objects.search_api.do_search("tasks", {**body, "after": "10000"})
     assert err.value.status == 400 and json.loads(err.value.body)["category"] == "VALIDATION_ERROR"
 
 
 def test_archived_records_never_appear_and_recent_writes_lag(fresh_sandbox):  # noqa: F811
     fresh_sandbox.configure(search_lag_s=0.6)
-    hs = client(fresh_sandbox)
-    some = hs.crm.contacts.basic_api.get_page(limit=2).results
-    hs.crm.contacts.basic_api.archive(some[0].id)
-    hs.crm.contacts.basic_api.update(some[1].id, {"properties": {"jobtitle": "Fresh"}})
+    api = client(fresh_sandbox)
+    some = api.crm.contacts.basic_api.get_page(limit=2).results
+    api.crm.contacts.basic_api.archive(some[0].id)
+    api.crm.contacts.basic_api.update(some[1].id, {"properties": {"jobtitle": "Fresh"}})
     query = {"filterGroups": [{"filters": [{"propertyName": "jobtitle", "operator": "EQ", "value": "fresh"}]}]}
-    assert hs.crm.contacts.search_api.do_search(public_object_search_request=query).total == 0  # not indexed yet
+    assert api.crm.contacts.search_api.do_search(public_object_search_request=query).total == 0  # not indexed yet
     time.sleep(0.7)
-    found = hs.crm.contacts.search_api.do_search(public_object_search_request=query)
+    found = api.crm.contacts.search_api.do_search(public_object_search_request=query)
     assert [r.id for r in found.results] == [some[1].id]
-    everyone = hs.crm.contacts.search_api.do_search(public_object_search_request={"limit": 200})
+    everyone = api.crm.contacts.search_api.do_search(public_object_search_request={"limit": 200})
     assert some[0].id not in {r.id for r in everyone.results}
     assert everyone.total == len(fresh_sandbox.store.tables["contacts"].live)
 
