@@ -257,6 +257,9 @@ def worker_for(settings: Settings, *, simple: bool | None = None, name: str | No
         connection=redis_for(settings),
         name=name,
         exception_handlers=[no_retry_on_fatal],
+        # Look for jobs abandoned by a killed worker every minute (RQ's default is ten), so they
+        # are retried soon after their 90 s heartbeat lapses.
+        maintenance_interval=60,
     )
     if use_simple and threading.current_thread() is not threading.main_thread():
         worker.death_penalty_class = TimerDeathPenalty  # SIGALRM only works in the main thread

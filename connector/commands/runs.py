@@ -18,7 +18,7 @@ from connector.model import utcnow
 from connector.queues import drain, enqueue_steps, redis_for, steps_for, worker_for
 from connector.runs import fail_stale_runs, list_runs
 
-FAILED_JOB = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+FAILED_JOB = {JobStatus.FAILED.value, JobStatus.STOPPED.value, JobStatus.CANCELED.value}
 
 
 def _connection_id(engine: Any, name: str) -> int:
@@ -158,7 +158,7 @@ def _job_states(settings: Settings, ids: list[str]) -> dict[str, str]:
     jobs = Job.fetch_many(ids, connection=redis_for(settings))
     # Finished jobs keep no result (result_ttl=0), so a job that is gone has finished.
     return {
-        i: (j.get_status() or "unknown") if j is not None else "finished"
+        i: JobStatus(j.get_status()).value if j is not None else "finished"
         for i, j in zip(ids, jobs, strict=True)
     }
 
@@ -168,7 +168,7 @@ def _settled(states: dict[str, str]) -> bool:
     for state in states.values():
         if state in FAILED_JOB:
             failed_before = True
-        elif state != "finished" and not (failed_before and state == JobStatus.DEFERRED):
+        elif state != "finished" and not (failed_before and state == JobStatus.DEFERRED.value):
             return False
     return True
 
@@ -182,8 +182,11 @@ def _follow(settings: Settings, engine: Any, ids: list[str], since: Any, timeout
         while not _settled(_job_states(settings, ids)) and time.monotonic() < deadline:
             time.sleep(1.0)
     states = _job_states(settings, ids)
+    failed_before = False
     for i, state in states.items():
-        click.echo(f"job {i}: {state}")
+        shown = "not run (an earlier step failed)" if failed_before and state == "deferred" else state
+        failed_before = failed_before or state in FAILED_JOB
+        click.echo(f"job {i}: {shown}")
     rows = list_runs(engine, job_ids=ids, since=since, limit=100)
     if rows:
         click.echo(_run_rows(engine, list(reversed(rows))))

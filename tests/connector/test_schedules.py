@@ -162,9 +162,9 @@ def test_run_now_enqueues_outside_the_slots(make_settings, redis_url, sqlite_url
     assert schedules.get_schedule(engine, sid).last_slot is None
 
 
-def test_schedules_and_runs_commands_in_the_embedded_default(
-    tmp_path, sqlite_url, make_settings, monkeypatch
-) -> None:
+@pytest.fixture
+def cli(tmp_path, sqlite_url, make_settings, monkeypatch):
+    """`rapport` in the embedded default (no REDIS_URL) with a connection "mem-cli" to an in-memory CRM."""
     from click.testing import CliRunner
 
     import adapters
@@ -195,25 +195,45 @@ def test_schedules_and_runs_commands_in_the_embedded_default(
         assert result.exit_code == code, result.output
         return result.output
 
-    try:
-        assert "no schedules" in rapport("schedules", "list")
-        assert "schedule 1: sync_incremental of mem-cli on '*/5 * * * *' (UTC)" in rapport(
-            "schedules", "add", "mem-cli", "sync_incremental", "*/5  * * * *"
-        )
-        assert "the minute field '61' is invalid" in rapport(
-            "schedules", "add", "mem-cli", "score", "61 * * * *", code=2
-        )
-        listed = rapport("schedules", "list")
-        assert "sync_incremental" in listed and "*/5 * * * *" in listed and "score" not in listed
-        ran = rapport("schedules", "run", "1")
-        assert f"enqueued sync-{cid}-incr" in ran and f"job sync-{cid}-incr: finished" in ran
-        assert "succeeded" in ran
-        history = rapport("runs", "mem-cli")
-        [row] = [line for line in history.splitlines() if "sync_incremental" in line]
-        assert "succeeded" in row and "manual" in row and "account.created=3" in row
-        assert "no connection named 'nobody'" in rapport("runs", "nobody", code=2)
-        assert "schedule 1 removed" in rapport("schedules", "remove", "1")
-        assert "no schedule 1" in rapport("schedules", "remove", "1", code=2)
-    finally:
-        redis_for(get_settings()).flushdb()
-        get_settings.cache_clear()
+    yield rapport, crm, cid
+    redis_for(get_settings()).flushdb()
+    get_settings.cache_clear()
+    engine.dispose()
+
+
+def test_schedules_and_runs_commands_in_the_embedded_default(cli) -> None:
+    rapport, _, cid = cli
+    assert "no schedules" in rapport("schedules", "list")
+    assert "schedule 1: sync_incremental of mem-cli on '*/5 * * * *' (UTC)" in rapport(
+        "schedules", "add", "mem-cli", "sync_incremental", "*/5  * * * *"
+    )
+    assert "the minute field '61' is invalid" in rapport(
+        "schedules", "add", "mem-cli", "score", "61 * * * *", code=2
+    )
+    listed = rapport("schedules", "list")
+    assert "sync_incremental" in listed and "*/5 * * * *" in listed and "score" not in listed
+    ran = rapport("schedules", "run", "1")
+    assert f"enqueued sync-{cid}-incr" in ran and f"job sync-{cid}-incr: finished" in ran
+    assert "succeeded" in ran
+    history = rapport("runs", "mem-cli")
+    [row] = [line for line in history.splitlines() if "sync_incremental" in line]
+    assert "succeeded" in row and "manual" in row and "account.created=3" in row
+    assert "no connection named 'nobody'" in rapport("runs", "nobody", code=2)
+    assert "schedule 1 removed" in rapport("schedules", "remove", "1")
+    assert "no schedule 1" in rapport("schedules", "remove", "1", code=2)
+
+
+def test_run_command_stops_the_chain_at_a_fatal_sync_and_says_so(cli) -> None:
+    from connector.errors import AuthError
+
+    rapport, crm, cid = cli
+    crm.fail_after(0, AuthError("the session expired", crm="memory", status=401, hint="reconnect mem-cli"))
+    out = rapport("run", "mem-cli", code=1)
+    [enqueued] = [line for line in out.splitlines() if line.startswith("enqueued ")]
+    head = enqueued.split()[1]
+    assert head.startswith(f"run-{cid}-") and enqueued.endswith(f"{head}-score → {head}-writeback")
+    assert f"job {head}: failed" in out
+    assert f"job {head}-score: not run (an earlier step failed)" in out
+    assert f"job {head}-writeback: not run (an earlier step failed)" in out
+    [row] = [line for line in out.splitlines() if "sync_incremental" in line]
+    assert "failed" in row and "the session expired" in row
