@@ -11,6 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection as SAConnection
 from sqlmodel import Session, SQLModel
 
+from connector.bulk import fast_upsert
 from connector.model import RECORD_MODELS
 
 UPSERT_CHUNK = 1000
@@ -35,6 +36,8 @@ def upsert(
     table = model.__table__  # type: ignore[attr-defined]
     columns = set(rows[0])
     update_cols = [c for c in (update if update is not None else columns) if c not in keys and c != "id"]
+    if fast_upsert(bind, table, rows, keys, update_cols):
+        return len(rows)
     insert_fn = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
     for start in range(0, len(rows), UPSERT_CHUNK):
         chunk = rows[start : start + UPSERT_CHUNK]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from connector.commands import connections, hubspot, ops, runs, salesforce, sandbox, sync
+from connector.commands import bench, connections, hubspot, ops, runs, salesforce, sandbox, scoring, sync
 
 COMMANDS: list[click.Command] = [
     *ops.COMMANDS,
@@ -13,6 +13,8 @@ COMMANDS: list[click.Command] = [
     *sync.COMMANDS,
     *salesforce.COMMANDS,
     *sandbox.COMMANDS,
+    *bench.COMMANDS,
+    *scoring.COMMANDS,
 ]
 
 connections.connect.add_command(salesforce.connect_salesforce)

@@ -1,0 +1,115 @@
+"""Bench section `storage`: upsert the whole world into SQLite and PostgreSQL, rows per second and memory.
+
+`load_world` is also the way other sections fill a scratch database with the world.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from bench.context import BenchContext
+from bench.memory import in_child
+from connector.db import make_engine, session_scope
+from connector.model import UNIFIED_OBJECTS, Connection, Workspace
+from connector.store import link_accounts, upsert_records
+from sandbox.world import generate, unified_rows
+
+BATCH_ROWS = 5000  # rows per transaction: a sync page commits about this much at a time
+
+
+def create_bench_connection(engine: Engine, name: str, kind: str = "salesforce") -> int:
+    """A workspace and a connection to hang the world's rows on; returns the connection id."""
+    with session_scope(engine) as session:
+        workspace = Workspace(name=f"{name}-workspace")
+        session.add(workspace)
+        session.flush()
+        assert workspace.id is not None
+        connection = Connection(workspace_id=workspace.id, name=name, kind=kind)
+        session.add(connection)
+        session.flush()
+        assert connection.id is not None
+        return connection.id
+
+
+def load_world(
+    url: str,
+    size: str,
+    seed: int = 0,
+    *,
+    accounts: int | None = None,
+    connection_id: int | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> dict[str, Any]:
+    """Upsert the world into the database at `url` in batches, then link the account ids.
+
+    Returns the connection id, the row count, and the seconds spent in upserts, in linking,
+    and in all (generation included).
+    """
+    engine = make_engine(url)
+    try:
+        cid = connection_id or create_bench_connection(engine, f"bench-world-{size}-{seed}")
+        synced = datetime.now(UTC)
+        buffers: dict[str, list[dict]] = {name: [] for name in UNIFIED_OBJECTS}
+        pending = rows = 0
+        upsert_s = 0.0
+        start = time.perf_counter()
+
+        def flush() -> float:
+            began = time.perf_counter()
+            with engine.begin() as conn:
+                for name in UNIFIED_OBJECTS:
+                    upsert_records(conn, name, buffers[name])
+                    buffers[name].clear()
+            return time.perf_counter() - began
+
+        for bundle in generate(size, seed, accounts=accounts):
+            for name, object_rows in unified_rows(bundle, cid, synced_at=synced).items():
+                buffers[name].extend(object_rows)
+            count = bundle.record_count()
+            pending += count
+            rows += count
+            if pending >= batch_rows:
+                upsert_s += flush()
+                pending = 0
+        upsert_s += flush()
+        began = time.perf_counter()
+        with engine.begin() as conn:
+            for name in ("contact", "deal", "case"):
+                link_accounts(conn, cid, name)
+        link_s = time.perf_counter() - began
+        return {
+            "connection_id": cid,
+            "rows": rows,
+            "upsert_seconds": upsert_s,
+            "link_seconds": link_s,
+            "total_seconds": time.perf_counter() - start,
+        }
+    finally:
+        engine.dispose()
+
+
+def _figures(prefix: str, full: dict[str, Any], small: dict[str, Any]) -> dict[str, float | int | str]:
+    return {
+        f"{prefix}_rows_per_s": round(full["rows"] / full["upsert_seconds"]),
+        f"{prefix}_end_to_end_rows_per_s": round(full["rows"] / full["total_seconds"]),
+        f"{prefix}_upsert_seconds": round(full["upsert_seconds"], 2),
+        f"{prefix}_link_seconds": round(full["link_seconds"], 2),
+        f"{prefix}_peak_rss_delta_mb": full["peak_rss_delta_mb"],
+        f"{prefix}_peak_rss_delta_mb_small": small["peak_rss_delta_mb"],
+    }
+
+
+def run(ctx: BenchContext) -> dict[str, float | int | str]:
+    """Load the world of the chosen size into fresh SQLite and PostgreSQL databases."""
+    figures: dict[str, float | int | str] = {}
+    for prefix, scratch in (("sqlite", ctx.scratch_sqlite), ("pg", ctx.scratch_pg)):
+        full = in_child(load_world, scratch(f"storage_{ctx.size}"), ctx.size, ctx.seed)
+        small = full if ctx.size == "small" else in_child(load_world, scratch("storage_small"), "small", ctx.seed)
+        figures["rows"] = full["rows"]
+        figures.update(_figures(prefix, full, small))
+    figures["batch_rows"] = BATCH_ROWS
+    return figures

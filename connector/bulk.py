@@ -1,0 +1,174 @@
+"""The fast lane of `store.upsert`: values converted once per column type and sent straight to the driver.
+
+SQLAlchemy's per-row parameter processing costs more than the database's own work on a bulk load,
+so for the plain column types of the model this module renders the INSERT … ON CONFLICT once and
+converts values itself, exactly as the SQLAlchemy types would: UTC-aware datetimes (naive ones are
+refused), ISO dates on SQLite, JSON text. PostgreSQL gets the rows by COPY into a staging table and
+one INSERT … SELECT; SQLite one prepared statement run with `executemany`. Other column types take
+the SQLAlchemy path.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection as SAConnection
+
+from connector.model import UTCDateTime
+
+Converter = Callable[[Any], Any] | None
+
+
+def _utc_sqlite(value: datetime | None) -> str | None:
+    # The text SQLAlchemy's SQLite DATETIME writes: "YYYY-MM-DD HH:MM:SS.ffffff" in UTC.
+    if value is None:
+        return None
+    zone = value.tzinfo
+    if zone is not UTC:
+        if zone is None:
+            raise ValueError(f"naive datetime {value!r}: Rapport stores timezone-aware UTC only")
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
+
+
+def _json_dumps(value: Any) -> str:
+    return "{}" if value == {} and type(value) is dict else json.dumps(value)
+
+
+def _utc_pg(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: Rapport stores timezone-aware UTC only")
+    return value
+
+
+def _date_sqlite(value: date | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        value = value.date()
+    if not isinstance(value, date):
+        raise TypeError(f"SQLite Date type only accepts Python date objects as input, got {value!r}")
+    return value.isoformat()
+
+
+def _converter(column: sa.Column, dialect: sa.Dialect) -> tuple[bool, Converter]:
+    """(supported, converter or None for pass-through) for one column."""
+    sqlite = dialect.name == "sqlite"
+    if isinstance(column.type, UTCDateTime):
+        return True, _utc_sqlite if sqlite else _utc_pg
+    impl = column.type.dialect_impl(dialect)
+    if isinstance(impl, sa.JSON):
+        return True, getattr(dialect, "_json_serializer", None) or _json_dumps
+    if isinstance(impl, sa.TypeDecorator | sa.Enum | sa.DateTime) or (
+        isinstance(impl, sa.Numeric) and not isinstance(impl, sa.Float)
+    ):
+        return False, None
+    if isinstance(impl, sa.Date):
+        return True, _date_sqlite if sqlite else None
+    if isinstance(impl, sa.Integer | sa.String | sa.Float | sa.Boolean):
+        return True, None
+    return False, None
+
+
+@lru_cache(maxsize=256)
+def _plan(
+    dialect: sa.Dialect, table: sa.Table, columns: tuple[str, ...], keys: tuple[str, ...], update: tuple[str, ...]
+) -> tuple[list[Converter], str] | None:
+    """Converters and the statement for these columns, or None when a type is not supported."""
+    converters: list[Converter] = []
+    for name in columns:
+        if name not in table.c:
+            raise ValueError(f"{table.name} has no column {name!r}: fix the row keys")
+        ok, convert = _converter(table.c[name], dialect)
+        if not ok:
+            return None
+        converters.append(convert)
+    return converters, _upsert_sql(dialect, table.name, columns, keys, update)
+
+
+def _upsert_sql(
+    dialect: sa.Dialect, table: str, columns: Sequence[str], keys: Sequence[str], update: Sequence[str], source: str = ""
+) -> str:
+    """INSERT … ON CONFLICT from one row of placeholders (SQLite) or from a staging table (PostgreSQL)."""
+    quote = dialect.identifier_preparer.quote
+    names = ", ".join(quote(c) for c in columns)
+    if source:
+        body = f"SELECT {names} FROM {source}"
+    else:
+        body = "VALUES (" + ", ".join("?" for _ in columns) + ")"
+    conflict = ", ".join(quote(k) for k in keys)
+    if update:
+        sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in update)
+        return f"INSERT INTO {quote(table)} ({names}) {body} ON CONFLICT ({conflict}) DO UPDATE SET {sets}"
+    return f"INSERT INTO {quote(table)} ({names}) {body} ON CONFLICT ({conflict}) DO NOTHING"
+
+
+def fast_upsert(
+    bind: SAConnection,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+    update: Sequence[str],
+) -> bool:
+    """Upsert `rows` (all with the keys of the first) and return True, or False if a type needs SQLAlchemy."""
+    columns = tuple(rows[0])
+    if not set(keys) <= set(columns):
+        return False
+    plan = _plan(bind.dialect, table, columns, tuple(keys), tuple(update))
+    if plan is None:
+        return False
+    converters, sql = plan
+    pairs = [(i, f) for i, f in enumerate(converters) if f is not None]
+    params = []
+    for number, row in enumerate(rows):
+        if len(row) != len(columns):
+            raise ValueError(f"row {number} of {table.name} has columns {sorted(row)}, the first row {sorted(columns)}")
+        try:
+            values = [row[c] for c in columns]
+        except KeyError as exc:
+            raise ValueError(f"row {number} of {table.name} lacks column {exc.args[0]!r}") from None
+        for i, convert in pairs:
+            values[i] = convert(values[i])
+        params.append(values)
+    if bind.dialect.name == "sqlite":
+        bind.exec_driver_sql(sql, [tuple(p) for p in params])
+    else:
+        _pg_copy(bind, table.name, columns, tuple(keys), tuple(update), params)
+    return True
+
+
+def _pg_copy(
+    bind: SAConnection,
+    table: str,
+    columns: tuple[str, ...],
+    keys: tuple[str, ...],
+    update: tuple[str, ...],
+    params: list[list[Any]],
+) -> None:
+    """COPY the rows into a per-connection staging table, then one INSERT … SELECT … ON CONFLICT."""
+    quote = bind.dialect.identifier_preparer.quote
+    names = ", ".join(quote(c) for c in columns)
+    stage = quote(f"_rapport_stage_{table}_{zlib.crc32(','.join(columns).encode()):08x}")
+    # One statement may not touch a row twice (ON CONFLICT DO UPDATE refuses), so the last row
+    # per key wins, as it would had the rows been sent one by one.
+    key_index = [columns.index(k) for k in keys]
+    latest = {tuple(values[i] for i in key_index): values for values in params}
+    driver = bind.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cur:
+        # The staging table lives as long as the connection and is emptied at every commit.
+        cur.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "
+            f"AS SELECT {names} FROM {quote(table)} WITH NO DATA"
+        )
+        with cur.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
+            for values in latest.values():
+                copy.write_row(values)
+        cur.execute(_upsert_sql(bind.dialect, table, columns, keys, update, source=stage))
+        cur.execute(f"DELETE FROM {stage}")
