@@ -194,6 +194,17 @@ class HubSpotClient:
                 self._retry_or_raise(attempt, exc)
                 attempt += 1
                 continue
+            except (ValueError, TypeError) as exc:
+                # the client's model validation refused the body: cut off (retry) or not HubSpot's shape
+                try:
+                    self._body(target, api, method, object)
+                except RetriableError as cut:
+                    self._retry_or_raise(attempt, cut)
+                    attempt += 1
+                    continue
+                raise FatalError(f"{api}.{method}: the response does not match hubspot-api-client's model: {exc}",
+                                 crm=hs.CRM, object=object, url=self.api_base,
+                                 hint="the API changed or the server is not HubSpot") from exc
             except urllib3.exceptions.HTTPError as exc:
                 self._retry_or_raise(attempt, RetriableError(
                     f"{api}.{method}: connection failed ({type(exc).__name__})", crm=hs.CRM, object=object,

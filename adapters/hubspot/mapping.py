@@ -6,7 +6,7 @@ No session and no clock: every function takes what it needs and returns plain da
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from adapters.base import Change, FieldSpec
@@ -21,6 +21,7 @@ def _p(name: str, cast: str = "str", **extra: Any) -> dict[str, Any]:
     return _f("properties." + name, cast, **extra)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PRIORITY = {"LOW": "low", "MEDIUM": "medium", "HIGH": "high", "URGENT": "urgent"}
 # default ticket pipeline stage labels; other labels pass through as they are
 _TICKET_STATUS = {"New": "new", "Waiting on contact": "working", "Waiting on us": "working", "Closed": "closed"}
@@ -148,7 +149,7 @@ def parse_stamp(value: Any) -> datetime | None:
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
     text = str(value)
     if text.isdigit():
-        return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+        return _EPOCH + timedelta(milliseconds=int(text))
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
 
@@ -157,7 +158,7 @@ def epoch_ms(value: datetime) -> str:
     """An aware datetime as the epoch-millisecond string HubSpot filters and writes take."""
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value!r}: pass timezone-aware UTC")
-    return str(int(value.timestamp() * 1000))
+    return str((value - _EPOCH) // timedelta(milliseconds=1))  # exact, unlike float timestamp() * 1000
 
 
 def to_property_value(value: Any) -> str:

@@ -58,6 +58,7 @@ class Reader:
         self.c = client
         self.options = client.info.options
         self.stages: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+        self.association_batch = int(self.options.get("association_batch_limit") or hs.ASSOCIATION_BATCH_LIMIT)
         # unified object -> read mapping; the sync engine may set the connection's own
         self.read_mapping: dict[str, dict[str, dict[str, Any]]] = mapping.DEFAULT_READ
 
@@ -84,7 +85,8 @@ class Reader:
             if archived_pass:
                 for t in types:
                     for records in self._listed(t, archived=True):
-                        gone = [mapping.to_change(unified, t, r) for r in records if str(r["id"]) not in losers]
+                        gone = [c for c in (mapping.to_change(unified, t, r) for r in records)
+                                if c.external_id not in losers and c.modified_at < until]
                         if gone:
                             yield Page(unified, gone)
             return
@@ -139,7 +141,7 @@ class Reader:
         block: list[dict[str, Any]] = []
         for records in self._search_windows(t, since, until):
             block.extend(records)
-            if len(block) >= hs.ASSOCIATION_BATCH_LIMIT:
+            if len(block) >= self.association_batch:
                 yield from self._changes(unified, t, block, linked=self._links(t, block))
                 block = []
         if block:
@@ -219,7 +221,7 @@ class Reader:
         ids = [str(r["id"]) for r in records]
         out: dict[str, dict[str, str | None]] = {i: {} for i in ids}
         for to_type in (hs.COMPANIES, hs.CONTACTS):
-            for chunk in _chunks(ids, hs.ASSOCIATION_BATCH_LIMIT):
+            for chunk in _chunks(ids, self.association_batch):
                 body = BatchInputPublicFetchAssociationsBatchRequest(
                     inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in chunk])
                 found = self.c.call_json("crm.associations.v4.batch_api", "get_page", object=t,

@@ -66,7 +66,7 @@ LIST_LIMIT = 100
 SEARCH_LIMIT = 200
 SEARCH_RESULT_CAP = 10_000
 BATCH_LIMIT = 100
-ASSOCIATION_BATCH_LIMIT = 1_000
+ASSOCIATION_BATCH_LIMIT = 1_000  # v4 associations batch read (changelog 2025-02: at most 1,000 ids)
 
 # score properties, group and types
 SCORE_GROUP = "rapport"

@@ -1,0 +1,256 @@
+"""The HubSpot adapter against the sandbox, through the real hubspot-api-client with validation on."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapters.base import ConnectionInfo, TaskSpec, WriteItem
+from adapters.hubspot import HubSpotAdapter, mapping
+from adapters.hubspot import settings as hs
+from sandbox.hubspot import HubSpotSandbox
+from sandbox.hubspot.faults import FaultConfig
+from sandbox.hubspot.schema import DEAL_STAGES
+from sandbox.hubspot.store import Source
+
+TYPES = {"account": ["companies"], "contact": ["contacts"], "deal": ["deals"], "case": ["tickets"],
+         "activity": ["calls", "emails", "meetings"]}
+
+
+@pytest.fixture(scope="module")
+def portal():
+    sb = HubSpotSandbox(size="small", seed=5, rate_limits=False, search_lag_s=0).start()
+    yield sb
+    sb.stop()
+
+
+@pytest.fixture
+def sb(portal):
+    portal.reset()
+    return portal
+
+
+# HubSpot reads up to 1,000 ids per v4 association batch; the sandbox accepts only 100 so far
+SANDBOX_OPTIONS = {"client_side_validation": True, "backoff_scale": 0.01, "association_batch_limit": 100}
+
+
+def make_adapter(sb, **options) -> HubSpotAdapter:
+    info = ConnectionInfo(1, "hs", "hubspot", instance_url=sb.info["api_base"], external_org_id=str(sb.portal_id),
+                          options={**SANDBOX_OPTIONS, **options})
+    return HubSpotAdapter(info, {"access_token": sb.info["access_token"], "app_secret": sb.info["app_secret"]})
+
+
+def pulled(adapter, obj, since=None, until=None, full=False):
+    until = until or datetime.now(UTC) + timedelta(seconds=1)
+    return [c for page in adapter.pull(obj, since, until, full=full) for c in page.changes]
+
+
+def primary_company(sb, t, rid):
+    targets = sb.store.assoc.targets(t, rid, "companies")
+    primary = [to for to, ids in targets.items() if ids & hs.PRIMARY_COMPANY_TYPE_IDS]
+    return str(min(primary or targets)) if targets else None
+
+
+def test_full_pull_equals_the_portal(sb):
+    adapter = make_adapter(sb)
+    for obj, types in TYPES.items():
+        before = adapter.api_calls
+        changes = pulled(adapter, obj, full=True)
+        live = {c.external_id: c for c in changes if not c.deleted}
+        tables = [sb.store.tables[t] for t in types]
+        truth = {str(i): (tb.type, tb.records[i]) for tb in tables for i in tb.live}
+        assert set(live) == set(truth), obj
+        for ident, change in live.items():
+            t, rec = truth[ident]
+            props = change.raw["properties"]
+            assert {k: props.get(k) for k in rec.props if k in props} == {k: v for k, v in rec.props.items() if k in props}
+            assert change.modified_at == mapping.parse_stamp(props[hs.MODIFIED_PROPERTY[t]])
+            if t in hs.ASSOCIATED:
+                assert change.raw["_rapport"]["account_id"] == primary_company(sb, t, rec.id)
+        n = sum(len(tb.live) for tb in tables)
+        extra = len(types) + (1 if types[0] in hs.PIPELINE_PROPERTY else 0)  # archived pass, pipelines
+        assert adapter.api_calls - before <= sum(math.ceil(len(tb.live) / 100) for tb in tables) + extra
+        assert n == len(live)
+    deals = {c.external_id: c.raw for c in pulled(adapter, "deal", full=True)}
+    stages = {s[0]: (s[3], s[0] == "closedwon") for s in DEAL_STAGES}
+    for raw in deals.values():
+        derived = raw["_rapport"]
+        assert (derived["is_closed"], derived["is_won"]) == stages[raw["properties"]["dealstage"]]
+    contact = next(c for c in pulled(adapter, "contact", full=True) if c.raw["properties"].get("associatedcompanyid"))
+    assert contact.raw["_rapport"]["account_id"] == contact.raw["properties"]["associatedcompanyid"]
+
+
+def test_incremental_pull_after_changes(sb):
+    adapter = make_adapter(sb)
+    since = datetime.now(UTC) - timedelta(milliseconds=5)
+    done = sb.mutate(150, seed=1)
+    assert {d["kind"] for d in done} >= {"archive", "merge", "deal_won", "ticket_new"}
+    until = datetime.now(UTC) + timedelta(seconds=1)
+    since_ms = int(since.timestamp() * 1000)
+    for obj, types in TYPES.items():
+        changes = pulled(adapter, obj, since, until)
+        stamps = [c.modified_at for c in changes]
+        assert stamps == sorted(stamps), obj
+        tables = [sb.store.tables[t] for t in types]
+        changed = {str(r.id) for tb in tables for r in tb.records.values() if not r.archived and r.modified >= since_ms}
+        gone = {str(r.id): r for tb in tables for r in tb.records.values() if r.archived and r.archived_at >= since_ms}
+        assert {c.external_id for c in changes if not c.deleted} == changed, obj
+        deleted = {c.external_id: c for c in changes if c.deleted}
+        assert set(deleted) == set(gone), obj
+        for ident, rec in gone.items():  # merge losers point to the survivor, plain archives do not
+            assert deleted[ident].merged_into == (str(rec.merged_into) if rec.merged_into else None)
+    # no search call reached past the 10,000 cap, and nothing was refused
+    assert not [k for k in sb.stats.snapshot()["statuses"] if k.startswith("4")]
+
+
+def test_fetch_by_id(sb):
+    adapter = make_adapter(sb)
+    sb.mutate(60, seed=3, kinds=["merge", "archive"])
+    contacts = sb.store.tables["contacts"]
+    loser = next(r for r in contacts.records.values() if r.merged_into)
+    archived = next(r for r in contacts.records.values() if r.archived and not r.merged_into)
+    live = contacts.records[contacts.live[0]]
+    got = {c.external_id: c for c in adapter.fetch("contact", [str(live.id), str(loser.id), str(archived.id), "999999"])}
+    assert not got[str(live.id)].deleted and got[str(live.id)].raw["properties"]["email"] == live.props["email"]
+    assert got[str(loser.id)].merged_into == str(loser.merged_into)
+    assert got[str(archived.id)].deleted and got[str(archived.id)].merged_into is None
+    assert got["999999"].deleted
+
+
+def test_faults_are_retried_and_lose_nothing(sb):
+    clean = {obj: {c.external_id: c.raw["properties"] for c in pulled(make_adapter(sb), obj, full=True)}
+             for obj in ("contact", "deal", "case")}
+    sb.faults.configure(FaultConfig(error_rate=0.05, truncate_rate=0.03, rate_limit_rate=0.02, seed=4))
+    adapter = make_adapter(sb)
+    for obj, expected in clean.items():
+        got = {c.external_id: c.raw["properties"] for c in pulled(adapter, obj, full=True)}
+        assert got == expected, obj
+    since = datetime.now(UTC) - timedelta(days=3650)
+    assert {c.external_id for c in pulled(adapter, "deal", since)} == set(clean["deal"])
+    injected = sb.faults.describe()["injected"]
+    assert sum(injected.values()) > 3  # the run really met 5xx, 429 and cut-off bodies
+
+
+def test_write_scores_in_batches_of_100(sb):
+    adapter = make_adapter(sb)
+    assert len(adapter.ensure_fields("account", mapping.score_fields("account"))) == 6
+    companies = sb.store.tables["companies"]
+    ids = [str(i) for i in companies.live[:98]]
+    scored = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
+    items = [WriteItem("account", i, {"rapport_relationship_score": 70 + n % 30, "rapport_tier": "AB"[n % 2],
+                                      "rapport_trend": -3.0, "rapport_drivers": "recent meetings; open urgent ticket",
+                                      "rapport_scored_at": scored, "rapport_experience_score": 55.5})
+             for n, i in enumerate(ids)]
+    items[5:5] = [WriteItem("account", "424242", {"rapport_tier": "A"})]  # not in HubSpot
+    before = adapter.api_calls
+    results = adapter.write("account", items)
+    assert adapter.api_calls - before == 1
+    assert [r.external_id for r in results] == [i.external_id for i in items]
+    failed = [r for r in results if not r.ok]
+    assert [(r.external_id, r.error_code, r.retriable) for r in failed] == [("424242", "OBJECT_NOT_FOUND", False)]
+    rec = companies.records[int(ids[1])]
+    assert rec.props["rapport_tier"] == "B" and rec.props["rapport_trend"] == "-3"
+    assert mapping.parse_stamp(rec.props["rapport_scored_at"]) == scored
+    adapter.ensure_fields("contact", mapping.score_fields("contact"))
+    more = [WriteItem("contact", str(i), {"rapport_tier": "C"}) for i in sb.store.tables["contacts"].live[:250]]
+    before = adapter.api_calls
+    assert all(r.ok for r in adapter.write("contact", more))
+    assert adapter.api_calls - before == 3  # 100 + 100 + 50
+
+
+def test_a_refused_batch_is_split_until_the_bad_record_is_alone(sb):
+    adapter = make_adapter(sb)
+    adapter.ensure_fields("contact", mapping.score_fields("contact"))
+    ids = [str(i) for i in sb.store.tables["contacts"].live[:40]]
+    items = [WriteItem("contact", i, {"rapport_relationship_score": 50}) for i in ids]
+    items[17] = WriteItem("contact", ids[17], {"rapport_relationship_score": "not a number"})
+    results = adapter.write("contact", items)
+    bad = [r for r in results if not r.ok]
+    assert [(r.external_id, r.retriable) for r in bad] == [(ids[17], False)]
+    assert "not a number" in (bad[0].message or "") or bad[0].error_code
+    assert sb.store.tables["contacts"].records[int(ids[18])].props["rapport_relationship_score"] == "50"
+
+
+def test_ensure_fields_is_idempotent_and_described(sb):
+    adapter = make_adapter(sb)
+    specs = mapping.score_fields("contact")
+    assert sorted(adapter.ensure_fields("contact", specs)) == sorted(s.name for s in specs)
+    before = adapter.api_calls
+    assert adapter.ensure_fields("contact", specs) == []
+    assert adapter.api_calls - before == 2  # list groups, list properties; nothing created
+    fields = {f.name: f for f in adapter.describe("contact")}
+    assert fields["rapport_tier"].custom and fields["rapport_tier"].updateable
+    assert not fields["lastmodifieddate"].custom and not fields["lastmodifieddate"].updateable
+    assert fields["rapport_relationship_score"].type == "number"
+    groups = {g for g, _ in []}
+    assert groups == set()
+
+
+def test_ensure_fields_refuses_a_conflicting_property(sb):
+    adapter = make_adapter(sb)
+    adapter.ensure_fields("account", mapping.score_fields("account"))
+    clash = [s for s in mapping.score_fields("account") if s.name == "rapport_tier"][0]
+    with pytest.raises(Exception, match="exists with type"):
+        adapter.ensure_fields("account", [type(clash)(name="rapport_tier", label="x", type="number")])
+
+
+def test_create_task_on_a_company(sb):
+    adapter = make_adapter(sb)
+    company = str(sb.store.tables["companies"].live[3])
+    due = datetime(2025, 7, 2, 9, 0, tzinfo=UTC)
+    task_id = adapter.create_task(TaskSpec("account", company, "Score dropped", "Relationship 80 -> 55", "31000001", due))
+    task = sb.store.tables["tasks"].records[int(task_id)]
+    assert task.props["hs_task_subject"] == "Score dropped" and task.props["hubspot_owner_id"] == "31000001"
+    assert mapping.parse_stamp(task.props["hs_timestamp"]) == due
+    assert int(company) in sb.store.assoc.targets("tasks", int(task_id), "companies")
+
+
+def test_search_rewindows_past_ten_thousand_when_many_share_a_stamp(sb, monkeypatch):
+    # a small cap stands in for HubSpot's 10,000 so that 700 records on one millisecond force the id sweep
+    monkeypatch.setattr(hs, "SEARCH_RESULT_CAP", 400)
+    contacts = sb.store.tables["contacts"]
+    stamp = sb.store.clock()
+    for rid in list(contacts.live[:700]):
+        sb.store.update("contacts", contacts.records[rid], {"jobtitle": "Buyer"}, Source("CRM_UI", "u"), stamp=stamp)
+    at = mapping.parse_stamp(str(stamp))
+    assert at is not None
+    changes = pulled(make_adapter(sb), "contact", at, at + timedelta(milliseconds=1))
+    assert len(changes) == 700 and len({c.external_id for c in changes}) == 700
+
+
+def test_oauth_tokens_are_refreshed_and_persisted(sb):
+    status, location = sb.oauth.authorize_decision({"client_id": sb.info["client_id"], "decision": "grant",
+                                                    "redirect_uri": "https://rapport.example.com/oauth/callback",
+                                                    "scope": "crm.objects.contacts.read"})
+    assert status == 302
+    code = location.split("code=")[1].split("&")[0]
+    saved = []
+    info = ConnectionInfo(2, "hs-oauth", "hubspot", instance_url=sb.info["api_base"],
+                          options={"client_side_validation": True})
+    adapter = HubSpotAdapter(info, {"client_id": sb.info["client_id"], "client_secret": sb.info["client_secret"]},
+                             on_secrets=saved.append)
+    adapter.client.authorize(code, "https://rapport.example.com/oauth/callback")
+    assert adapter.client.portal_id() == str(sb.portal_id)
+    first = saved[-1]["access_token"]
+    sb.oauth.expire_access_tokens()  # HubSpot answers 401 EXPIRED_AUTHENTICATION: refresh once, go on
+    assert pulled(adapter, "account", full=True)
+    assert saved[-1]["access_token"] != first and saved[-1]["refresh_token"] == saved[0]["refresh_token"]
+    # a token about to expire is refreshed before the call, without a 401
+    adapter.client.secrets["expires_at"] = 0
+    sb.stats.reset()
+    pulled(adapter, "account", full=True)
+    assert "401" not in sb.stats.snapshot()["statuses"] and len(saved) == 3
+
+
+def test_dead_credentials_say_what_to_do(sb):
+    info = ConnectionInfo(3, "hs", "hubspot", instance_url=sb.info["api_base"])
+    with pytest.raises(Exception, match="reconnect|invalid") as bad_token:
+        pulled(HubSpotAdapter(info, {"access_token": "pat-na1-wrong"}), "account", full=True)
+    assert type(bad_token.value).__name__ == "AuthError"
+    dead = HubSpotAdapter(info, {"client_id": sb.info["client_id"], "client_secret": sb.info["client_secret"],
+                                 "refresh_token": "na1-dead"})
+    with pytest.raises(Exception, match="refused the OAuth refresh_token grant") as dead_refresh:
+        pulled(dead, "account", full=True)
+    assert "reinstall" in str(dead_refresh.value)
