@@ -113,20 +113,22 @@ def _deals(s: _Scope, w: dict[str, int]) -> Any:
     return s.conn.execute(q.group_by(d.account_external_id)).all()
 
 
-def _activity_rows(s: _Scope, w: dict[str, int]) -> tuple[Any, Any]:
-    """(last activity per account, engaged contacts per account) from activities and contacts' own stamps."""
+def _activity_rows(s: _Scope, w: dict[str, int]) -> Any:
+    """Per account: last activity, engaged contacts (activities and contacts' own stamps), activity count."""
     a, c = _ACT.c, _CON.c
     occurred = days_since_epoch(s.conn, a.occurred_at)
-    act = sa.select(a.account_external_id.label("acc"), a.contact_external_id.label("who"), occurred.label("day")).where(
+    act = sa.select(a.account_external_id.label("acc"), a.contact_external_id.label("who"), occurred.label("day"),
+                    sa.literal(1).label("logged")).where(
         live_rows(_ACT, s.cid), a.account_external_id.is_not(None), a.occurred_at <= s.as_of, s.by_account(_ACT))
     stamped = sa.select(c.account_external_id.label("acc"), c.external_id.label("who"),
-                        days_since_epoch(s.conn, c.last_activity_at).label("day")).where(
+                        days_since_epoch(s.conn, c.last_activity_at).label("day"), sa.literal(0).label("logged")).where(
         s.visible(_CON, c.created_at), c.account_external_id.is_not(None), c.last_activity_at <= s.as_of, s.by_account(_CON))
     both = sa.union_all(act, stamped).subquery()
     recent = both.c.day > s.day - w["breadth_days"]
     q = sa.select(both.c.acc, sa.func.max(both.c.day),
-                  sa.func.count(sa.distinct(sa.case((sa.and_(recent, both.c.who.is_not(None)), both.c.who)))))
-    return s.conn.execute(q.group_by(both.c.acc)).all(), None
+                  sa.func.count(sa.distinct(sa.case((sa.and_(recent, both.c.who.is_not(None)), both.c.who)))),
+                  sum_if(sa.and_(both.c.logged == 1, both.c.day > s.day - w["activity_days"])))
+    return s.conn.execute(q.group_by(both.c.acc)).all()
 
 
 def _cases(s: _Scope, w: dict[str, int], high: list[str]) -> tuple[Any, Any]:
@@ -135,23 +137,25 @@ def _cases(s: _Scope, w: dict[str, int], high: list[str]) -> tuple[Any, Any]:
     closed_day = days_since_epoch(s.conn, k.closed_at)
     closed = k.is_closed.is_(True) if not s.pit else sa.and_(k.is_closed.is_(True), sa.or_(closed_day.is_(None), closed_day <= s.day))
     in_window = sa.and_(opened > s.day - w["case_days"], opened <= s.day)
+    quality = sa.and_(opened > s.day - w["quality_days"], opened <= s.day)
     prio = sa.func.lower(sa.func.coalesce(k.priority, "none"))
-    is_high = prio.in_(high)
-    open_high = sa.and_(is_high, sa.not_(closed), opened <= s.day)
+    open_high = sa.and_(prio.in_(high), sa.not_(closed), opened <= s.day)
     base = sa.and_(s.visible(_CASE, k.created_at), k.account_external_id.is_not(None), s.by_account(_CASE))
+    rated = sa.and_(quality, closed, k.satisfaction.is_not(None))
     agg = sa.select(
         k.account_external_id,
         sum_if(in_window),
-        sum_if(sa.and_(in_window, closed)),
-        sum_if(sa.and_(in_window, k.is_escalated.is_(True))),
-        sum_if(sa.and_(in_window, closed), sa.func.coalesce(k.reopen_count, 0)),
-        sum_if(sa.and_(in_window, closed, k.satisfaction.is_not(None)), k.satisfaction),
-        sum_if(sa.and_(in_window, closed, k.satisfaction.is_not(None))),
+        sum_if(quality),
+        sum_if(sa.and_(quality, closed)),
+        sum_if(sa.and_(quality, k.is_escalated.is_(True))),
+        sum_if(sa.and_(quality, closed), sa.func.coalesce(k.reopen_count, 0)),
+        sum_if(rated, k.satisfaction),
+        sum_if(rated),
         sum_if(open_high),
         sum_if(sa.and_(open_high, opened <= s.day - w["backlog_age_days"])),
     ).where(base).group_by(k.account_external_id)
     hours = (closed_day - opened) * 24.0
-    timed = sa.and_(in_window, closed, closed_day.is_not(None), closed_day >= opened)
+    timed = sa.and_(quality, closed, closed_day.is_not(None), closed_day >= opened)
     res = sa.select(k.account_external_id, prio, sa.func.count(), sa.func.avg(hours)).where(base, timed).group_by(
         k.account_external_id, prio)
     return s.conn.execute(agg).all(), s.conn.execute(res).all()
@@ -185,12 +189,11 @@ def load_account_features(conn: SAConnection, connection_id: int, params: dict[s
                     "renewals_won", "renewals_lost", "recent_losses"], [0, 0, np.nan, np.nan, 0, 0, 0, 0, 0])
     cols["days_since_won"] = s.day - cols.pop("last_won")
     cols["days_since_first_won"] = s.day - cols.pop("first_won")
-    act_rows, _ = _activity_rows(s, w)
-    put(act_rows, ["last_activity", "engaged_contacts"], [np.nan, 0])
+    put(_activity_rows(s, w), ["last_activity", "engaged_contacts", "activities"], [np.nan, 0, 0])
     cols["days_since_activity"] = s.day - cols.pop("last_activity")
     case_rows, res_rows = _cases(s, w, high)
-    put(case_rows, ["cases", "closed_cases", "escalated", "reopens", "csat_sum", "csat_n", "open_high", "open_high_stale"],
-        [0, 0, 0, 0, 0, 0, 0, 0])
+    put(case_rows, ["cases", "quality_cases", "closed_cases", "escalated", "reopens", "csat_sum", "csat_n", "open_high", "open_high_stale"],
+        [0, 0, 0, 0, 0, 0, 0, 0, 0])
     prios = tuple(sorted({str(r[1]) for r in res_rows}))
     res_n, res_h = np.zeros((n, len(prios))), np.full((n, len(prios)), np.nan)
     if res_rows:

@@ -20,8 +20,9 @@ from connector import score_models
 from connector.features import load_account_features, load_contact_features
 from connector.model import Score, ScoreHistory, utcnow
 from connector.runs import Stopwatch, close_run, open_run
+from connector.score_writes import write_scores
 from connector.store import upsert
-from enrichment.scores import Portfolio, Scored, fit_portfolio, score_accounts, score_contacts
+from enrichment.scores import Portfolio, fit_portfolio, score_accounts, score_contacts
 
 log = logging.getLogger(__name__)
 PORTFOLIO = "portfolio"  # score.object of the cached normalisation row
@@ -64,31 +65,6 @@ def previous_scores(conn: SAConnection, connection_id: int, object: str, version
     return np.where(keys[pos] == ids, vals[pos], np.nan)
 
 
-def _components(scored: Scored, i: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"baseline": scored.relationship.baseline}
-    for name, b in (("relationship", scored.relationship), ("experience", scored.experience)):
-        out[name] = {
-            n: [None if np.isnan(b.components[i, j]) else round(float(b.components[i, j]), 4),
-                round(float(b.points[i, j]), 2)]
-            for j, n in enumerate(b.names)
-        }
-    return out
-
-
-def _rows(connection_id: int, object: str, scored: Scored, version: int, now: datetime) -> tuple[list[dict], list[dict]]:
-    rel = np.round(scored.relationship.score, 1).tolist()
-    exp = np.round(scored.experience.score, 1).tolist()
-    trend = [None if np.isnan(t) else round(float(t), 1) for t in scored.trend]
-    scores, history = [], []
-    for i, ext in enumerate(scored.ids.tolist()):
-        common = dict(connection_id=connection_id, object=object, external_id=ext, relationship=rel[i],
-                      experience=exp[i], tier=scored.tier[i], at_risk=bool(scored.at_risk[i]), model_version=version,
-                      scored_at=now)
-        scores.append(common | dict(trend=trend[i], drivers=scored.drivers[i], components=_components(scored, i)))
-        history.append(common)
-    return scores, history
-
-
 def score_connection(engine: Engine, connection_id: int, *, account_ids: Sequence[str] | None = None,
                      now: datetime | None = None, trigger: str = "manual") -> int:
     """Score all accounts and contacts of a connection (or only `account_ids` and their contacts); returns the run id."""
@@ -115,10 +91,7 @@ def score_connection(engine: Engine, connection_id: int, *, account_ids: Sequenc
                                           components=portfolio.to_json(), drivers=[], model_version=version,
                                           scored_at=now, at_risk=False)], keys=("connection_id", "object", "external_id"))
             for object, scored in (("account", accounts), ("contact", contacts)):
-                rows, history = _rows(connection_id, object, scored, version, now)
-                upsert(conn, Score, rows, keys=("connection_id", "object", "external_id"))
-                if history:
-                    conn.execute(sa.insert(_H), history)
+                write_scores(conn, connection_id, object, scored, version, now)
         counts = {"accounts": len(acc), "contacts": len(con), "model_version": version, "full": only is None,
                   "load_s": round(loaded, 2), "score_s": round(scored_s, 2), "write_s": round(clock.seconds - loaded - scored_s, 2)}
         close_run(engine, run_id, "succeeded", counts=counts)

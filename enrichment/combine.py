@@ -3,7 +3,9 @@
 Re-weighting rule: a component that is missing for a record (NaN) is left out and the weights of
 the remaining components are scaled up to sum to 1, so missing data neither helps nor hurts.
 Each component contributes w'(100c − baseline) points; baseline + Σ points = 100 Σ w'c = score.
-A record with no component at all gets the baseline (neutral) score and no points.
+A record with no component at all gets the baseline (neutral) score and no points. An optional
+per-record confidence (0..1) scales every weight down, pulling the score toward the baseline when
+the evidence behind it is thin; the breakdown stays exact.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ def weighted_mean(parts: Mapping[str, np.ndarray], weights: Mapping[str, float])
     return out
 
 
-def combine(components: Mapping[str, np.ndarray], weights: Mapping[str, float], baseline: float) -> Breakdown:
+def combine(components: Mapping[str, np.ndarray], weights: Mapping[str, float], baseline: float,
+            confidence: np.ndarray | None = None) -> Breakdown:
     """Combine components into a score with an exact additive breakdown (see module docstring)."""
     names = tuple(components)
     n = len(next(iter(components.values()))) if components else 0
@@ -56,6 +59,8 @@ def combine(components: Mapping[str, np.ndarray], weights: Mapping[str, float], 
     total = w.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         w = np.where(total > 0, w / total, 0.0)
+    if confidence is not None:
+        w = w * np.clip(np.nan_to_num(confidence), 0.0, 1.0)[:, None]
     filled = np.where(avail, mat, 0.0)
     points = w * (100.0 * filled - baseline)
     score = baseline + points.sum(axis=1)

@@ -11,9 +11,10 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import orjson
 
 from enrichment.combine import Breakdown
-from enrichment.features import AccountFeatures, ContactFeatures
+from enrichment.features import AccountFeatures
 
 TOP = 3
 MIN_POINTS = 0.5  # a reason worth less than half a point is not worth a rep's attention
@@ -77,7 +78,8 @@ def account_texts(acc: AccountFeatures, exp_signals: dict[str, np.ndarray], part
         return f"won {money(won)} in {span(w['value_days'])}" if won > 0 else f"nothing won in {span(w['value_days'])}"
 
     def frequency(i: int) -> str:
-        return f"{plural(c('won_deals')[i], 'deal')} won in {span(w['frequency_days'])}"
+        talks = plural(c("activities")[i], "activity", "no activity").replace("activitys", "activities")
+        return f"{plural(c('won_deals')[i], 'deal')} won in {span(w['frequency_days'])}, {talks} in {span(w['activity_days'])}"
 
     def recency(i: int) -> str:
         d = np.fmin(c("days_since_won")[i], c("days_since_activity")[i])
@@ -125,10 +127,10 @@ def account_texts(acc: AccountFeatures, exp_signals: dict[str, np.ndarray], part
         return f"{plural(n, 'high-priority case')} open, {int(stale)} for over {age} days"
 
     def escalations(i: int) -> str:
-        return f"{int(c('escalated')[i])} of {plural(c('cases')[i], 'case')} escalated"
+        return f"{int(c('escalated')[i])} of {plural(c('quality_cases')[i], 'case')} escalated in {span(w['quality_days'])}"
 
     def reopens(i: int) -> str:
-        return f"{plural(c('reopens')[i], 'reopen')} on {plural(c('closed_cases')[i], 'closed case')}"
+        return f"{plural(c('reopens')[i], 'reopen')} on {plural(c('closed_cases')[i], 'closed case')} in {span(w['quality_days'])}"
 
     def satisfaction(i: int) -> str:
         n = c("csat_n")[i]
@@ -138,16 +140,54 @@ def account_texts(acc: AccountFeatures, exp_signals: dict[str, np.ndarray], part
                                     load, speed, backlog, escalations, reopens, satisfaction)}
 
 
-def top(score: str, b: Breakdown, i: int, texts: dict[str, Callable[[int], str]]) -> list[dict[str, Any]]:
-    """The top reasons of record i by |points|, each {score, component, points, text}."""
-    row = b.points[i]
+def slots(b: Breakdown, texts: dict[str, Callable[[int], str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each record's top reasons of one score: (points N×TOP, component index N×TOP, bare text N×TOP).
+
+    Reasons under MIN_POINTS get 0 points and no text."""
+    n = len(b.score)
+    k = min(TOP, len(b.names))
+    order = np.argsort(-np.abs(b.points), axis=1, kind="stable")[:, :k]
+    pts = np.take_along_axis(b.points, order, axis=1)
+    keep = np.abs(pts) >= MIN_POINTS
+    words = np.full((n, k), "", dtype=object)
+    for i, j in zip(*np.nonzero(keep), strict=True):
+        words[i, j] = texts[b.names[order[i, j]]](int(i))
+    return np.where(keep, pts, 0.0), order, words
+
+
+def fragment(score: str, component: str, points: float, text: str) -> str:
+    """One driver as JSON: {score, component, points, text} with the signed points leading the text."""
+    return orjson.dumps({"score": score, "component": component, "points": round(points, 1),
+                         "text": f"{signed(points)} {text}"}).decode()
+
+
+def assemble(points: np.ndarray, score_of: list[str], component: np.ndarray, text: np.ndarray,
+             resolve: Callable[[str, Any], str] | None = None) -> list[str]:
+    """Per record, the JSON list of its top reasons across candidate columns (largest |points| first).
+
+    `text` holds the words, or a key that `resolve(component, key)` turns into words (cached, so
+    records sharing a reason share its rendering)."""
+    order = np.argsort(-np.abs(points), axis=1, kind="stable")[:, :TOP]
+    pts = np.take_along_axis(points, order, axis=1)
+    rounded = np.round(pts, 1).tolist()
+    keep = (np.abs(pts) >= MIN_POINTS).tolist()
+    scores = np.array(score_of, dtype=object)[order].tolist()
+    comp_l = np.take_along_axis(component, order, axis=1).tolist()
+    words_l = np.take_along_axis(text, order, axis=1).tolist()
+    cache: dict[tuple[Any, ...], str] = {}
     out = []
-    for j in np.argsort(-np.abs(row), kind="stable")[:TOP]:
-        p = float(row[j])
-        if abs(p) < MIN_POINTS:
-            break
-        name = b.names[j]
-        out.append({"score": score, "component": name, "points": round(p, 1), "text": f"{signed(p)} {texts[name](i)}"})
+    for i in range(len(rounded)):
+        parts = []
+        for j, kept in enumerate(keep[i]):
+            if not kept:
+                break
+            key = (scores[i][j], comp_l[i][j], rounded[i][j], words_l[i][j])
+            frag = cache.get(key)
+            if frag is None:
+                words = key[3] if resolve is None else resolve(key[1], key[3])
+                frag = cache[key] = fragment(key[0], key[1], key[2], words)
+            parts.append(frag)
+        out.append("[" + ",".join(parts) + "]")
     return out
 
 
@@ -162,16 +202,16 @@ def _contact_text(component: str, value: float, window: int) -> str:
     return f"{plural(value, 'high-priority case')} of theirs open" if value > 0 else "no high-priority case of theirs open"
 
 
-def contact_texts(con: ContactFeatures, params: dict[str, Any]) -> dict[str, Callable[[int], str]]:
-    """Texts for a contact's own components (the account's part is described by the account's drivers)."""
-    c, w = con.cols, params["windows"]
-    since = np.nan_to_num(c["days_since_activity"], nan=-1.0)
-    return {
-        "engagement_recency": lambda i: _contact_text("engagement_recency", float(since[i]), 0),
-        "engagement_volume": lambda i: _contact_text("engagement_volume", float(c["activities"][i]), w["breadth_days"]),
-        "own_load": lambda i: _contact_text("own_load", float(c["cases"][i]), w["case_days"]),
-        "own_backlog": lambda i: _contact_text("own_backlog", float(c["open_high"][i]), 0),
-    }
+def contact_resolver(params: dict[str, Any]) -> Callable[[str, Any], str]:
+    """Words for a contact's reason: account reasons arrive as text, own ones as the raw value."""
+    windows = {"engagement_volume": params["windows"]["breadth_days"], "own_load": params["windows"]["case_days"]}
+
+    def resolve(component: str, key: Any) -> str:
+        if isinstance(key, str):
+            return key
+        return _contact_text(component, float(key), windows.get(component, 0))
+
+    return resolve
 
 
 def render(drivers: list[dict[str, Any]], limit: int = 2000) -> str:

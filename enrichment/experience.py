@@ -1,7 +1,7 @@
 """The experience score: support load, resolution speed, high-priority backlog, escalations, reopens, CSAT.
 
-An account without cases is not punished: zero load and zero backlog are good values, and the
-rate components (speed, escalations, reopens, satisfaction) are missing for it, so they re-weight.
+An account without cases is not punished: its rate components (speed, escalations, reopens,
+satisfaction) are missing, and with no support history the score rests at the neutral baseline.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def fit_priors(acc: AccountFeatures) -> dict[str, Any]:
         if seen.any():
             hours[prio] = float(max(np.median(np.maximum(acc.res_hours[seen, j], MIN_HOURS)), MIN_HOURS))
     return {
-        "escalation_rate": _safe_ratio(np.nansum(c("escalated")), np.nansum(c("cases"))),
+        "escalation_rate": _safe_ratio(np.nansum(c("escalated")), np.nansum(c("quality_cases"))),
         "reopen_rate": _safe_ratio(np.nansum(c("reopens")), np.nansum(c("closed_cases"))),
         "csat_mean": _safe_ratio(np.nansum(c("csat_sum")), np.nansum(c("csat_n"))),
         "hours": hours,
@@ -74,14 +74,22 @@ def signals(acc: AccountFeatures, priors: dict[str, Any], params: dict[str, Any]
         "load": -(cases / contacts / quarters),
         "speed": -speed_ratio(acc, priors, k),
         "backlog": -(np.nan_to_num(np.clip(c("open_high"), 0, None)) + np.nan_to_num(np.clip(c("open_high_stale"), 0, None))),
-        "escalations": -_smoothed(c("escalated"), cases, priors["escalation_rate"], k),
+        "escalations": -_smoothed(c("escalated"), c("quality_cases"), priors["escalation_rate"], k),
         "reopens": -_smoothed(c("reopens"), c("closed_cases"), priors["reopen_rate"], k),
         "satisfaction": np.where(np.isfinite(satisfaction), satisfaction, np.nan),
     }
 
 
-def score(acc: AccountFeatures, refs: dict[str, Any], priors: dict[str, Any], params: dict[str, Any]) -> Breakdown:
+def confidence(acc: AccountFeatures, params: dict[str, Any]) -> np.ndarray:
+    """How much support history backs the score: n / (n + k) over the cases of the quality window."""
+    n = np.nan_to_num(np.clip(acc.col("quality_cases"), 0, None))
+    k = params["experience"]["confidence_cases"]
+    return np.ones(len(n)) if k <= 0 else n / (n + k)
+
+
+def score(acc: AccountFeatures, refs: dict[str, Any], priors: dict[str, Any], params: dict[str, Any],
+          sig: dict[str, np.ndarray] | None = None) -> Breakdown:
     """The experience score of every account, with its additive breakdown."""
-    sig = signals(acc, priors, params)
+    sig = sig if sig is not None else signals(acc, priors, params)
     comps = {name: percentile(refs.get(name), sig[name]) for name in SIGNALS}
-    return combine(comps, params["experience"]["weights"], params["baseline"])
+    return combine(comps, params["experience"]["weights"], params["baseline"], confidence(acc, params))

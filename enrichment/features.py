@@ -19,13 +19,15 @@ ACCOUNT_COLUMNS = (
     "days_since_activity",  # since the last logged activity (NaN: none)
     "days_since_first_won",  # tenure (NaN: never won)
     "engaged_contacts",  # distinct contacts with an activity in the breadth window
+    "activities",  # logged activities (calls, emails, meetings) in the activity window
     "open_pipeline",  # amount of deals open at the time
     "open_deals",
     "renewals_won",  # in the renewal window
     "renewals_lost",
     "recent_losses",  # deals lost in the loss window
-    "cases",  # opened in the case window
-    "closed_cases",  # of those, closed
+    "cases",  # opened in the case window (support load)
+    "quality_cases",  # opened in the quality window; the rest below are over that window too
+    "closed_cases",
     "escalated",
     "reopens",  # sum of reopen counts
     "csat_sum",  # satisfaction (1..5) over closed cases with a rating

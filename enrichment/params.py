@@ -13,6 +13,7 @@ from connector.errors import ConfigError
 RELATIONSHIP_COMPONENTS = ("value", "frequency", "recency", "tenure", "breadth", "momentum")
 EXPERIENCE_COMPONENTS = ("load", "speed", "backlog", "escalations", "reopens", "satisfaction")
 MOMENTUM_PARTS = ("pipeline", "renewals", "losses")
+FREQUENCY_PARTS = ("deals", "interactions")
 CONTACT_RELATIONSHIP = ("account", "engagement_recency", "engagement_volume")
 CONTACT_EXPERIENCE = ("account", "own_load", "own_backlog")
 
@@ -20,7 +21,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "schema": 1,
     "baseline": 50.0,
     "relationship": {
-        "weights": {"value": 0.25, "frequency": 0.15, "recency": 0.20, "tenure": 0.10, "breadth": 0.10, "momentum": 0.20},
+        "weights": {"value": 0.20, "frequency": 0.30, "recency": 0.10, "tenure": 0.10, "breadth": 0.15, "momentum": 0.15},
+        # how often the customer buys (won deals) and how often you talk (logged activities)
+        "frequency_parts": {"deals": 0.3, "interactions": 0.7},
         "momentum_parts": {"pipeline": 0.4, "renewals": 0.4, "losses": 0.2},
     },
     "experience": {
@@ -28,6 +31,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
         # Rates over few cases are noisy: they are pulled toward the portfolio rate as if this many
         # average cases had been added (empirical-Bayes smoothing).
         "smoothing_cases": 3.0,
+        # Evidence: the whole experience score is pulled toward the baseline by k / (cases + k), so an
+        # account with no case in the quality window sits at the neutral baseline, neither punished nor praised.
+        "confidence_cases": 1.0,
         "high_priorities": ["high", "urgent", "critical"],
     },
     "contact": {
@@ -37,10 +43,12 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "windows": {
         "value_days": 365,
         "frequency_days": 730,
+        "activity_days": 365,
         "breadth_days": 180,
         "renewal_days": 730,
         "loss_days": 180,
         "case_days": 365,
+        "quality_days": 730,
         "backlog_age_days": 7,
     },
     "tiers": {"a_min_value": 0.9, "b_min_value": 0.6},
@@ -82,7 +90,7 @@ def _merge(base: dict[str, Any], edits: dict[str, Any], path: str = "") -> dict[
         where = f"{path}{key}"
         if key not in base:
             raise ConfigError(f"score model: unknown setting {where!r}; known here: {', '.join(sorted(base))}")
-        if isinstance(base[key], dict) and key not in ("weights", "momentum_parts") and not key.endswith("_weights"):
+        if isinstance(base[key], dict) and key not in ("weights", "momentum_parts", "frequency_parts") and not key.endswith("_weights"):
             if not isinstance(value, dict):
                 raise ConfigError(f"score model: {where} must be an object")
             _merge(base[key], value, where + ".")
@@ -100,8 +108,10 @@ def validate_params(params: dict[str, Any] | None) -> dict[str, Any]:
     r, e, c = p["relationship"], p["experience"], p["contact"]
     r["weights"] = _weights("relationship.weights", r["weights"], RELATIONSHIP_COMPONENTS)
     r["momentum_parts"] = _weights("relationship.momentum_parts", r["momentum_parts"], MOMENTUM_PARTS)
+    r["frequency_parts"] = _weights("relationship.frequency_parts", r["frequency_parts"], FREQUENCY_PARTS)
     e["weights"] = _weights("experience.weights", e["weights"], EXPERIENCE_COMPONENTS)
     e["smoothing_cases"] = _number("experience.smoothing_cases", e["smoothing_cases"], 0.0, 1000.0)
+    e["confidence_cases"] = _number("experience.confidence_cases", e["confidence_cases"], 0.0, 1000.0)
     if not isinstance(e["high_priorities"], list) or not all(isinstance(x, str) for x in e["high_priorities"]):
         raise ConfigError("score model: experience.high_priorities must be a list of priority names, e.g. [\"high\", \"urgent\"]")
     e["high_priorities"] = [x.strip().lower() for x in e["high_priorities"]]

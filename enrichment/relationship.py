@@ -12,9 +12,9 @@ import numpy as np
 
 from enrichment.combine import Breakdown, combine, weighted_mean
 from enrichment.features import AccountFeatures, percentile
-from enrichment.params import MOMENTUM_PARTS
+from enrichment.params import FREQUENCY_PARTS, MOMENTUM_PARTS
 
-SIGNALS = ("value", "frequency", "recency", "tenure", "breadth", "pipeline", "renewals", "losses")
+SIGNALS = ("value", "deals", "interactions", "recency", "tenure", "breadth", "pipeline", "renewals", "losses")
 
 
 def _nonneg(x: np.ndarray) -> np.ndarray:
@@ -32,7 +32,8 @@ def signals(acc: AccountFeatures) -> dict[str, np.ndarray]:
     had_renewal = (renewals_won + renewals_lost) > 0
     return {
         "value": np.log1p(won),
-        "frequency": np.nan_to_num(_nonneg(c("won_deals"))),
+        "deals": np.nan_to_num(_nonneg(c("won_deals"))),
+        "interactions": np.nan_to_num(_nonneg(c("activities"))),
         "recency": -since_touch,
         "tenure": np.nan_to_num(_nonneg(c("days_since_first_won"))),
         "breadth": np.nan_to_num(_nonneg(c("engaged_contacts"))),
@@ -46,8 +47,15 @@ def components(acc: AccountFeatures, refs: dict[str, Any], params: dict[str, Any
     """The six components on 0..1 (momentum is the weighted mean of pipeline, renewals and losses)."""
     sig = signals(acc)
     pct = {name: percentile(refs.get(name), sig[name]) for name in SIGNALS}
-    momentum = weighted_mean({p: pct[p] for p in MOMENTUM_PARTS}, params["relationship"]["momentum_parts"])
-    return {name: pct[name] for name in ("value", "frequency", "recency", "tenure", "breadth")} | {"momentum": momentum}
+    r = params["relationship"]
+    return {
+        "value": pct["value"],
+        "frequency": weighted_mean({p: pct[p] for p in FREQUENCY_PARTS}, r["frequency_parts"]),
+        "recency": pct["recency"],
+        "tenure": pct["tenure"],
+        "breadth": pct["breadth"],
+        "momentum": weighted_mean({p: pct[p] for p in MOMENTUM_PARTS}, r["momentum_parts"]),
+    }
 
 
 def score(acc: AccountFeatures, refs: dict[str, Any], params: dict[str, Any]) -> Breakdown:
