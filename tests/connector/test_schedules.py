@@ -237,3 +237,32 @@ def test_run_command_stops_the_chain_at_a_fatal_sync_and_says_so(cli) -> None:
     assert f"job {head}-writeback: not run (an earlier step failed)" in out
     [row] = [line for line in out.splitlines() if "sync_incremental" in line]
     assert "failed" in row and "the session expired" in row
+
+
+def test_run_command_with_redis_waits_for_the_workers(cli, redis_url, monkeypatch) -> None:
+    from connector.config import get_settings
+    from connector.errors import AuthError
+    from connector.queues import drain
+
+    rapport, crm, cid = cli
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    get_settings.cache_clear()
+    settings = get_settings()
+    stop = threading.Event()
+
+    def work() -> None:  # a worker elsewhere, draining the real Redis
+        while not stop.is_set():
+            drain(settings)
+            stop.wait(0.2)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    try:
+        crm.fail_after(0, AuthError("the session expired", crm="memory", status=401))
+        out = rapport("run", "mem-cli", "--timeout", "60", code=1)
+    finally:
+        stop.set()
+        worker.join()
+    assert "failed" in out.splitlines()[1] and "not run (an earlier step failed)" in out
+    [row] = [line for line in out.splitlines() if "sync_incremental" in line]
+    assert "failed" in row and "the session expired" in row
