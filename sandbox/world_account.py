@@ -93,8 +93,10 @@ class _Life:
         assert start is not None
         while True:
             anniversary = start + 365.0
-            opened = anniversary - r.uniform(185.0, 215.0)
-            close = anniversary + max(-30.0, min(20.0, r.gauss(-4.0, 9.0)))
+            # Renewals open 6.5-7.5 months ahead and close within days of the anniversary, so an
+            # active customer always has its next renewal decided or open within 180 days.
+            opened = anniversary - r.uniform(195.0, 225.0)
+            close = anniversary + max(-10.0, min(20.0, r.gauss(-2.0, 6.0)))
             if opened > 0 or close > 0:
                 arr = self.expansions(start + 30.0, 0.0, arr, None)
                 if opened <= 0:
