@@ -56,12 +56,15 @@ class Mutator:
         done = []
         with self.portal.lock:
             for _ in range(count):
-                for _attempt in range(5):  # a kind with nothing to act on falls back to another
-                    kind = self.rng.choices(names, weights)[0]
+                first = self.rng.choices(names, weights)[0]
+                # a kind with nothing to act on (no open deal left, say) falls back to the others
+                for kind in [first] + self.rng.sample([n for n in names if n != first], len(names) - 1):
                     result = getattr(self, kind)()
                     if result is not None:
                         done.append({"kind": kind, "objectType": result[0], "id": str(result[1])})
                         break
+                else:
+                    break  # nothing left that any kind could change
         return done
 
     def _set(self, object_type: str, rec: Record, values: dict[str, str]) -> tuple[str, int]:

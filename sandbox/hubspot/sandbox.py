@@ -115,7 +115,7 @@ class HubSpotSandbox:
         self._server = make_server(self.host, self.port, App(self), threaded=True, request_handler=_QuietHandler)
         self.port = self._server.server_port
         self.objects_api.base_url = self.meta_api.base_url = self.api_base
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"hubspot-sandbox-{self.port}", daemon=True)
         self._thread.start()
         self.webhooks.start()
