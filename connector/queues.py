@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -131,7 +131,10 @@ def enqueue(
     for attempt in (1, 2):
         try:
             if delay_s:
-                q.enqueue_in(timedelta(seconds=delay_s), func, unique=True, **opts)
+                # enqueue_in ignores unique=True (RQ 2.12), schedule_job honours it.
+                job_opts = {("timeout" if k == "job_timeout" else k): v for k, v in opts.items()}
+                job = q.create_job(func, status=JobStatus.SCHEDULED, **job_opts)
+                q.schedule_job(job, datetime.now(UTC) + timedelta(seconds=delay_s), unique=True)
             else:
                 q.enqueue(func, unique=True, **opts)
             return True

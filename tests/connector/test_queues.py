@@ -191,3 +191,13 @@ def test_embedded_default_drains_in_process_even_from_another_thread(make_settin
     thread.join(timeout=30)
     assert [e.decode() for e in conn.lrange("log", 0, -1)] == ["embedded"]
     conn.flushdb()
+
+
+def test_a_delayed_job_coalesces_a_burst_over_its_window(settings, redis_conn) -> None:
+    results = [enqueue(settings, "score", f"{HERE}.note", "window", id="score-9-acct-2", delay_s=1) for _ in range(5)]
+    assert results == [True, False, False, False, False]
+    assert Queue("score", connection=redis_conn).scheduled_job_registry.get_job_ids() == ["score-9-acct-2"]
+    assert drain(settings) == 0, "not before its time"
+    assert drain(settings, max_wait_s=5) == 1
+    assert _logged(redis_conn) == ["window"]
+    assert enqueue(settings, "score", f"{HERE}.note", "next", id="score-9-acct-2", delay_s=1)
