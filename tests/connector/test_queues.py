@@ -197,7 +197,6 @@ def test_a_delayed_job_coalesces_a_burst_over_its_window(settings, redis_conn) -
     results = [enqueue(settings, "score", f"{HERE}.note", "window", id="score-9-acct-2", delay_s=1) for _ in range(5)]
     assert results == [True, False, False, False, False]
     assert Queue("score", connection=redis_conn).scheduled_job_registry.get_job_ids() == ["score-9-acct-2"]
-    assert drain(settings) == 0, "not before its time"
     assert drain(settings, max_wait_s=5) == 1
     assert _logged(redis_conn) == ["window"]
     assert enqueue(settings, "score", f"{HERE}.note", "next", id="score-9-acct-2", delay_s=1)
