@@ -1,0 +1,85 @@
+"""The fast upsert lane stores exactly what the SQLAlchemy path stores, and refuses what it refuses."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+import connector.store as store
+from bench.storage import create_bench_connection
+from connector.model import RECORD_MODELS
+from sandbox.world import generate, unified_rows
+
+SYNCED = datetime(2025, 7, 1, 12, 0, tzinfo=UTC)
+
+
+def _world_rows(connection_id: int) -> dict[str, list[dict]]:
+    rows: dict[str, list[dict]] = defaultdict(list)
+    for bundle in generate("small", 5, accounts=6):
+        for name, object_rows in unified_rows(bundle, connection_id, synced_at=SYNCED).items():
+            rows[name].extend(object_rows)
+    return rows
+
+
+def _stored(engine: sa.Engine, name: str, connection_id: int) -> list[tuple]:
+    """Every column but the surrogate id and the connection, as the database returns it (raw SQL)."""
+    table = RECORD_MODELS[name].__table__  # type: ignore[attr-defined]
+    cols = [c.name for c in table.c if c.name not in ("id", "connection_id")]
+    sql = f'SELECT {", ".join(cols)} FROM "{table.name}" WHERE connection_id = :c ORDER BY external_id'
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(sql), {"c": connection_id})]
+
+
+def test_fast_and_sqlalchemy_paths_store_identical_rows(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast_id = create_bench_connection(engine, "fast")
+    slow_id = create_bench_connection(engine, "slow")
+    for cid in (fast_id, slow_id):
+        rows = _world_rows(cid)
+        # an offset other than UTC and a JSON null must come out the same way on both paths
+        rows["account"][0]["created_at"] = datetime(2024, 3, 1, 9, 30, 15, 250, tzinfo=timezone(timedelta(hours=2)))
+        rows["account"][0]["custom"] = {"tier": None, "tags": ["a", "é"]}
+        if cid == slow_id:
+            monkeypatch.setattr(store, "fast_upsert", lambda *a, **k: False)
+        with engine.begin() as conn:
+            for name, object_rows in rows.items():
+                assert store.upsert_records(conn, name, object_rows) == len(object_rows)
+        monkeypatch.undo()
+    for name in RECORD_MODELS:
+        fast, slow = _stored(engine, name, fast_id), _stored(engine, name, slow_id)
+        assert fast and fast == slow, name
+
+
+def test_upsert_updates_existing_rows_and_the_last_duplicate_wins(engine: sa.Engine) -> None:
+    cid = create_bench_connection(engine, "dup")
+    rows = _world_rows(cid)["account"][:3]
+    with engine.begin() as conn:
+        store.upsert_records(conn, "account", rows)
+    renamed = [{**rows[0], "name": "First"}, {**rows[1], "name": "Other"}, {**rows[0], "name": "Second"}]
+    with engine.begin() as conn:
+        store.upsert_records(conn, "account", renamed)
+    table = RECORD_MODELS["account"].__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        names = dict(conn.execute(sa.select(table.c.external_id, table.c.name)).all())
+    assert len(names) == 3
+    assert names[rows[0]["external_id"]] == "Second" and names[rows[1]["external_id"]] == "Other"
+
+
+def test_bad_rows_are_refused_with_a_reason_and_nothing_of_the_call_is_kept(engine: sa.Engine) -> None:
+    cid = create_bench_connection(engine, "bad")
+    rows = _world_rows(cid)["contact"][:4]
+    naive = [*rows[:3], {**rows[3], "created_at": datetime(2024, 1, 1)}]  # noqa: DTZ001 - the bad input under test
+    with pytest.raises(ValueError, match="naive datetime"), engine.begin() as conn:
+        store.upsert_records(conn, "contact", naive)
+    missing = [*rows[:3], {k: v for k, v in rows[3].items() if k != "email"}]
+    with pytest.raises(ValueError, match="row 3 of contact"), engine.begin() as conn:
+        store.upsert_records(conn, "contact", missing)
+    with pytest.raises(ValueError, match="no column 'nickname'"), engine.begin() as conn:
+        store.upsert_records(conn, "contact", [{**r, "nickname": "x"} for r in rows])
+    table = RECORD_MODELS["contact"].__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 0
+    with engine.begin() as conn:  # the same rows, fixed, go through
+        assert store.upsert_records(conn, "contact", rows) == 4
