@@ -157,7 +157,8 @@ def query_results(sb: Instance, request: Request, version: str, job_id: str) -> 
             raise ApiError(400, "INVALIDJOB", f"Job {job_id} is {job.info['state']}: poll it until JobComplete")
     try:
         max_records = int(request.args.get("maxRecords", 50000))
-        start = int(base64.b64decode(request.args["locator"]).decode()) if request.args.get("locator") else 0
+        raw = request.args.get("locator", "")
+        start = int(base64.b64decode(raw + "=" * (-len(raw) % 4)).decode()) if raw else 0
     except (ValueError, TypeError) as exc:
         raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid locator or maxRecords") from exc
     if max_records <= 0:

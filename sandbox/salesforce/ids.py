@@ -4,6 +4,7 @@ case-safe form whose last three characters encode the case of the first fifteen.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import threading
@@ -29,13 +30,18 @@ PREFIXES: dict[str, str] = {
 }
 
 
+@functools.lru_cache(maxsize=65536)
+def _chunk_char(chunk: str) -> str:
+    bits = 0
+    for i, ch in enumerate(chunk):
+        if "A" <= ch <= "Z":
+            bits |= 1 << i
+    return _SUFFIX[bits]
+
+
 def checksum(id15: str) -> str:
     """The three-character case-safe suffix of a 15-character id."""
-    out = []
-    for chunk in (id15[0:5], id15[5:10], id15[10:15]):
-        bits = sum(1 << i for i, ch in enumerate(chunk) if "A" <= ch <= "Z")
-        out.append(_SUFFIX[bits])
-    return "".join(out)
+    return _chunk_char(id15[0:5]) + _chunk_char(id15[5:10]) + _chunk_char(id15[10:15])
 
 
 def to18(value: str) -> str:
@@ -60,12 +66,16 @@ def normalize(value: str) -> str | None:
     return to18(value)
 
 
+_PAIRS = [a + b for a in BASE62 for b in BASE62]
+
+
 def _base62(n: int, width: int) -> str:
-    chars = []
-    for _ in range(width):
-        n, r = divmod(n, 62)
-        chars.append(BASE62[r])
-    return "".join(reversed(chars))
+    out = ""
+    while width > 0:
+        n, r = divmod(n, 3844)
+        out = _PAIRS[r] + out
+        width -= 2
+    return out
 
 
 class IdFactory:

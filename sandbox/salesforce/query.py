@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import orjson
+
 from sandbox.salesforce import ids
 from sandbox.salesforce.schema import FieldDef, ObjectDef
 from sandbox.salesforce.soql import (
@@ -26,7 +28,7 @@ from sandbox.salesforce.soql import (
     located,
     parse,
 )
-from sandbox.salesforce.store import Org, Record
+from sandbox.salesforce.store import CACHE_KEY, Org, Record
 from sandbox.salesforce.values import NUMERIC, fmt_dt, parse_dt
 
 Getter = Callable[[Record], Any]
@@ -68,6 +70,10 @@ class Plan:
     id_set: set[str] | None
     sort: list[tuple[Getter, bool, bool, bool]]
     by_stamp: bool
+
+    def __post_init__(self) -> None:
+        self.flat = all(len(c.path) == 1 for c in self.columns)
+        self.signature = (self.obj.name, *(c.fdef.name for c in self.columns))
 
 
 class Compiler:
@@ -359,6 +365,19 @@ def _sort_key(get: Getter, desc: bool, nulls_last: bool, text: bool) -> Callable
         return ((v is None) if nulls_high else (v is not None), v)
 
     return key
+
+
+def render_json(org: Org, plan: Plan, record: Record, version: str) -> bytes:
+    """A record as JSON bytes; flat selections are cached on the record until its next write."""
+    if not plan.flat:
+        return orjson.dumps(render(org, plan, record, version))
+    sig = (plan.signature, version)
+    cached = record.get(CACHE_KEY)
+    if cached is not None and cached[0] == sig:
+        return cached[1]
+    data = orjson.dumps(render(org, plan, record, version))
+    record[CACHE_KEY] = (sig, data)
+    return data
 
 
 def render(org: Org, plan: Plan, record: Record, version: str) -> dict[str, Any]:

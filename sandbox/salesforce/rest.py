@@ -8,12 +8,22 @@ import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from werkzeug.wrappers import Request, Response
 
 from sandbox.salesforce import dml
 from sandbox.salesforce.describe import describe, global_describe, object_summary
-from sandbox.salesforce.http import LABELS, NOT_FOUND, VERSIONS, ApiError, json_response, read_json, route
-from sandbox.salesforce.query import _NO_COLUMN, Plan, attributes, render, run
+from sandbox.salesforce.http import (
+    LABELS,
+    NOT_FOUND,
+    VERSIONS,
+    ApiError,
+    json_response,
+    raw_json_response,
+    read_json,
+    route,
+)
+from sandbox.salesforce.query import _NO_COLUMN, Plan, attributes, render_json, run
 from sandbox.salesforce.schema import ObjectDef
 from sandbox.salesforce.soql import SoqlError
 from sandbox.salesforce.values import ValueTypeError, fmt_dt, parse_dt
@@ -140,19 +150,19 @@ def batch_size(request: Request) -> int:
 
 
 def query_page(sb: Instance, plan: Plan, ids: list[str], start: int, batch: int, version: str,
-               endpoint: str, locator: str | None) -> dict[str, Any]:
-    """One page of a result: totalSize, done, nextRecordsUrl (while not done), records."""
+               endpoint: str, locator: str | None) -> bytes:
+    """One page of a result as JSON: totalSize, done, nextRecordsUrl (while not done), records."""
     chunk = ids[start: start + batch]
     end = start + len(chunk)
     done = end >= len(ids)
     if not done and locator is None:
         locator = sb.cursors.open(plan, ids, batch, endpoint)
-    records = [render(sb.org, plan, rec, version) for i in chunk if (rec := sb.org.get(i)) is not None]
-    body: dict[str, Any] = {"totalSize": len(ids), "done": done}
+    org = sb.org
+    records = [render_json(org, plan, rec, version) for i in chunk if (rec := org.get(i)) is not None]
+    head: dict[str, Any] = {"totalSize": len(ids), "done": done}
     if not done:
-        body["nextRecordsUrl"] = f"/services/data/v{version}/{endpoint}/{locator}-{end}"
-    body["records"] = records
-    return body
+        head["nextRecordsUrl"] = f"/services/data/v{version}/{endpoint}/{locator}-{end}"
+    return orjson.dumps(head)[:-1] + b',"records":[' + b",".join(records) + b"]}"
 
 
 def _run_query(sb: Instance, request: Request, version: str, endpoint: str) -> Response:
@@ -166,7 +176,7 @@ def _run_query(sb: Instance, request: Request, version: str, endpoint: str) -> R
     ids = run(sb.org, plan, include_deleted=endpoint == "queryAll")
     if plan.query.count:
         return json_response({"totalSize": len(ids), "done": True, "records": []})
-    return json_response(query_page(sb, plan, ids, 0, batch_size(request), version, endpoint, None))
+    return raw_json_response(query_page(sb, plan, ids, 0, batch_size(request), version, endpoint, None))
 
 
 def _more(sb: Instance, version: str, endpoint: str, locator: str) -> Response:
@@ -174,8 +184,8 @@ def _more(sb: Instance, version: str, endpoint: str, locator: str) -> Response:
     cursor = sb.cursors.get(m.group(1)) if m else None
     if m is None or cursor is None or int(m.group(2)) > len(cursor.ids):
         raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
-    return json_response(query_page(sb, cursor.plan, cursor.ids, int(m.group(2)), cursor.batch, version,
-                                    cursor.endpoint, m.group(1)))
+    return raw_json_response(query_page(sb, cursor.plan, cursor.ids, int(m.group(2)), cursor.batch, version,
+                                        cursor.endpoint, m.group(1)))
 
 
 @route("/query")

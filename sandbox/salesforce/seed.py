@@ -52,7 +52,7 @@ def seed_world(org: Org, bundles: Iterable[Any], users: dict[str, str]) -> tuple
         nonlocal latest
         stamp = fmt_dt(modified)
         values.update(CreatedDate=fmt_dt(created), LastModifiedDate=stamp, SystemModstamp=stamp)
-        rid = org.insert(name, values, notify=False)["Id"]
+        rid = org.insert(name, values, notify=False, index=False)["Id"]
         keys[key] = rid
         if latest is None or modified > latest:
             latest = modified
@@ -99,4 +99,5 @@ def seed_world(org: Org, bundles: Iterable[Any], users: dict[str, str]) -> tuple
                 "Type": type_, "TaskSubtype": subtype, "OwnerId": owner, "CompletedDateTime": when,
                 "CreatedById": owner, "LastModifiedById": owner,
             }, t.occurred_at, t.occurred_at)
+    org.reindex()
     return keys, latest

@@ -22,6 +22,8 @@ Record = dict[str, Any]
 Listener = Callable[[str, str, Record], None]
 # Reference fields whose children move to the survivor in a merge and go with a deleted parent.
 CHILD_LINKS = ("AccountId", "ContactId", "WhatId", "WhoId")
+# Key under which a record keeps its last rendered JSON; a write replaces the dict and drops it.
+CACHE_KEY = "\x00json"
 
 
 @dataclass
@@ -50,6 +52,18 @@ class Org:
         self.org_id = self.ids.for_object("Organization")
         self.user_id = ""
         self._case_numbers = itertools.count(1000)
+        self._fill = {o.name: self._fill_rules(o) for o in self.schema.objects()}
+
+    @staticmethod
+    def _fill_rules(obj: ObjectDef) -> tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, Any], ...]]:
+        stamps = tuple(f for f in ("CreatedDate", "LastModifiedDate", "SystemModstamp") if f in obj.fields)
+        users = tuple(f for f in ("CreatedById", "LastModifiedById", "OwnerId") if f in obj.fields)
+        defaults = tuple((f.name, f.default) for f in obj.fields.values() if f.default is not None)
+        return stamps, users, defaults
+
+    def refresh_fields(self, name: str) -> None:
+        """Recompute insert defaults after a field was added to an object."""
+        self._fill[name] = self._fill_rules(self.tables[name].obj)
 
     # -- reads -----------------------------------------------------------------------------------
     def table(self, name: str) -> Table:
@@ -75,26 +89,33 @@ class Org:
         return len(rows) if deleted else sum(1 for r in rows.values() if not r.get("IsDeleted"))
 
     # -- writes (callers hold no lock; every write takes it) ------------------------------------
-    def insert(self, name: str, values: Record, *, stamp: str | None = None, notify: bool = True) -> Record:
-        """Insert a new record; audit fields default to now and the API user."""
+    def insert(self, name: str, values: Record, *, stamp: str | None = None, notify: bool = True,
+               index: bool = True) -> Record:
+        """Insert a new record; audit fields default to now and the API user.
+
+        index=False skips the SystemModstamp index (bulk loads call `reindex()` once at the end).
+        """
         with self.lock:
             table = self.tables[name]
-            now = stamp or self.clock.stamp()
             rec: Record = dict(values)  # absent keys read as null; saves memory on large worlds
-            rec["Id"] = rec.get("Id") or self.ids.new(table.obj.key_prefix)
-            for f in ("CreatedDate", "LastModifiedDate", "SystemModstamp"):
-                if f in table.obj.fields and not rec.get(f):
+            if not rec.get("Id"):
+                rec["Id"] = self.ids.new(table.obj.key_prefix)
+            stamps, users, defaults = self._fill[name]
+            now = stamp
+            for f in stamps:
+                if not rec.get(f):
+                    now = now or self.clock.stamp()
                     rec[f] = now
-            for f in ("CreatedById", "LastModifiedById", "OwnerId"):
-                if f in table.obj.fields and not rec.get(f):
+            for f in users:
+                if not rec.get(f):
                     rec[f] = self.user_id or None
-            for fdef in table.obj.fields.values():
-                if rec.get(fdef.name) is None and fdef.default is not None:
-                    rec[fdef.name] = fdef.default
+            for f, default in defaults:
+                if rec.get(f) is None:
+                    rec[f] = default
             if name == "Case" and not rec.get("CaseNumber"):
                 rec["CaseNumber"] = f"{next(self._case_numbers):08d}"
             self._derive(name, rec, None)
-            self._put(table, None, rec)
+            self._put(table, None, rec, index)
         if notify:
             self._emit("created", name, rec)
         return rec
@@ -106,6 +127,7 @@ class Org:
             table = self.tables[name]
             old = table.rows[record_id]
             rec = dict(old)
+            rec.pop(CACHE_KEY, None)
             rec.update(changes)
             now = stamp or self.clock.stamp()
             if "LastModifiedDate" in rec:
@@ -164,11 +186,17 @@ class Org:
         return f"{next(self._case_numbers):08d}"
 
     # -- internals -------------------------------------------------------------------------------
-    def _put(self, table: Table, old: Record | None, rec: Record) -> None:
+    def reindex(self) -> None:
+        """Rebuild every (SystemModstamp, Id) index from the rows."""
+        with self.lock:
+            for table in self.tables.values():
+                table.order = SortedList((r["SystemModstamp"], i) for i, r in table.rows.items() if r.get("SystemModstamp"))
+
+    def _put(self, table: Table, old: Record | None, rec: Record, index: bool = True) -> None:
         rid = rec["Id"]
         if old is not None and old.get("SystemModstamp"):
             table.order.discard((old["SystemModstamp"], rid))
-        if rec.get("SystemModstamp"):
+        if index and rec.get("SystemModstamp"):
             table.order.add((rec["SystemModstamp"], rid))
         for link in CHILD_LINKS:
             before = old.get(link) if old else None

@@ -61,6 +61,7 @@ class Tooling:
         fdef = field_from_metadata(field_name, metadata)
         field_id = self.meta.ids.for_object("CustomField")
         self.org.schema.add_custom_field(obj, replace(fdef, field_id=field_id))
+        self.org.refresh_fields(obj.name)
         if fdef.default is not None:  # existing records read the new column's default (checkboxes: false)
             with self.org.lock:
                 table = self.org.table(obj.name)

@@ -26,8 +26,9 @@ class ValueTypeError(ValueError):
 
 def fmt_dt(value: datetime) -> str:
     """Canonical REST datetime text, always UTC with milliseconds."""
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="milliseconds")[:-6] + "+0000"
 
 
 def parse_dt(text: str) -> datetime:
