@@ -1,6 +1,22 @@
 """Test hooks under `/__sandbox__/`: info, stats, faults, limits, config, mutations, webhooks, reset.
 
 No authentication and no rate limits: these are for the test or demo that owns the sandbox.
+
+    GET    info                  what a client needs (same as `HubSpotSandbox.info`)
+    GET    stats                 calls by "METHOD /path" and status, limiter usage, injected faults
+    DELETE stats                 start counting again
+    PUT    faults                {error_rate, statuses: [500|502|503|504], rate_limit_rate, slow_rate,
+                                  slow_seconds, truncate_rate, path_prefix="/crm/", seed}; DELETE clears
+    PUT    limits                {enabled, burst, oauth_burst, window_s, daily, search_per_second}
+    PUT    config                {search_lag_s, filters_per_group, filters_total, token_ttl_s}
+    POST   mutate                {count, seed?, kinds?} -> {applied: [{kind, objectType, id}]}
+    PUT    webhooks              {targetUrl, subscriptions: [{subscriptionType, propertyName?}],
+                                  maxConcurrentRequests, maxBatch, batchWindowSeconds, retryHorizonSeconds,
+                                  maxRetries, timeoutSeconds}
+    GET    webhooks/deliveries   every delivery attempt: batch, attemptNumber, events, status, error
+    POST   webhooks/flush        {timeout} -> {idle}: wait for queued, in-flight and retried deliveries
+    POST   oauth/expire          every issued OAuth access token expires now
+    POST   reset                 back to the freshly seeded portal
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ from sandbox.hubspot.store import Portal
 from sandbox.hubspot.values import iso
 
 MAX_ASSOC_PAGE = 500
+MAX_ASSOC_READ = 1000  # ids per associations batch read (changelog, February 2025)
+MAX_ASSOC_CREATE = 2000
 
 
 def _pipelines() -> dict[str, list[dict[str, Any]]]:
@@ -145,7 +147,7 @@ class MetaApi:
     def batch_read(self, ot: str, to: str, body: Any) -> tuple[int, dict]:
         """POST /crm/v4/associations/{from}/{to}/batch/read (207 for ids without associations)."""
         self._pair(ot, to)
-        inputs = _inputs(body)
+        inputs = _inputs(body, MAX_ASSOC_READ)
         results, errs = [], []
         with self.portal.lock:
             started = self.portal.clock()
@@ -212,7 +214,7 @@ class MetaApi:
     def batch_default(self, ot: str, to: str, body: Any, caller: Caller) -> tuple[int, dict]:
         """POST /crm/v4/associations/{from}/{to}/batch/associate/default."""
         self._pair(ot, to)
-        inputs = _inputs(body)
+        inputs = _inputs(body, MAX_ASSOC_CREATE)
         results = []
         with self.portal.lock:
             started = self.portal.clock()

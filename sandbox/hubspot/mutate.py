@@ -1,7 +1,7 @@
 """Realistic random changes, as the portal's users make them in the HubSpot UI (changeSource CRM_UI).
 
 Deals move through stages and close won or lost, tickets are opened, escalated, closed and reopened,
-contacts are added, archived and merged, calls are logged. Seeded, so a run can be repeated.
+contacts are added, archived, restored and merged, calls are logged. Seeded, so a run can be repeated.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from sandbox.hubspot.values import iso
 
 WEIGHTS = {
     "deal_stage": 20, "deal_won": 8, "deal_lost": 6, "ticket_new": 15, "ticket_escalate": 10,
-    "ticket_close": 12, "ticket_reopen": 4, "contact_new": 10, "archive": 5, "merge": 3, "call_logged": 7,
+    "ticket_close": 12, "ticket_reopen": 4, "contact_new": 10, "archive": 5, "restore": 1, "merge": 3,
+    "call_logged": 7,
 }
 SUBJECTS = ("Cannot export report", "Login loop after SSO change", "Invoice shows wrong VAT", "Sync delayed",
             "Feature request: bulk edit", "Dashboard timeout", "API returns 500")
@@ -147,6 +148,19 @@ class Mutator:
         if rec is None:
             return None
         self.portal.archive(object_type, rec, self._source())
+        return object_type, rec.id
+
+    def restore(self):
+        """Someone brings a deleted contact or deal back from the recycle bin."""
+        object_type = self.rng.choice(["contacts", "deals"])
+        table = self.portal.tables[object_type]
+        candidates = [i for i in table.archived if not table.records[i].merged_into]
+        if not candidates:
+            return None
+        rec = table.records[self.rng.choice(candidates)]
+        if object_type == "contacts" and rec.props.get("email") in table.unique["email"]:
+            return None  # the address was reused meanwhile
+        self.portal.restore(object_type, rec, self._source())
         return object_type, rec.id
 
     def merge(self):

@@ -67,12 +67,12 @@ def _limit(args: MultiDict) -> int:
     return limit
 
 
-def _inputs(body: Any) -> list[dict]:
+def _inputs(body: Any, most: int = MAX_BATCH) -> list[dict]:
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
         raise errors.validation("The body needs an `inputs` list.")
     inputs = body["inputs"]
-    if len(inputs) > MAX_BATCH:
-        raise errors.validation(f"The maximum number of inputs supported in a batch request is {MAX_BATCH}. "
+    if len(inputs) > most:
+        raise errors.validation(f"The maximum number of inputs supported in a batch request is {most}. "
                                 f"Got {len(inputs)}; please reduce the number of items and try again.")
     if any(not isinstance(i, dict) for i in inputs):
         raise errors.validation("Each input must be an object.")
@@ -119,7 +119,7 @@ class ObjectsApi:
     def _table(self, ot: str) -> Table:
         return self.portal.table(ot)
 
-    def list(self, ot: str, args: MultiDict) -> tuple[int, dict]:
+    def list_page(self, ot: str, args: MultiDict) -> tuple[int, dict]:
         """GET list, ascending by id, `after` is the next id."""
         limit = _limit(args)
         archived = flag(args, "archived")

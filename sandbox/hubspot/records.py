@@ -168,15 +168,16 @@ class Table:
 
         def project(rec: Record) -> dict[str, Any]:
             props = rec.props
+            created, modified = iso(rec.created), iso(rec.modified)
             values = {n: props.get(n) for n in names}
             if want_id:
                 values["hs_object_id"] = str(rec.id)
             if want_created:
-                values[created_prop] = iso(rec.created)
+                values[created_prop] = created
             if want_modified:
-                values[modified_prop] = iso(rec.modified)
-            out: dict[str, Any] = {"id": str(rec.id), "properties": values, "createdAt": iso(rec.created),
-                                   "updatedAt": iso(rec.modified), "archived": rec.archived}
+                values[modified_prop] = modified
+            out: dict[str, Any] = {"id": str(rec.id), "properties": values, "createdAt": created,
+                                   "updatedAt": modified, "archived": rec.archived}
             if rec.archived:
                 out["archivedAt"] = iso(rec.archived_at)
             return out

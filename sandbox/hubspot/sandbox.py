@@ -92,6 +92,8 @@ class HubSpotSandbox:
     # -- world ---------------------------------------------------------------------------------
 
     def _seed_world(self) -> None:
+        bundles: Iterable[Any]
+        owners: Iterable[Any]
         if self._bundles is not None:
             bundles, owners = self._bundles, self._world_owners
         else:

@@ -63,7 +63,7 @@ class Filter:
         if op == "NOT_HAS_PROPERTY":
             return not raw
         if op in ("CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"):
-            found = bool(raw) and _contains_token(raw, self.value)
+            found = bool(raw) and _contains_token(raw or "", self.value)
             return found if op == "CONTAINS_TOKEN" else not found
         if not raw:
             return op in ("NEQ", "NOT_IN")
@@ -311,7 +311,7 @@ def _candidates(table: Table, group: list[Filter]) -> Any:
 
 
 def _query_match(rec: Record, words: list[str], qprops: tuple[str, ...]) -> bool:
-    tokens = set()
+    tokens: set[str] = set()
     for p in qprops:
         v = rec.props.get(p)
         if v:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -76,7 +77,7 @@ def read_json(request: Request) -> Any:
         raise errors.validation(f"Invalid input JSON: {exc}") from exc
 
 
-def _endpoint_name(method: str, rule: Rule, args: dict[str, str]) -> str:
+def _endpoint_name(method: str, rule: Rule, args: Mapping[str, Any]) -> str:
     path = rule.rule
     for key in ("ot", "to", "op"):
         if key in args:
@@ -136,7 +137,7 @@ class App:
         self.sb.stats.record(name, status)
         return json_response(status, body, headers, truncate=decision.truncate)
 
-    def _oauth(self, endpoint: str, request: Request, args: dict[str, str]) -> Response:
+    def _oauth(self, endpoint: str, request: Request, args: Mapping[str, Any]) -> Response:
         oauth = self.sb.oauth
         if endpoint == "oauth_authorize":
             if request.method == "GET":
@@ -146,6 +147,7 @@ class App:
             if status == 302:
                 return Response("", status=302, headers={"Location": page})
             return Response(page, status=status, content_type="text/html; charset=utf-8")
+        body: Any
         if endpoint == "oauth_token":
             status, body = oauth.token(request.form.to_dict())
         elif endpoint == "oauth_access":
@@ -156,7 +158,7 @@ class App:
             status, body = oauth.refresh_token_info(args["token"])
         return json_response(status, body)
 
-    def _crm(self, endpoint: str, request: Request, args: dict[str, str], caller: Caller) -> tuple[int, Any]:
+    def _crm(self, endpoint: str, request: Request, args: Mapping[str, Any], caller: Caller) -> tuple[int, Any]:
         objects, meta, q = self.sb.objects_api, self.sb.meta_api, request.args
         if endpoint == "owners":
             return meta.owners_page(q)
@@ -164,7 +166,7 @@ class App:
         to = object_type(args["to"]) if "to" in args else ""
         method = request.method
         if endpoint == "objects":
-            return objects.list(ot, q) if method == "GET" else objects.create(ot, read_json(request), caller)
+            return objects.list_page(ot, q) if method == "GET" else objects.create(ot, read_json(request), caller)
         if endpoint == "object":
             if method == "GET":
                 return objects.get(ot, args["oid"], q)

@@ -218,9 +218,11 @@ class Portal:
 
     def associate_default(self, from_type: str, from_id: int, to_type: str, to_id: int, source: Source) -> None:
         """The default association: unlabeled, plus Primary if the record has no primary yet."""
+        plain = default_type(from_type, to_type)
+        if plain is None:
+            raise errors.validation(f"{from_type} cannot be associated with {to_type}.")
         stamp = self.clock()
-        events = self._associate(from_type, from_id, to_type, to_id, default_type(from_type, to_type).type_id,
-                                 stamp, source)
+        events = self._associate(from_type, from_id, to_type, to_id, plain.type_id, stamp, source)
         primary = primary_type(from_type, to_type)
         if primary is not None and not self.assoc.has_primary(from_type, from_id, to_type):
             events += self._associate(from_type, from_id, to_type, to_id, primary.type_id, stamp, source)

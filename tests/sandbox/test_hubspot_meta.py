@@ -100,6 +100,12 @@ def test_associations_v4_read_with_types_and_labels(hs, hubspot_sandbox):  # noq
     assert batch.results[0]._from.id == deal.id
     assert batch.errors[0].sub_category == "crm.associations.NO_ASSOCIATIONS_FOUND"
     assert batch.errors[0].context["fromObjectId"] == ["77"]
+    ids = [{"id": str(i)} for i in hubspot_sandbox.store.tables["deals"].live]
+    big = raw(hubspot_sandbox, "POST", "/crm/v4/associations/deals/companies/batch/read",
+              json={"inputs": (ids * 1000)[:1000]})
+    assert big.status_code == 200  # up to 1,000 ids per call
+    assert raw(hubspot_sandbox, "POST", "/crm/v4/associations/deals/companies/batch/read",
+               json={"inputs": (ids * 1000)[:1001]}).status_code == 400
 
 
 REQUIRED = {"contacts": {"email": "linked@example.com"}, "deals": {"dealname": "D", "dealstage": "qualifiedtobuy"},
