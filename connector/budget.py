@@ -9,11 +9,13 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import random
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
-from pyrate_limiter import Limiter, Rate, RedisBucket, SingleBucketFactory
+from pyrate_limiter import Rate, RateItem, RedisBucket
 
 from adapters.base import Budget, NoBudget
 from connector.config import Settings
@@ -44,23 +46,21 @@ class RedisBudget:
         self.daily_limit = daily_limit
         self.max_wait = max_wait
         self.crm = crm
-        self._limiters: dict[tuple[int, str], tuple[Limiter, RedisBucket]] = {}
+        self._buckets: dict[tuple[int, str], RedisBucket] = {}
         self._acquired = 0
 
     def __repr__(self) -> str:
         return f"RedisBudget(key={self.key!r}, rates={ {k: [(r.limit, r.interval) for r in v] for k, v in self.rates.items()} })"
 
-    def _limiter(self, bucket: str) -> tuple[Limiter, RedisBucket] | None:
+    def _bucket(self, bucket: str) -> RedisBucket | None:
         name = bucket if bucket in self.rates else "default"
         if name not in self.rates:
             return None
-        # one limiter per process: a forked worker must not share the parent's lock or script cache
+        # one bucket object per process: a forked worker must not reuse the parent's script handle
         slot = (os.getpid(), name)
-        if slot not in self._limiters:
-            red = RedisBucket.init(self.rates[name], self.conn, f"{self.key}:{name}")
-            factory = SingleBucketFactory(red, schedule_leak=False)
-            self._limiters[slot] = (Limiter(factory, buffer_ms=20), red)
-        return self._limiters[slot]
+        if slot not in self._buckets:
+            self._buckets[slot] = RedisBucket.init(self.rates[name], self.conn, f"{self.key}:{name}")
+        return self._buckets[slot]
 
     def _day_key(self, now: datetime) -> str:
         return f"{self.key}:daily:{now.strftime('%Y%m%d')}"
@@ -92,17 +92,24 @@ class RedisBudget:
     def acquire(self, bucket: str = "default", weight: int = 1) -> None:
         """Block until `weight` calls may be made in `bucket`; raise past the daily share."""
         self._check_daily(weight)
-        found = self._limiter(bucket)
-        if found is None:
+        red = self._bucket(bucket)
+        if red is None:
             return
-        limiter, red = found
-        if not limiter.try_acquire(bucket, weight=weight, blocking=True, timeout=self.max_wait):
-            raise RateLimited(
-                f"waited {self.max_wait:.0f} s for the {bucket!r} API budget without getting a slot",
-                crm=self.crm,
-                retry_after=self.max_wait,
-                hint="other workers are using this connection's budget; the job will be retried",
-            )
+        deadline = time.monotonic() + self.max_wait
+        while True:
+            # a fresh timestamp on every try: the log must hold the time the call really goes out
+            item = RateItem(bucket, red.now(), weight)
+            if red.put(item):
+                break
+            wait_ms = red.waiting(item)
+            left = deadline - time.monotonic()
+            if wait_ms < 0 or left <= 0:
+                raise RateLimited(
+                    f"waited {self.max_wait:.0f} s for the {bucket!r} API budget without getting a slot",
+                    crm=self.crm, retry_after=self.max_wait,
+                    hint="other workers are using this connection's budget; the job will be retried",
+                )
+            time.sleep(min(left, wait_ms / 1000 + random.uniform(0.005, 0.025)))
         self._acquired += 1
         if self._acquired % _LEAK_EVERY == 0:
             red.leak(red.now())

@@ -101,6 +101,10 @@ RATE_LIMITS = {"private_app": 190, "oauth": 110}
 SEARCH_WINDOW_MS = 1_000
 SEARCH_RATE_LIMIT = 5
 BUDGET_HEADROOM = 0.9
+# HubSpot counts a call when it arrives, we when we send it: windows are widened by the spread
+# of that delay so that no rolling window on HubSpot's side ever sees more than we admitted
+BUDGET_WINDOW_MARGIN_MS = 250
+SEARCH_WINDOW_MARGIN_MS = 100
 DAILY_LIMIT_HEADER = "X-HubSpot-RateLimit-Daily"
 DAILY_REMAINING_HEADER = "X-HubSpot-RateLimit-Daily-Remaining"
 # how long to back off on a 429, by the policy HubSpot names in the body (Retry-After wins when sent)
@@ -142,7 +146,8 @@ def budget_rates(options: dict[str, Any], auth: str = "private_app") -> dict[str
     burst = int(options.get("rate_limit") or RATE_LIMITS.get(auth, RATE_LIMITS["oauth"]))
     window = int(options.get("rate_window_ms") or RATE_WINDOW_MS)
     search = float(options.get("search_rate_limit") or SEARCH_RATE_LIMIT)
+    margin = int(options.get("rate_margin_ms", BUDGET_WINDOW_MARGIN_MS))
     return {
-        "default": [(max(1, int(burst * BUDGET_HEADROOM)), window)],
-        "search": [(max(1, int(search * BUDGET_HEADROOM)), SEARCH_WINDOW_MS)],
+        "default": [(max(1, int(burst * BUDGET_HEADROOM)), window + margin)],
+        "search": [(max(1, int(search * BUDGET_HEADROOM)), SEARCH_WINDOW_MS + min(margin, SEARCH_WINDOW_MARGIN_MS))],
     }

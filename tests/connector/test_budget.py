@@ -90,12 +90,12 @@ def test_budget_for_hubspot_uses_ninety_percent(make_settings):
     conn = SimpleNamespace(id=42, kind="hubspot", options={"auth": "private_app"})
     budget = budget_for(settings, conn)
     assert isinstance(budget, RedisBudget)
-    assert [(r.limit, r.interval) for r in budget.rates["default"]] == [(171, 10_000)]
-    assert [(r.limit, r.interval) for r in budget.rates["search"]] == [(4, 1_000)]
+    assert [(r.limit, r.interval) for r in budget.rates["default"]] == [(171, 10_250)]
+    assert [(r.limit, r.interval) for r in budget.rates["search"]] == [(4, 1_100)]
     oauth = budget_for(settings, SimpleNamespace(id=43, kind="hubspot", options={"auth": "oauth"}))
-    assert [(r.limit, r.interval) for r in oauth.rates["default"]] == [(99, 10_000)]  # type: ignore[attr-defined]
+    assert [(r.limit, r.interval) for r in oauth.rates["default"]] == [(99, 10_250)]  # type: ignore[attr-defined]
     low = budget_for(settings, SimpleNamespace(id=44, kind="hubspot", options={"rate_limit": 40}))
-    assert [(r.limit, r.interval) for r in low.rates["default"]] == [(36, 10_000)]  # type: ignore[attr-defined]
+    assert [(r.limit, r.interval) for r in low.rates["default"]] == [(36, 10_250)]  # type: ignore[attr-defined]
     for _ in range(3):
         low.acquire()  # works on the embedded fakeredis (Lua)
     assert isinstance(budget_for(settings, SimpleNamespace(id=45, kind="hubspot", options={"budget": "off"})),
