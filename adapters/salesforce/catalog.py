@@ -20,6 +20,12 @@ _CACHE: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 _LOCK = threading.Lock()
 
 
+def clear_cache() -> None:
+    """Forget every cached describe of this process."""
+    with _LOCK:
+        _CACHE.clear()
+
+
 class Catalog:
     """Describe results of one org, shared by the adapters of this process for DESCRIBE_TTL_SECONDS."""
 

@@ -51,12 +51,22 @@ _TRANSIENT = (
 )
 
 
-class _TimeoutAdapter(HTTPAdapter):
-    """Gives every request a timeout (the client sets none), so a hung call is retried, not waited on."""
+class _Transport(HTTPAdapter):
+    """Gives every request a timeout (the client sets none) and the connection's CA bundle.
+
+    requests lets REQUESTS_CA_BUNDLE override `session.verify`; a connection's own private CA must
+    win over the machine's, so it is applied here, where the request is sent.
+    """
+
+    def __init__(self, ca_bundle: str | None) -> None:
+        super().__init__()
+        self.ca_bundle = ca_bundle
 
     def send(self, request: Any, **kw: Any) -> Any:  # type: ignore[override]
         if kw.get("timeout") is None:
             kw["timeout"] = S.HTTP_TIMEOUT_SECONDS
+        if self.ca_bundle:
+            kw["verify"] = self.ca_bundle
         return super().send(request, **kw)
 
 
@@ -97,6 +107,7 @@ def translate(exc: Exception, object: str | None = None) -> RapportError:
             return err
         if code == S.INVALID_LOCATOR:
             return RetriableError(f"the query cursor expired: {message}", **kw)
+        kw.pop("status")
         return error_for_status(
             exc.status, f"Salesforce answered {exc.status} {code or ''}: {message}".strip(), **kw
         )
@@ -106,6 +117,13 @@ def translate(exc: Exception, object: str | None = None) -> RapportError:
             crm=S.CRM,
             object=object,
             hint="see the job in Setup > Bulk Data Load Jobs",
+        )
+    if isinstance(exc, requests.exceptions.SSLError):
+        return FatalError(
+            f"the TLS certificate of Salesforce was refused: {exc}",
+            crm=S.CRM,
+            object=object,
+            hint="for a private CA pass --ca-bundle to `rapport connect salesforce`",
         )
     if isinstance(exc, _TRANSIENT):
         return RetriableError(
@@ -167,7 +185,7 @@ class SalesforceClient:
         self.calls = 0
         self.usage: tuple[int, int] | None = None
         self.session = requests.Session()
-        self.session.mount("https://", _TimeoutAdapter())
+        self.session.mount("https://", _Transport(ca_bundle))
         if ca_bundle:
             self.session.verify = ca_bundle
         self.session.hooks["response"].append(self._on_response)
@@ -254,9 +272,9 @@ class SalesforceClient:
             try:
                 return fn(self.sf)
             except SalesforceExpiredSession as exc:
-                if refreshed or not self.can_refresh:
+                if refreshed:  # a brand-new session refused too: another refresh will not help
                     raise translate(exc, object) from exc
-                self.refresh()
+                self.refresh()  # without a way to a new grant this says what to do
                 refreshed = True
             except (SalesforceError, SalesforceOperationError, *_TRANSIENT) as exc:
                 err = translate(exc, object)

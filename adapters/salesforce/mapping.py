@@ -90,7 +90,7 @@ DEFAULT_READ: dict[str, dict[str, dict[str, Any]]] = {
         "contact_external_id": _f("WhoId"),
         "kind": _f("Type", map={"Call": "call", "Email": "email", "Meeting": "meeting"}),
         "subject": _f("Subject"),
-        "occurred_at": _f("ActivityDate", "datetime"),
+        "occurred_at": _f("CompletedDateTime", "datetime"),
         "created_at": _f("CreatedDate", "datetime"),
         "modified_at": _f("SystemModstamp", "datetime"),
     },

@@ -114,6 +114,7 @@ class Writer:
 
     def ensure_fields(self, object: str, sobject: str, specs: Sequence[FieldSpec]) -> list[str]:
         """Create the fields the org does not have yet (Tooling API); return the names created."""
+        self.catalog.forget(sobject)  # decide on what the org has now, not on a cached describe
         existing = self.catalog.fields(sobject)
         created: list[str] = []
         for spec in specs:
