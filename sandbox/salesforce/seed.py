@@ -52,52 +52,61 @@ def seed_world(org: Org, bundles: Iterable[Any], users: dict[str, str]) -> tuple
         nonlocal latest
         stamp = fmt_dt(modified)
         values.update(CreatedDate=fmt_dt(created), LastModifiedDate=stamp, SystemModstamp=stamp)
-        rid = org.insert(name, values, notify=False, index=False)["Id"]
+        values.setdefault("CreatedById", org.user_id)
+        values.setdefault("LastModifiedById", org.user_id)
+        values.setdefault("OwnerId", org.user_id)
+        rid = org.load(name, values)
         keys[key] = rid
         if latest is None or modified > latest:
             latest = modified
         return rid
 
-    for b in bundles:
-        a = b.account
-        owner = users.get(a.owner_key)
-        last_activity = max((x.occurred_at for x in b.activities), default=None)
-        account_id = put("Account", a.key, {
-            "Name": a.name, "Industry": a.industry, "NumberOfEmployees": a.employees,
-            "AnnualRevenue": float(a.annual_revenue), "Website": f"www.{a.domain}", "OwnerId": owner,
-            "Type": "Customer - Direct" if any(d.is_won for d in b.deals) else "Prospect",
-            "LastActivityDate": last_activity.date().isoformat() if last_activity else None,
-            "CreatedById": owner, "LastModifiedById": owner,
-        }, a.created_at, a.created_at)
-        for c in b.contacts:
-            put("Contact", c.key, {
-                "AccountId": account_id, "FirstName": c.first_name, "LastName": c.last_name, "Email": c.email,
-                "Title": c.title, "OwnerId": owner, "CreatedById": owner, "LastModifiedById": owner,
-                "LastActivityDate": c.last_activity_at.date().isoformat() if c.last_activity_at else None,
-            }, c.created_at, c.created_at)
-        for d in b.deals:
-            stage = "Closed Won" if d.stage == "won" else "Closed Lost" if d.stage == "lost" else _pick(d.key, OPEN_STAGES)
-            put("Opportunity", d.key, {
-                "AccountId": account_id, "ContactId": keys.get(d.contact_key or ""), "Name": d.name,
-                "Amount": round(float(d.amount), 2), "Type": DEAL_TYPES.get(d.deal_type, d.deal_type), "StageName": stage,
-                "CloseDate": d.close_date.isoformat(), "OwnerId": owner, "CreatedById": owner, "LastModifiedById": owner,
-            }, d.created_at, d.closed_at or d.created_at)
-        for k in b.cases:
-            put("Case", k.key, {
-                "AccountId": account_id, "ContactId": keys.get(k.contact_key or ""), "Subject": k.subject,
-                "Priority": PRIORITIES.get(k.priority, k.priority), "Status": STATUSES.get(k.status, k.status),
-                "IsEscalated": bool(k.is_escalated), "Origin": _pick(k.key, ORIGINS), "OwnerId": owner,
-                "ClosedDate": fmt_dt(k.closed_at) if k.closed_at else None, "CSAT__c": k.satisfaction,
-                "Reopen_Count__c": float(k.reopen_count), "CreatedById": owner, "LastModifiedById": owner,
-            }, k.opened_at, k.closed_at or k.opened_at)
-        for t in b.activities:
-            type_, subtype = ACTIVITY.get(t.kind, ("Other", "Task"))
-            when = fmt_dt(t.occurred_at)
-            put("Task", t.key, {
-                "WhatId": account_id, "WhoId": keys.get(t.contact_key or ""), "Subject": t.subject,
-                "ActivityDate": t.occurred_at.date().isoformat(), "Status": "Completed", "Priority": "Normal",
-                "Type": type_, "TaskSubtype": subtype, "OwnerId": owner, "CompletedDateTime": when,
-                "CreatedById": owner, "LastModifiedById": owner,
-            }, t.occurred_at, t.occurred_at)
+    with org.lock:
+        for b in bundles:
+            _bundle(b, users, keys, put)
     org.reindex()
     return keys, latest
+
+
+def _bundle(b: Any, users: dict[str, str], keys: dict[str, str], put: Any) -> None:
+    """Insert one account bundle."""
+    a = b.account
+    owner = users.get(a.owner_key)
+    last_activity = max((x.occurred_at for x in b.activities), default=None)
+    account_id = put("Account", a.key, {
+        "Name": a.name, "Industry": a.industry, "NumberOfEmployees": a.employees,
+        "AnnualRevenue": float(a.annual_revenue), "Website": f"www.{a.domain}", "OwnerId": owner,
+        "Type": "Customer - Direct" if any(d.is_won for d in b.deals) else "Prospect",
+        "LastActivityDate": last_activity.date().isoformat() if last_activity else None,
+        "CreatedById": owner, "LastModifiedById": owner,
+    }, a.created_at, a.created_at)
+    for c in b.contacts:
+        put("Contact", c.key, {
+            "AccountId": account_id, "FirstName": c.first_name, "LastName": c.last_name, "Email": c.email,
+            "Title": c.title, "OwnerId": owner, "CreatedById": owner, "LastModifiedById": owner,
+            "LastActivityDate": c.last_activity_at.date().isoformat() if c.last_activity_at else None,
+        }, c.created_at, c.created_at)
+    for d in b.deals:
+        stage = "Closed Won" if d.stage == "won" else "Closed Lost" if d.stage == "lost" else _pick(d.key, OPEN_STAGES)
+        put("Opportunity", d.key, {
+            "AccountId": account_id, "ContactId": keys.get(d.contact_key or ""), "Name": d.name,
+            "Amount": round(float(d.amount), 2), "Type": DEAL_TYPES.get(d.deal_type, d.deal_type), "StageName": stage,
+            "CloseDate": d.close_date.isoformat(), "OwnerId": owner, "CreatedById": owner, "LastModifiedById": owner,
+        }, d.created_at, d.closed_at or d.created_at)
+    for k in b.cases:
+        put("Case", k.key, {
+            "AccountId": account_id, "ContactId": keys.get(k.contact_key or ""), "Subject": k.subject,
+            "Priority": PRIORITIES.get(k.priority, k.priority), "Status": STATUSES.get(k.status, k.status),
+            "IsEscalated": bool(k.is_escalated), "Origin": _pick(k.key, ORIGINS), "OwnerId": owner,
+            "ClosedDate": fmt_dt(k.closed_at) if k.closed_at else None, "CSAT__c": k.satisfaction,
+            "Reopen_Count__c": float(k.reopen_count), "CreatedById": owner, "LastModifiedById": owner,
+        }, k.opened_at, k.closed_at or k.opened_at)
+    for t in b.activities:
+        type_, subtype = ACTIVITY.get(t.kind, ("Other", "Task"))
+        when = fmt_dt(t.occurred_at)
+        put("Task", t.key, {
+            "WhatId": account_id, "WhoId": keys.get(t.contact_key or ""), "Subject": t.subject,
+            "ActivityDate": t.occurred_at.date().isoformat(), "Status": "Completed", "Priority": "Normal",
+            "Type": type_, "TaskSubtype": subtype, "OwnerId": owner, "CompletedDateTime": when,
+            "CreatedById": owner, "LastModifiedById": owner,
+        }, t.occurred_at, t.occurred_at)
