@@ -7,6 +7,7 @@ deals and tickets.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -118,15 +119,18 @@ class Associations:
         self._set((to_type, from_type), to_id, from_id, BITS[(to_type, from_type, INVERSE[type_id])])
         return True
 
-    def link_new(self, from_type: str, from_id: int, to_type: str, to_id: int, type_ids: tuple[int, ...]) -> None:
-        """Bulk loading: add edges between two records known not to be linked yet (no checks)."""
-        pair, back = (from_type, to_type), (to_type, from_type)
+    def linker(self, from_type: str, to_type: str, type_ids: tuple[int, ...]) -> Callable[[int, int], None]:
+        """Bulk loading: a function adding these types between two records not linked yet (no checks)."""
         bits = sum(BITS[(from_type, to_type, t)] for t in type_ids)
         rbits = sum(BITS[(to_type, from_type, INVERSE[t])] for t in type_ids)
-        side = self._edges.setdefault(pair, {})
-        side[from_id] = side.get(from_id, ()) + (to_id << 2 | bits,)
-        rside = self._edges.setdefault(back, {})
-        rside[to_id] = rside.get(to_id, ()) + (from_id << 2 | rbits,)
+        side = self._edges.setdefault((from_type, to_type), {})
+        rside = self._edges.setdefault((to_type, from_type), {})
+
+        def link(from_id: int, to_id: int) -> None:
+            side[from_id] = side.get(from_id, ()) + (to_id << 2 | bits,)
+            rside[to_id] = rside.get(to_id, ()) + (from_id << 2 | rbits,)
+
+        return link
 
     def _drop(self, pair: tuple[str, str], from_id: int, to_id: int) -> int:
         side = self._edges.get(pair, {})

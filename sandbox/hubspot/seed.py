@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gc
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,7 +70,7 @@ class Seeder:
         self.portal = portal
         self.seeded = seeded
         self.now_ms = now_ms
-        self._types: dict[tuple[str, str, bool], tuple[int, ...]] = {}
+        self._linkers: dict[tuple[str, str, bool], Callable[[int, int], None]] = {}
 
     def _put(self, object_type: str, key: str, props: dict[str, str], created: int, modified: int) -> Record:
         table = self.portal.tables[object_type]
@@ -82,13 +82,13 @@ class Seeder:
         return rec
 
     def _link(self, from_type: str, from_id: int, to_type: str, to_id: int, primary: bool) -> None:
-        types = self._types.get((from_type, to_type, primary))
-        if types is None:
+        link = self._linkers.get((from_type, to_type, primary))
+        if link is None:
             plain, label = default_type(from_type, to_type), primary_type(from_type, to_type)
             assert plain is not None
             types = (plain.type_id, label.type_id) if primary and label is not None else (plain.type_id,)
-            self._types[(from_type, to_type, primary)] = types
-        self.portal.assoc.link_new(from_type, from_id, to_type, to_id, types)
+            link = self._linkers[(from_type, to_type, primary)] = self.portal.assoc.linker(from_type, to_type, types)
+        link(from_id, to_id)
 
     def add(self, bundle: Any) -> None:
         """One account bundle and everything attached to it."""
