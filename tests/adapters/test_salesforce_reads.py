@@ -9,7 +9,7 @@ import pytest
 
 from adapters.base import Change
 from connector.errors import AuthError, BudgetExhausted, MappingError, RetriableError
-from tests.adapters.salesforce_support import Org, _sandbox, later, org  # noqa: F401 - fixtures
+from tests.adapters.salesforce_support import Org, later, org_fixture, sf_sandbox_fixture  # noqa: F401 - fixtures
 
 QUERY = "GET /services/data/v<version:version>/queryAll"
 MORE = "GET /services/data/v<version:version>/queryAll/<locator>"
