@@ -83,7 +83,7 @@ def parse_body(body: bytes) -> list[dict[str, Any]]:
         if not isinstance(event, dict):
             raise WebhookRejected(f"event {n} is not an object", status=400, crm=hs.CRM)
         missing = [k for k in _REQUIRED if event.get(k) in (None, "")]
-        if missing or (event.get("objectId") is None and event.get("primaryObjectId") is None):
+        if missing or _subject(event) is None:
             missing = missing or ["objectId"]
             raise WebhookRejected(f"event {n} lacks {', '.join(missing)}", status=400, crm=hs.CRM)
         if not isinstance(event["occurredAt"], int):
@@ -99,10 +99,19 @@ def portal_of(events: list[dict[str, Any]]) -> str:
     return portals.pop()
 
 
+def _subject(event: Mapping[str, Any]) -> Any:
+    """The record an event is about (association changes name it `fromObjectId`, merges the survivor)."""
+    for key in ("objectId", "newObjectId", "primaryObjectId", "fromObjectId"):
+        if event.get(key) is not None:
+            return event[key]
+    return None
+
+
 def dedupe_key(event: Mapping[str, Any]) -> str:
     """A key equal for redeliveries of one event (eventId alone is not unique)."""
     parts = (event.get("subscriptionType"), event.get("subscriptionId"), event.get("eventId"),
-             event.get("occurredAt"), event.get("objectId", event.get("primaryObjectId")), event.get("propertyName"))
+             event.get("occurredAt"), _subject(event), event.get("propertyName"), event.get("toObjectId"),
+             event.get("associationRemoved"))
     return "hs:" + ":".join("" if p is None else str(p) for p in parts)
 
 
@@ -113,9 +122,8 @@ def to_event(event: dict[str, Any]) -> WebhookEvent:
         unified = hs.WEBHOOK_OBJECT_TYPE_IDS.get(str(event.get("objectTypeId")))
     else:
         unified = hs.WEBHOOK_OBJECTS.get(kind_of)
-    ident = event.get("objectId")
-    if action == "merge":
-        ident = event.get("newObjectId") or event.get("primaryObjectId") or ident
+    ident = event.get("newObjectId") or event.get("primaryObjectId") if action == "merge" else None
+    ident = ident or _subject(event)
     prop = event.get("propertyName")
     return WebhookEvent(
         dedupe_key=dedupe_key(event),

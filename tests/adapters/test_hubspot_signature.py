@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hubspot.utils.signature import Signature
 
@@ -101,3 +103,36 @@ def test_missing_headers_are_rejected():
     with pytest.raises(WebhookRejected) as info:
         webhooks.parse({}, BODY.encode(), HOOK, "POST", SECRET, now=NOW)
     assert info.value.status == 401 and "missing" in info.value.message
+
+
+def test_event_shapes_become_webhook_events():
+    events = [
+        {"eventId": 7, "subscriptionId": 3, "portalId": 62515, "occurredAt": 1750000000000, "attemptNumber": 0,
+         "subscriptionType": "deal.associationChange", "changeSource": "CRM_UI", "associationType": "DEAL_TO_COMPANY",
+         "fromObjectId": 88, "toObjectId": 12, "associationRemoved": False, "isPrimaryAssociation": True},
+        {"eventId": 8, "subscriptionId": 4, "portalId": 62515, "occurredAt": 1750000000001, "attemptNumber": 0,
+         "subscriptionType": "contact.merge", "objectId": 5, "primaryObjectId": 5, "newObjectId": 5,
+         "mergedObjectIds": [9], "changeSource": "CRM_UI"},
+        {"eventId": 9, "subscriptionId": 5, "portalId": 62515, "occurredAt": 1750000000002, "attemptNumber": 2,
+         "subscriptionType": "object.deletion", "objectTypeId": "0-5", "objectId": 31, "changeSource": "API"},
+        {"eventId": 9, "subscriptionId": 6, "portalId": 62515, "occurredAt": 1750000000002, "attemptNumber": 0,
+         "subscriptionType": "company.propertyChange", "objectId": 31, "propertyName": "name",
+         "propertyValue": "Acme", "changeSource": "INTEGRATION"},
+    ]
+    parsed = [webhooks.to_event(e) for e in webhooks.parse_body(json.dumps(events).encode())]
+    assert [(p.object, p.external_id, p.kind, p.changed_fields, p.source) for p in parsed] == [
+        ("deal", "88", "associated", (), "CRM_UI"), ("contact", "5", "merged", (), "CRM_UI"),
+        ("case", "31", "deleted", (), "API"), ("account", "31", "updated", ("name",), "INTEGRATION")]
+    assert len({p.dedupe_key for p in parsed}) == 4  # eventId 9 twice, still two events
+    again = webhooks.to_event({**events[2], "attemptNumber": 3})
+    assert again.dedupe_key == parsed[2].dedupe_key  # a redelivery is the same event
+
+
+@pytest.mark.parametrize("body", [b"", b"{}", b"[]", b"[1]", b"not json",
+                                  b'[{"subscriptionType": "contact.creation", "portalId": 1, "objectId": 2}]',
+                                  b'[{"subscriptionType": "contact.creation", "portalId": 1, "occurredAt": 5}]',
+                                  b'[{"subscriptionType": "x", "portalId": 1, "objectId": 2, "occurredAt": "soon"}]'])
+def test_malformed_bodies_are_refused_with_a_reason(body):
+    with pytest.raises(WebhookRejected) as info:
+        webhooks.parse_body(body)
+    assert info.value.status == 400 and info.value.message

@@ -119,3 +119,38 @@ def test_refused_requests_store_nothing(hook, case):
     assert resp.status_code == expected, resp.json
     assert resp.json["error"]  # says why
     assert _stored(engine) == []
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_sandbox_deliveries_are_stored_once_each(make_settings, db_url):
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from sandbox.hubspot import HubSpotSandbox
+
+    settings = make_settings(DATABASE_URL=db_url)
+    app = create_app(settings)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}/webhooks/hubspot"
+    sb = HubSpotSandbox(size="small", seed=4, accounts=10, rate_limits=False, webhook_url=url,
+                        webhook_batch_window_s=0.02).start()
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        create_connection(engine, settings, kind="hubspot", name="hs", external_org_id=str(sb.portal_id),
+                          secrets={"access_token": sb.info["access_token"], "app_secret": sb.info["app_secret"]})
+        sb.mutate(30, seed=2)
+        assert sb.webhooks.flush(timeout=20)
+        deliveries = list(sb.webhooks.deliveries)
+        assert deliveries and all(d["status"] == 200 for d in deliveries), deliveries[:3]
+        sent = sum(d["events"] for d in deliveries)
+        rows = _stored(engine)
+        assert len(rows) == sent  # every event of every batch, none twice
+        assert {r.kind for r in rows} >= {"created", "updated"}
+        assert all(r.payload["portalId"] == sb.portal_id for r in rows)
+    finally:
+        sb.stop()
+        server.shutdown()
+        engine.dispose()
