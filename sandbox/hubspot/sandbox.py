@@ -63,8 +63,10 @@ class HubSpotSandbox:
                  filters_total: int = 18, token_ttl_s: float = 1800.0, webhook_url: str | None = None,
                  webhook_subscriptions: list[dict[str, Any]] | None = None,
                  webhook_retry_horizon_s: float = 86_400.0, webhook_batch_window_s: float = 0.05,
-                 webhook_timeout_s: float = 5.0, webhook_max_concurrent: int = 10) -> None:
+                 webhook_timeout_s: float = 5.0, webhook_max_concurrent: int = 10,
+                 engagements: bool = True) -> None:
         self.size, self.seed, self.accounts = size, seed, accounts
+        self.engagements = engagements  # False: no calls/emails/meetings (about half the memory on big worlds)
         self._bundles = list(bundles) if bundles is not None else None  # kept for reset()
         self._world_owners = list(world_owners or [])
         self.host, self.port = host, port
@@ -101,7 +103,7 @@ class HubSpotSandbox:
 
             bundles = world.generate(self.size, self.seed, accounts=self.accounts)
             owners = world.owners(self.seed)
-        self.seeded = seed(self.store, bundles, owners, now_ms())
+        self.seeded = seed(self.store, bundles, owners, now_ms(), engagements=self.engagements)
         self.meta_api.owners = self.seeded.owners
 
     def id_of(self, world_key: str) -> str:

@@ -66,8 +66,9 @@ def owners_json(world_owners: Iterable[Any], created: int) -> tuple[list[dict[st
 class Seeder:
     """Writes bundles straight into a portal (no events, no validation: the world is trusted)."""
 
-    def __init__(self, portal: Portal, seeded: Seeded, now_ms: int) -> None:
+    def __init__(self, portal: Portal, seeded: Seeded, now_ms: int, engagements: bool = True) -> None:
         self.portal = portal
+        self.engagements = engagements
         self.seeded = seeded
         self.now_ms = now_ms
         self._linkers: dict[tuple[str, str, bool], Callable[[int, int], None]] = {}
@@ -119,7 +120,7 @@ class Seeder:
             self._deal(d, company.id, contacts, owner)
         for k in bundle.cases:
             self._ticket(k, company.id, contacts, owner)
-        for act in bundle.activities:
+        for act in bundle.activities if self.engagements else ():
             object_type, title = ENGAGEMENT[act.kind]
             at = ms_of(act.occurred_at)
             rec = self._put(object_type, act.key, {"hs_timestamp": iso(at), title: act.subject,
@@ -165,11 +166,12 @@ class Seeder:
             self._link("tickets", rec.id, "contacts", contacts[k.contact_key], primary=False)
 
 
-def seed(portal: Portal, bundles: Iterable[Any], world_owners: Iterable[Any], now_ms: int) -> Seeded:
-    """Fill an empty portal from world bundles."""
+def seed(portal: Portal, bundles: Iterable[Any], world_owners: Iterable[Any], now_ms: int,
+         engagements: bool = True) -> Seeded:
+    """Fill an empty portal from world bundles (calls, emails and meetings only if `engagements`)."""
     seeded = Seeded()
     seeded.owners, seeded.owner_ids = owners_json(world_owners, now_ms)
-    seeder = Seeder(portal, seeded, now_ms)
+    seeder = Seeder(portal, seeded, now_ms, engagements)
     with portal.lock:
         gc_was_on = gc.isenabled()
         gc.disable()  # millions of small objects, no cycles: collection passes would only slow this down

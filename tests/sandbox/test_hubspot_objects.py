@@ -15,6 +15,7 @@ from hubspot.crm.contacts import (
 )
 from hubspot.crm.objects import SimplePublicObjectInputForCreate as ObjectCreate
 
+from sandbox.hubspot import HubSpotSandbox
 from tests.sandbox.hs_fixtures import client, fresh_sandbox, hs, hubspot_sandbox, raw  # noqa: F401
 
 
@@ -214,3 +215,13 @@ def test_merge_archives_the_loser_and_records_it_on_the_survivor(fresh_sandbox):
     archived = {r.id for r in api.crm.contacts.basic_api.get_page(limit=100, archived=True).results}
     assert b.id in archived
     assert api.crm.contacts.basic_api.get_by_id(b.id).id == a.id  # reads of the merged id land on the survivor
+
+
+def test_engagements_from_world_activities(hs, hubspot_sandbox):  # noqa: F811
+    calls = hs.crm.objects.basic_api.get_page("calls", limit=5, properties=["hs_timestamp", "hs_call_title"],
+                                              associations=["companies", "contacts"])
+    first = calls.results[0]
+    assert first.properties["hs_call_title"] and first.properties["hs_timestamp"].endswith("Z")
+    assert first.associations["companies"].results[0].type == "call_to_company"
+    quiet = HubSpotSandbox("small", seed=3, accounts=2, engagements=False)
+    assert not quiet.store.tables["calls"].records and quiet.store.tables["contacts"].records
