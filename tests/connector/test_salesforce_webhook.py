@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
+import requests
 import sqlalchemy as sa
+from werkzeug.serving import make_server
 
 from adapters.salesforce import settings as S
 from connector.app import create_app
@@ -68,3 +72,67 @@ def test_refused_messages_get_a_reason_and_are_stored_nowhere(web, path, body, s
     assert response.status_code == status
     assert reason in response.get_json()["error"]
     assert _stored(engine) == []
+
+
+class _FirstAckLost:
+    """WSGI middleware: the first delivery reaches the app, but its acknowledgement is lost (HTTP 502)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.calls: list[int] = []
+
+    def __call__(self, environ, start_response):
+        self.calls.append(1)
+        if len(self.calls) > 1:
+            return self.app(environ, start_response)
+        b"".join(self.app(environ, lambda *a, **k: None))  # the app stores the events...
+        start_response("502 Bad Gateway", [("Content-Type", "text/plain")])
+        return [b"proxy timeout"]  # ...but Salesforce never sees the ack
+
+
+def test_a_message_from_the_org_is_retried_after_a_lost_ack_and_stored_once(sqlite_url, make_settings) -> None:
+    from adapters.base import ConnectionInfo
+    from adapters.salesforce import SalesforceAdapter
+    from sandbox.salesforce import SalesforceSandbox
+
+    sandbox = SalesforceSandbox(accounts=3).start()
+    settings = make_settings(DATABASE_URL=sqlite_url)
+    engine = make_engine(sqlite_url)
+    create_connection(engine, settings, kind="salesforce", name="acme", secrets={"access_token": "x"},
+                      instance_url=sandbox.info["instance_url"], external_org_id=sandbox.info["organization_id"])
+    receiver = _FirstAckLost(create_app(settings))
+    server = make_server("127.0.0.1", 0, receiver, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        ca = sandbox.info["ca_bundle"]
+        hooks = f"{sandbox.info['instance_url']}/__sandbox__/outbound"
+        requests.post(hooks, verify=ca, timeout=10, json={
+            "url": f"http://127.0.0.1:{server.server_port}/webhooks/salesforce/acme",
+            "rules": {"Contact": ["Email", "Title", "SystemModstamp"]}, "backoff_base": 0.2, "batch_window": 0.05,
+        }).raise_for_status()
+        info = ConnectionInfo(1, "acme", "salesforce", sandbox.info["instance_url"], sandbox.info["organization_id"],
+                              {"ca_bundle": ca})
+        adapter = SalesforceAdapter(info, {"access_token": sandbox.info["access_token"]})
+        contact = adapter.client.call(lambda sf: sf.query("SELECT Id FROM Contact LIMIT 1"))["records"][0]["Id"]
+        adapter.client.call(lambda sf: sf.Contact.update(contact, {"Title": "Chief Customer Officer"}))
+        deadline = time.monotonic() + 15
+        status: dict = {}
+        while time.monotonic() < deadline:
+            status = requests.get(hooks, verify=ca, timeout=10).json()
+            if status["delivered"] >= 1:
+                break
+            time.sleep(0.1)
+        assert status["delivered"] == 1 and status["failed_attempts"] == 1 and status["attempts"] == 2
+        assert len(receiver.calls) == 2
+        rows = _stored(engine)
+        assert [(r.object, r.external_id) for r in rows] == [("contact", contact)]
+        t = WebhookEvent.__table__  # type: ignore[attr-defined]
+        with engine.connect() as conn:
+            payload = conn.execute(sa.select(t.c.payload)).scalar_one()
+        assert payload["record"]["Title"] == "Chief Customer Officer"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        sandbox.stop()
+        engine.dispose()
