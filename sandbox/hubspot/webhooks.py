@@ -28,6 +28,16 @@ from sandbox.hubspot.values import now_ms
 log = logging.getLogger(__name__)
 KINDS = ("creation", "deletion", "propertyChange", "merge", "associationChange", "restore")
 USER_AGENT = "HubSpot Connect 2.0 (http://dev.hubspot.com/) - WebhooksExecutorDaemon"
+# v3 signs the URI with these escapes decoded (HubSpot's validating-requests guide); receivers do the same
+URI_DECODES = {"%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$", "%27": "'", "%28": "(",
+               "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";"}
+
+
+def signed_uri(url: str) -> str:
+    """The target URL as the v3 signature covers it."""
+    for escape, char in URI_DECODES.items():
+        url = url.replace(escape, char).replace(escape.lower(), char)
+    return url
 
 
 @dataclass
@@ -234,7 +244,7 @@ class WebhookSender:
             "Content-Type": "application/json", "User-Agent": USER_AGENT,
             "X-HubSpot-Signature": Signature.get_signature(self.app_secret, body, "v1"),
             "X-HubSpot-Signature-Version": "v1",
-            "X-HubSpot-Signature-v3": Signature.get_signature(self.app_secret, body, "v3", http_uri=url,
+            "X-HubSpot-Signature-v3": Signature.get_signature(self.app_secret, body, "v3", http_uri=signed_uri(url),
                                                               http_method="POST", timestamp=ts),
             "X-HubSpot-Request-Timestamp": ts,
         }

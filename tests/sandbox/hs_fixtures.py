@@ -71,7 +71,7 @@ class Receiver:
         self.max_in_flight = 0
         self._lock = threading.Lock()
         self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}/webhooks/hubspot?tenant=acme"
+        self.url = f"http://127.0.0.1:{self._server.server_port}/webhooks/hubspot?tenant=acme%3Aeu&ts=a%2Cb"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def _app(self, environ: dict, start_response: Any) -> Any:
