@@ -418,6 +418,8 @@ class WebhookEvent(SQLModel, table=True):
     attempts: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
     error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     received_at: datetime = _created()
+    claimed_at: datetime | None = _ts()
+    claimed_by: str | None = Field(default=None, sa_column=sa.Column(sa.String(200)))
     processed_at: datetime | None = _ts()
 
 

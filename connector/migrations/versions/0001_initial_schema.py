@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 07:43:25.271122
+Create Date: 2026-11-22 08:13:52.565684
 """
 from collections.abc import Sequence
 
@@ -275,6 +275,8 @@ def upgrade() -> None:
     sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('received_at', connector.model.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('claimed_at', connector.model.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('claimed_by', sa.String(length=200), nullable=True),
     sa.Column('processed_at', connector.model.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['connection_id'], ['connection.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
