@@ -21,15 +21,20 @@ MIN_POINTS = 0.5  # a reason worth less than half a point is not worth a rep's a
 MINUS = "\u2212"
 
 
+def whole(x: float) -> int:
+    """A count for display: rounded, 0 when unknown or negative."""
+    return int(round(x)) if np.isfinite(x) and x > 0 else 0
+
+
 def signed(points: float) -> str:
     """'+18' or '−12' (a true minus sign, as shown on the record)."""
-    whole = int(round(abs(points)))
-    return f"+{whole}" if points >= 0 else f"{MINUS}{whole}"
+    size = int(round(abs(points)))
+    return f"+{size}" if points >= 0 else f"{MINUS}{size}"
 
 
 def money(amount: float) -> str:
     """$950, $24k, $1.2M."""
-    a = abs(float(amount))
+    a = abs(float(amount)) if np.isfinite(amount) else 0.0
     if a >= 1e6:
         return f"${a / 1e6:.1f}M".replace(".0M", "M")
     if a >= 1e3:
@@ -40,7 +45,7 @@ def money(amount: float) -> str:
 @lru_cache(maxsize=4096)
 def ago(days: float) -> str:
     """'today', '3 days', '5 months', '2.1 years'."""
-    d = max(0, int(days))
+    d = whole(days)
     if d == 0:
         return "today"
     if d < 60:
@@ -58,7 +63,7 @@ def span(days: int) -> str:
 
 def plural(n: float, word: str, none: str | None = None) -> str:
     """'no case', '1 case', '3 cases'."""
-    k = int(round(n)) if np.isfinite(n) else 0
+    k = whole(n)
     if k == 0:
         return none or f"no {word}"
     return f"{k} {word}{'' if k == 1 else 's'}"
@@ -102,7 +107,7 @@ def account_texts(acc: AccountFeatures, exp_signals: dict[str, np.ndarray], part
             pipe = c("open_pipeline")[i]
             return f"{money(pipe)} in open deals" if pipe > 0 else "no open deal"
         if part == "renewals":
-            return (f"{plural(c('renewals_won')[i], 'renewal')} won, {int(c('renewals_lost')[i])} lost "
+            return (f"{plural(c('renewals_won')[i], 'renewal')} won, {whole(c('renewals_lost')[i])} lost "
                     f"in {span(w['renewal_days'])}")
         return f"{plural(c('recent_losses')[i], 'deal')} lost in {span(w['loss_days'])}"
 
@@ -124,10 +129,10 @@ def account_texts(acc: AccountFeatures, exp_signals: dict[str, np.ndarray], part
             return "no high-priority case open"
         if stale >= n:
             return f"{plural(n, 'high-priority case')} open for over {age} days"
-        return f"{plural(n, 'high-priority case')} open, {int(stale)} for over {age} days"
+        return f"{plural(n, 'high-priority case')} open, {whole(stale)} for over {age} days"
 
     def escalations(i: int) -> str:
-        return f"{int(c('escalated')[i])} of {plural(c('quality_cases')[i], 'case')} escalated in {span(w['quality_days'])}"
+        return f"{whole(c('escalated')[i])} of {plural(c('quality_cases')[i], 'case')} escalated in {span(w['quality_days'])}"
 
     def reopens(i: int) -> str:
         return f"{plural(c('reopens')[i], 'reopen')} on {plural(c('closed_cases')[i], 'closed case')} in {span(w['quality_days'])}"

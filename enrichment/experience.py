@@ -37,9 +37,10 @@ def fit_priors(acc: AccountFeatures) -> dict[str, Any]:
     }
 
 
-def _smoothed(events: np.ndarray, trials: np.ndarray, prior: float, k: float) -> np.ndarray:
+def _smoothed(events: np.ndarray, trials: np.ndarray, prior: float | None, k: float) -> np.ndarray:
     events, trials = np.nan_to_num(np.clip(events, 0, None)), np.nan_to_num(np.clip(trials, 0, None))
-    prior = 0.0 if not np.isfinite(prior) else prior
+    # a portfolio without any such case has no rate to lean on (NaN, or null once cached as JSON)
+    prior = float(prior) if prior is not None and np.isfinite(prior) else 0.0
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = (events + k * prior) / (trials + k)
     return np.where(trials > 0, rate, np.nan)

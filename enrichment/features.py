@@ -38,10 +38,17 @@ ACCOUNT_COLUMNS = (
 CONTACT_COLUMNS = ("age_days", "days_since_activity", "activities", "cases", "open_high")
 
 REFERENCE_POINTS = 129
+LIMIT = 1e15  # beyond any real amount or count; keeps sums of absurd outliers finite
+
+
+def sanitize(values: np.ndarray) -> np.ndarray:
+    """Floats with ±inf as unknown (NaN) and magnitudes capped at LIMIT."""
+    arr = np.asarray(values, dtype=float)
+    return np.where(np.isfinite(arr), np.clip(arr, -LIMIT, LIMIT), np.nan)
 
 
 def _as_float(values: Any, n: int) -> np.ndarray:
-    arr = np.asarray(values, dtype=float) if values is not None else np.full(n, np.nan)
+    arr = sanitize(values) if values is not None else np.full(n, np.nan)
     if arr.shape != (n,):
         raise ValueError(f"feature column has shape {arr.shape}, expected ({n},)")
     return arr
@@ -60,9 +67,11 @@ class AccountFeatures:
     def __post_init__(self) -> None:
         n = len(self.ids)
         self.cols = {c: _as_float(self.cols.get(c), n) for c in ACCOUNT_COLUMNS}
-        if self.res_n.shape != (n, len(self.priorities)):
+        if self.res_n.shape != (n, len(self.priorities)) or self.res_hours.shape != self.res_n.shape:
             self.res_n = np.zeros((n, len(self.priorities)))
             self.res_hours = np.full((n, len(self.priorities)), np.nan)
+        self.res_n = np.nan_to_num(np.clip(sanitize(self.res_n), 0, None))
+        self.res_hours = sanitize(self.res_hours)
 
     def __len__(self) -> int:
         return len(self.ids)
