@@ -77,6 +77,13 @@ def load_world(
                 pending = 0
         upsert_s += flush()
         began = time.perf_counter()
+        if engine.dialect.name == "postgresql":
+            # Fresh planner statistics after a bulk load, as autovacuum would take them a minute
+            # later: without them PostgreSQL resolves each account id by scanning the connection's
+            # accounts, and the link turns quadratic.
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                for name in UNIFIED_OBJECTS:
+                    conn.exec_driver_sql(f'ANALYZE "{name}"')
         with engine.begin() as conn:
             for name in ("contact", "deal", "case"):
                 link_accounts(conn, cid, name)
