@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -11,8 +12,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 from adapters.base import WebhookEvent
+from connector.config import Settings
 from connector.model import WebhookEvent as WebhookEventRow
 from connector.model import utcnow
+from connector.queues import enqueue, job_id, redis_for
+
+FLAG_TTL_S = 30  # if an enqueue is lost, the next event after this long enqueues again
 
 _T = WebhookEventRow.__table__  # type: ignore[attr-defined]
 
@@ -47,6 +52,31 @@ def persist(engine: Engine, connection_id: int, events: Sequence[WebhookEvent]) 
         )
         new = len(result.all())
     return Accepted(new=new, duplicates=len(events) - new)
+
+
+def flag_key(connection_id: int) -> str:
+    """Set while a webhook job for the connection is queued and has not started claiming events."""
+    return f"rapport:webhook-queued:{connection_id}"
+
+
+def notify(settings: Settings, connection_id: int) -> bool:
+    """Make sure a job will process the connection's pending events; True if this call enqueued it.
+
+    The job clears the flag before it claims events, so an event persisted after that moment
+    always enqueues a new job: none is left waiting for a job that already looked.
+    """
+    if not redis_for(settings).set(flag_key(connection_id), 1, nx=True, ex=FLAG_TTL_S):
+        return False
+    return enqueue(settings, "webhooks", "connector.jobs.webhook_job", connection_id,
+                   id=job_id("webhook", connection_id, uuid.uuid4().hex[:12]))
+
+
+def accept(engine: Engine, settings: Settings, connection_id: int, events: Sequence[WebhookEvent]) -> Accepted:
+    """Persist a verified request's events, then make sure they will be processed."""
+    accepted = persist(engine, connection_id, events)
+    if accepted.new:
+        notify(settings, connection_id)
+    return accepted
 
 
 def pending(engine: Engine, connection_id: int, limit: int = 1000) -> list[sa.Row]:

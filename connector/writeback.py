@@ -232,7 +232,8 @@ def write_targets(defaults: dict[str, dict[str, str]], overrides: Sequence[Any],
     return targets
 
 
-def _targets(engine: Engine, connection: Any, defaults: dict[str, dict[str, str]] | None) -> dict[str, dict[str, str]]:
+def targets_for(engine: Engine, connection: Any, defaults: dict[str, dict[str, str]] | None = None) -> dict[str, dict[str, str]]:
+    """Score key -> CRM field per scored object for this connection."""
     if defaults is None:
         defaults = importlib.import_module(f"adapters.{connection.kind}.mapping").DEFAULT_WRITE
     fm = FieldMapping.__table__  # type: ignore[attr-defined]
@@ -257,7 +258,7 @@ def writeback_connection(
     ct = Connection.__table__  # type: ignore[attr-defined]
     with engine.connect() as conn:
         connection = conn.execute(sa.select(ct).where(ct.c.id == connection_id)).one()
-    targets = _targets(engine, connection, defaults)
+    targets = targets_for(engine, connection, defaults)
     ids = external_ids or {}
     plans = [
         plan(engine, connection_id, obj, targets[obj], external_ids=ids.get(obj) if external_ids is not None else None)
