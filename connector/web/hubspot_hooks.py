@@ -8,6 +8,7 @@ a 4xx with the reason and is stored nowhere; no CRM call happens in the request.
 from __future__ import annotations
 
 import logging
+import time
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -29,8 +30,24 @@ def _refuse(status: int, message: str, hint: str | None = None) -> tuple[Respons
     return jsonify(error=message, hint=hint), status
 
 
+_CACHE_S = 10.0  # a changed secret or a disabled connection takes effect within this long
+
+
 def _secrets_for(portal: str) -> list[tuple[int, str]]:
-    """(connection id, app secret) of the active HubSpot connections of this portal."""
+    """(connection id, app secret) of the portal's active HubSpot connections, cached briefly per app."""
+    cache: dict[str, tuple[float, list[tuple[int, str]]]] = current_app.extensions.setdefault(
+        "hubspot_webhook_secrets", {})
+    hit = cache.get(portal)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    found = _load_secrets(portal)
+    if len(cache) > 1000:
+        cache.clear()
+    cache[portal] = (time.monotonic() + _CACHE_S, found)
+    return found
+
+
+def _load_secrets(portal: str) -> list[tuple[int, str]]:
     engine = current_app.extensions["rapport_engine"]
     with engine.connect() as conn:
         rows = conn.execute(sa.select(_C.c.id, _C.c.credentials_encrypted, _C.c.status).where(
