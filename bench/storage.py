@@ -44,11 +44,7 @@ def load_world(
     connection_id: int | None = None,
     batch_rows: int = BATCH_ROWS,
 ) -> dict[str, Any]:
-    """Upsert the world into the database at `url` in batches, then link the account ids.
-
-    Returns the connection id, the row count, and the seconds spent in upserts, in linking,
-    and in all (generation included).
-    """
+    """Upsert the world into the database at `url` in batches and link account ids; returns counts and seconds."""
     engine = make_engine(url)
     try:
         cid = connection_id or create_bench_connection(engine, f"bench-world-{size}-{seed}")

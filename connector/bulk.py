@@ -1,12 +1,13 @@
 """The fast lane of `store.upsert`: values converted once per column type and sent straight to the driver.
 
-SQLAlchemy's per-row parameter processing costs more than the database's own work on a bulk load,
-so for the plain column types of the model this module renders the INSERT … ON CONFLICT once and
-converts values itself, exactly as the SQLAlchemy types would: UTC-aware datetimes (naive ones are
-refused), ISO dates on SQLite, JSON text. PostgreSQL gets the rows by COPY into a staging table and
-one INSERT … SELECT; SQLite one prepared statement run with `executemany`. Other column types take
-the SQLAlchemy path.
+PostgreSQL gets the rows by COPY into a staging table; SQLite one prepared statement and `executemany`.
 """
+
+# SQLAlchemy's per-row parameter processing costs more than the database's own work on a bulk
+# load, so for the plain column types of the model the INSERT … ON CONFLICT is rendered once and
+# values are converted here exactly as the SQLAlchemy types would (UTC-aware datetimes, naive ones
+# refused; ISO text dates and datetimes on SQLite; JSON text). Other column types take the
+# SQLAlchemy path.
 
 from __future__ import annotations
 

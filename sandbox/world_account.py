@@ -1,9 +1,10 @@
 """How one account lives: latent health and experience drive its deals, contacts, cases and activity.
 
-Time runs in days relative to the world's `now` (negative = past). Nothing here is a formula a
-score could invert: every observable is a noisy draw from a mechanism (win rates, Poisson
-arrivals, lognormal amounts and resolution times) that the latent values only tilt.
+Every observable is a noisy draw from a mechanism (win rates, Poisson arrivals, lognormal amounts).
 """
+
+# Time runs in days relative to the world's `now` (negative = past). The latent values only tilt
+# the mechanisms, so what a CRM shows is correlated with them, never a function of them.
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def _sigmoid(x: float) -> float:
 class _Life:
     """The simulation of one account; holds the draws until they become records."""
 
-    def __init__(self, index: int, seed: int, now: datetime, reps: list[str]) -> None:
+    def __init__(self, index: int, seed: int, now: datetime) -> None:
         self.r = r = random.Random(seed * SEED_STRIDE + index)
         self.now_ts = now.timestamp()
         self.key = f"A{index + 1:07d}"
@@ -48,7 +49,6 @@ class _Life:
         # Long relationships tend to be the healthy ones: trust is built over years.
         age = 75.0 + (HISTORY_DAYS - 75.0) * r.random() ** (1.4 - 0.8 * self.h)
         self.t0 = -r.uniform(1.0, 75.0) if r.random() < 0.04 else -age
-        self.reps = reps
         self.deals: list[tuple[str, float, float, str, float]] = []  # type, created, close, stage, amount
         self.won_at: float | None = None
         self.churn_at: float | None = None
@@ -188,7 +188,7 @@ class _Life:
 
 def simulate_account(index: int, seed: int, now: datetime, reps: list[str]) -> Bundle:
     """Simulate account number `index` of the world `seed` and return its bundle of records."""
-    life = _Life(index, seed, now, reps)
+    life = _Life(index, seed, now)
     r = life.r
     arr = life.new_business()
     if life.won_at is not None:
