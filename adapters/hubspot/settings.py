@@ -9,6 +9,10 @@ from typing import Any
 
 API_BASE = "https://api.hubapi.com"
 AUTHORIZE_URL = "https://app.hubspot.com/oauth/authorize"
+# what the OAuth install asks for: read the scoring inputs, write the score properties, read their schemas
+OAUTH_SCOPES = ("oauth", "crm.objects.companies.read", "crm.objects.companies.write", "crm.objects.contacts.read",
+                "crm.objects.contacts.write", "crm.objects.deals.read", "tickets", "crm.schemas.companies.read",
+                "crm.schemas.contacts.read")
 CRM = "hubspot"
 
 # unified object -> HubSpot object type

@@ -96,6 +96,11 @@ def grant_form(flow: str, secrets: dict[str, Any], login_url: str) -> dict[str, 
             "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
             "assertion": _jwt_assertion(secrets, login_url),
         }
+    if flow == "authorization_code":  # the web-server flow's code, from the admin app's callback
+        form = {"grant_type": "authorization_code", "code": secrets["code"], "redirect_uri": secrets["redirect_uri"],
+                "client_id": secrets["client_id"]}
+        form.update({k: secrets[k] for k in ("client_secret", "code_verifier") if secrets.get(k)})
+        return form
     if flow == "password":
         return {
             "grant_type": "password",
@@ -111,6 +116,7 @@ _HINTS = {
     "refresh_token": "the refresh token was revoked or expired; run `rapport connect salesforce` again",
     "jwt": "check the consumer key, the username and that the certificate is uploaded to the connected app",
     "password": "check the username, password (+ security token), consumer key and secret",
+    "authorization_code": "the code expired or was used, or the callback URL differs from the connected app's: connect again",
 }
 
 

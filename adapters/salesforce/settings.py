@@ -11,6 +11,8 @@ API_VERSION = "59.0"
 # --- where to log in -------------------------------------------------------------------------
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
 TOKEN_PATH = "/services/oauth2/token"
+AUTHORIZE_PATH = "/services/oauth2/authorize"  # web-server flow consent page
+OAUTH_SCOPES = "api refresh_token"
 JWT_LIFETIME_SECONDS = 180  # Salesforce rejects assertions valid for longer than 3 minutes
 
 # --- objects ----------------------------------------------------------------------------------
