@@ -133,9 +133,14 @@ class Portal:
 
     def update(self, object_type: str, rec: Record, values: dict[str, str], source: Source,
                stamp: int | None = None) -> Record:
-        """Apply checked values to a live record and bump its last-modified stamp."""
+        """Apply checked values to a live record; every write bumps its last-modified stamp."""
         table = self.tables[object_type]
         stamp = stamp if stamp is not None else self.clock()
+        email = values.get("email") if object_type == "contacts" else None
+        if email:  # checked before anything changes: a refused write leaves the record as it was
+            other = table.unique["email"].get(email.lower())
+            if other is not None and other != rec.id:
+                raise errors.ApiError(409, "CONFLICT", f"Contact already exists. Existing ID: {other}")
         changed = set()
         for name, value in values.items():
             if name == table.created_prop:
@@ -147,10 +152,6 @@ class Portal:
             old = rec.props.get(name)
             if (old or "") == value:
                 continue
-            if name == "email" and object_type == "contacts" and value:
-                other = table.unique["email"].get(value.lower())
-                if other is not None and other != rec.id:
-                    raise errors.ApiError(409, "CONFLICT", f"Contact already exists. Existing ID: {other}")
             table.set_unique(rec, name, old, value)
             if value == "":
                 rec.props.pop(name, None)
