@@ -225,3 +225,12 @@ def test_engagements_from_world_activities(hs, hubspot_sandbox):  # noqa: F811
     assert first.associations["companies"].results[0].type == "call_to_company"
     quiet = HubSpotSandbox("small", seed=3, accounts=2, engagements=False)
     assert not quiet.store.tables["calls"].records and quiet.store.tables["contacts"].records
+
+
+def test_a_refused_email_change_leaves_the_contact_as_it_was(fresh_sandbox):  # noqa: F811
+    a, b = client(fresh_sandbox).crm.contacts.basic_api.get_page(limit=2, properties=["email", "jobtitle"]).results
+    r = raw(fresh_sandbox, "PATCH", f"/crm/v3/objects/contacts/{a.id}",
+            json={"properties": {"jobtitle": "Changed", "email": b.properties["email"]}})
+    assert r.status_code == 409 and r.json()["message"] == f"Contact already exists. Existing ID: {b.id}"
+    after = client(fresh_sandbox).crm.contacts.basic_api.get_by_id(a.id, properties=["email", "jobtitle"])
+    assert after.properties == a.properties
