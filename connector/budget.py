@@ -101,7 +101,7 @@ class RedisBudget:
             item = RateItem(bucket, red.now(), weight)
             if red.put(item):
                 break
-            wait_ms = red.waiting(item)
+            wait_ms = int(red.waiting(item))  # type: ignore[arg-type]  # a sync Redis client answers at once
             left = deadline - time.monotonic()
             if wait_ms < 0 or left <= 0:
                 raise RateLimited(

@@ -109,7 +109,7 @@ def _verified(candidates: list[tuple[int, str]], body: bytes) -> int:
     for connection_id, secret in candidates:
         for url in _urls():
             try:
-                webhooks.verify(request.headers, body, url, request.method, secret)
+                webhooks.verify(dict(request.headers), body, url, request.method, secret)
                 return connection_id
             except WebhookRejected as exc:
                 refusal = exc
