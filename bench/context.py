@@ -57,7 +57,7 @@ class BenchContext:
     def pg_url(self) -> str:
         """A migrated PostgreSQL scratch database (`rapport_bench_<pid>`) shared by the sections."""
         if "pg" not in self._shared:
-            self._shared["pg"] = self.scratch_pg("")
+            self._shared["pg"] = self._create_pg(f"rapport_bench_{os.getpid()}")
         return self._shared["pg"]
 
     def scratch_sqlite(self, tag: str) -> str:
@@ -74,8 +74,14 @@ class BenchContext:
         return url
 
     def scratch_pg(self, tag: str) -> str:
-        """A new, migrated PostgreSQL database of its own, dropped when the context closes."""
-        name = f"rapport_bench_{os.getpid()}" + (f"_{_safe(tag)}" if tag else "")
+        """A new, migrated PostgreSQL database of its own (`rapport_bench_<pid>_<tag>`), dropped at close."""
+        if not _safe(tag):
+            raise ValueError("a scratch PostgreSQL database needs a tag of letters, digits or _")
+        return self._create_pg(f"rapport_bench_{os.getpid()}_{_safe(tag)}")
+
+    def _create_pg(self, name: str) -> str:
+        if name in self._pg_names:
+            raise ValueError(f"scratch database {name} already exists in this bench run: use another tag")
         admin = sa.create_engine(self.pg_admin_url, isolation_level="AUTOCOMMIT")
         try:
             with admin.connect() as conn:
@@ -84,7 +90,7 @@ class BenchContext:
         finally:
             admin.dispose()
         self._pg_names.append(name)
-        url = self.pg_admin_url.rsplit("/", 1)[0] + "/" + name
+        url = sa.make_url(self.pg_admin_url).set(database=name).render_as_string(hide_password=False)
         engine = make_engine(url)
         try:
             upgrade(engine)
