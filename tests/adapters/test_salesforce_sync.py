@@ -54,7 +54,7 @@ def test_full_then_incremental_sync_leaves_the_tables_equal_to_the_org(org: Org,
     _assert_equal(engine, org)
     changes = org.hook("mutate", {"count": 150, "seed": 3})["count"]
     assert changes > 100
-    org.hook("faults", {"error_rate": 0.25, "statuses": [500, 503], "seed": 11})
+    org.hook("faults", {"error_rate": 0.05, "statuses": [500, 503], "seed": 11, "fail_next": 2})
     run = sync_connection(engine, settings, cid, adapter=org.adapter())
     _assert_equal(engine, org)
     assert sum(org.hook("faults", method="GET")["injected"].values()) >= 1  # the failures did happen
