@@ -109,9 +109,11 @@ class SalesforceAdapter:
     ) -> Window:
         """The checked field list and window of one read (a MappingError names fields the org lacks)."""
         sobject = self.sobject(object)
-        sources = (
-            list(fields) if fields is not None else mapping.selected_fields(self.read_mapping.get(object, {}))
-        )
+        if fields is None:
+            # The mapping's sources, plus any extra fields the connection asks for (options.fields.<object>).
+            extra = (self.info.options.get("fields") or {}).get(object) or []
+            fields = [*mapping.selected_fields(self.read_mapping.get(object, {})), *extra]
+        sources = list(dict.fromkeys(fields))
         types = self.catalog.check(object, sobject, sources)
         selected = soql.field_list(sources, self.catalog.system_fields(sobject))
         return Window(object, sobject, selected, types, since, until)

@@ -175,3 +175,10 @@ def test_fetch_returns_current_records_and_gone_ones_as_deleted(org: Org) -> Non
     found = adapter.fetch("deal", [*some, missing])
     assert [c.external_id for c in found] == [*some, missing]
     assert [c.deleted for c in found] == [False, True, False, True]
+
+
+def test_a_connection_can_ask_for_extra_fields_such_as_custom_ones(org: Org) -> None:
+    adapter = org.adapter(fields={"case": ["CSAT__c", "Reopen_Count__c"]})
+    cases = _ids(adapter.pull("case", None, later()))
+    assert all("CSAT__c" in c.raw and "Reopen_Count__c" in c.raw for c in cases)
+    assert any(c.raw["CSAT__c"] is not None for c in cases)
