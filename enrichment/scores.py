@@ -27,7 +27,8 @@ class Portfolio:
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for caching."""
-        return {"refs": {k: (v.to_json() if v else None) for k, v in self.refs.items()}, "priors": self.priors}
+        priors = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in self.priors.items()}
+        return {"refs": {k: (v.to_json() if v else None) for k, v in self.refs.items()}, "priors": priors}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Portfolio:
