@@ -32,8 +32,7 @@ def sb(portal):
     return portal
 
 
-# HubSpot reads up to 1,000 ids per v4 association batch; the sandbox accepts only 100 so far
-SANDBOX_OPTIONS = {"client_side_validation": True, "backoff_scale": 0.01, "association_batch_limit": 100}
+SANDBOX_OPTIONS = {"client_side_validation": True, "backoff_scale": 0.01}
 
 
 def make_adapter(sb, **options) -> HubSpotAdapter:
@@ -121,7 +120,7 @@ def test_fetch_by_id(sb):
 
 def test_faults_are_retried_and_lose_nothing(sb):
     clean = {obj: {c.external_id: c.raw["properties"] for c in pulled(make_adapter(sb), obj, full=True)}
-             for obj in ("contact", "deal", "case")}
+             for obj in ("contact", "deal", "case", "activity")}
     sb.faults.configure(FaultConfig(error_rate=0.05, truncate_rate=0.03, rate_limit_rate=0.02, seed=4))
     adapter = make_adapter(sb)
     for obj, expected in clean.items():
@@ -130,7 +129,7 @@ def test_faults_are_retried_and_lose_nothing(sb):
     since = datetime.now(UTC) - timedelta(days=3650)
     assert {c.external_id for c in pulled(adapter, "deal", since)} == set(clean["deal"])
     injected = sb.faults.describe()["injected"]
-    assert sum(injected.values()) > 3  # the run really met 5xx, 429 and cut-off bodies
+    assert sum(injected.values()) >= 3  # the run really met server errors, 429s and cut-off bodies
 
 
 def test_write_scores_in_batches_of_100(sb):

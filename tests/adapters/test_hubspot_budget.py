@@ -16,7 +16,7 @@ from sandbox.hubspot import HubSpotSandbox
 
 BURST, WINDOW_S = 20, 2.0  # a short window keeps the test quick; the budget runs at 90% of it
 OPTIONS = {"auth": "private_app", "rate_limit": BURST, "rate_window_ms": int(WINDOW_S * 1000),
-           "client_side_validation": True, "association_batch_limit": 100}
+           "client_side_validation": True}
 
 
 def _work(settings, info, secrets, company_ids, n, out) -> None:

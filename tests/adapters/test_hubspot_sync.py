@@ -17,8 +17,7 @@ from sandbox.hubspot.faults import FaultConfig
 
 TYPES = {"account": ["companies"], "contact": ["contacts"], "deal": ["deals"], "case": ["tickets"],
          "activity": ["calls", "emails", "meetings"]}
-OPTIONS = {"auth": "private_app", "budget": "off", "client_side_validation": True, "backoff_scale": 0.01,
-           "association_batch_limit": 100}  # the sandbox's v4 batch read takes 100 ids (HubSpot: 1,000)
+OPTIONS = {"auth": "private_app", "budget": "off", "client_side_validation": True, "backoff_scale": 0.01}
 
 
 @pytest.fixture
