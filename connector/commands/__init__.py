@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from connector.commands import bench, connections, hubspot, ops, runs, salesforce, sandbox, scoring, sync
+from connector.commands import bench, connections, hubspot, ops, runs, salesforce, sandbox, scoring, sync, users
 
 COMMANDS: list[click.Command] = [
     *ops.COMMANDS,
@@ -15,6 +15,7 @@ COMMANDS: list[click.Command] = [
     *sandbox.COMMANDS,
     *bench.COMMANDS,
     *scoring.COMMANDS,
+    *users.COMMANDS,
 ]
 
 connections.connect.add_command(salesforce.connect_salesforce)

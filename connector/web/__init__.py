@@ -12,3 +12,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(salesforce_hooks.bp)
     app.register_blueprint(hubspot_hooks.bp)
+
+    from connector.web import admin
+
+    admin.register(app)
