@@ -146,7 +146,12 @@ class Account(SQLModel, table=True):
 class Contact(SQLModel, table=True):
     """A person at an account."""
 
-    __table_args__ = (*_record_table_args("contact"), sa.Index("ix_contact_conn_account", "connection_id", "account_external_id"))
+    # The extra columns make the index cover the scoring queries, which then never read the wide rows.
+    __table_args__ = (
+        *_record_table_args("contact"),
+        sa.Index("ix_contact_conn_account", "connection_id", "account_external_id", "external_id", "created_at",
+                 "last_activity_at", "is_deleted", "merged_into"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     connection_id: int = _fk("connection.id", index=False)
     external_id: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
@@ -227,7 +232,12 @@ class Case(SQLModel, table=True):
 class Activity(SQLModel, table=True):
     """A logged activity (Salesforce Task, HubSpot engagement): calls, emails, meetings."""
 
-    __table_args__ = (*_record_table_args("activity"), sa.Index("ix_activity_conn_account", "connection_id", "account_external_id"))
+    # The extra columns make the index cover the scoring queries, which then never read the wide rows.
+    __table_args__ = (
+        *_record_table_args("activity"),
+        sa.Index("ix_activity_conn_account", "connection_id", "account_external_id", "contact_external_id",
+                 "occurred_at", "is_deleted", "merged_into"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     connection_id: int = _fk("connection.id", index=False)
     external_id: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 08:13:52.565684
+Create Date: 2026-11-22 08:22:42.603250
 """
 from collections.abc import Sequence
 
@@ -127,7 +127,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('connection_id', 'external_id', name='uq_activity_conn_ext')
     )
     with op.batch_alter_table('activity', schema=None) as batch_op:
-        batch_op.create_index('ix_activity_conn_account', ['connection_id', 'account_external_id'], unique=False)
+        batch_op.create_index('ix_activity_conn_account', ['connection_id', 'account_external_id', 'contact_external_id', 'occurred_at', 'is_deleted', 'merged_into'], unique=False)
         batch_op.create_index('ix_activity_conn_modified', ['connection_id', 'modified_at'], unique=False)
 
     op.create_table('api_token',
@@ -360,7 +360,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('contact', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_contact_account_id'), ['account_id'], unique=False)
-        batch_op.create_index('ix_contact_conn_account', ['connection_id', 'account_external_id'], unique=False)
+        batch_op.create_index('ix_contact_conn_account', ['connection_id', 'account_external_id', 'external_id', 'created_at', 'last_activity_at', 'is_deleted', 'merged_into'], unique=False)
         batch_op.create_index('ix_contact_conn_modified', ['connection_id', 'modified_at'], unique=False)
 
     op.create_table('deal',
