@@ -97,8 +97,12 @@ def grant_form(flow: str, secrets: dict[str, Any], login_url: str) -> dict[str, 
             "assertion": _jwt_assertion(secrets, login_url),
         }
     if flow == "authorization_code":  # the web-server flow's code, from the admin app's callback
-        form = {"grant_type": "authorization_code", "code": secrets["code"], "redirect_uri": secrets["redirect_uri"],
-                "client_id": secrets["client_id"]}
+        form = {
+            "grant_type": "authorization_code",
+            "code": secrets["code"],
+            "redirect_uri": secrets["redirect_uri"],
+            "client_id": secrets["client_id"],
+        }
         form.update({k: secrets[k] for k in ("client_secret", "code_verifier") if secrets.get(k)})
         return form
     if flow == "password":

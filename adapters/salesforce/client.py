@@ -218,6 +218,7 @@ class SalesforceClient:
             session_id=self.secrets["access_token"],
             version=self.api_version,
             session=self.session,
+            object_pairs_hook=None,  # plain dicts: the C JSON decoder, not OrderedDict, on every page
         )
 
     @property

@@ -5,7 +5,9 @@ No session and no clock: every function takes what it needs and returns plain da
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import csv
+import io
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
@@ -210,43 +212,67 @@ def to_change(object: str, record: dict[str, Any]) -> Change:
     )
 
 
-_NUMBER_TYPES = {"double", "currency", "percent"}
-_INT_TYPES = {"int", "long"}
+def _text(s: str) -> Any:
+    return s or None
 
 
-def _typed(text: str, kind: str | None) -> Any:
-    if text == "":
-        return None
-    if kind == "boolean":
-        return text.lower() == "true"
-    if kind in _INT_TYPES:
-        return int(float(text))
-    if kind in _NUMBER_TYPES:
-        return float(text)
-    if kind == "datetime":
-        parsed = parse_datetime(text)
-        return format_datetime(parsed) if parsed else None
-    return text
+def _bool(s: str) -> Any:
+    return None if s == "" else s.lower() == "true"
 
 
-def record_from_csv(
-    sobject: str, row: Mapping[str, str], types: Mapping[str, str], api_version: str
-) -> dict[str, Any]:
-    """A Bulk API 2.0 CSV row in the shape the REST API returns (typed values, nested parents)."""
-    record: dict[str, Any] = {
-        "attributes": {
-            "type": sobject,
-            "url": f"/services/data/v{api_version}/sobjects/{sobject}/{row.get(S.ID_FIELD, '')}",
+def _int(s: str) -> Any:
+    return None if s == "" else int(s) if s.lstrip("-").isdigit() else int(float(s))
+
+
+def _float(s: str) -> Any:
+    return None if s == "" else float(s)
+
+
+def _datetime(s: str) -> Any:
+    if len(s) == 24 and s[-1] == "Z":  # Bulk CSV "…:09.000Z" -> REST "…:09.000+0000"
+        return s[:23] + "+0000"
+    parsed = parse_datetime(s)
+    return format_datetime(parsed) if parsed else None
+
+
+_CONVERT = {
+    "boolean": _bool,
+    "int": _int,
+    "long": _int,
+    "double": _float,
+    "currency": _float,
+    "percent": _float,
+    "datetime": _datetime,
+}
+
+
+def csv_records(
+    sobject: str, text: str, types: Mapping[str, str], api_version: str
+) -> Iterator[dict[str, Any]]:
+    """Bulk API 2.0 CSV rows in the shape the REST API returns (typed values, nested parents)."""
+    rows = csv.reader(io.StringIO(text))
+    header = next(rows, None)
+    if not header:
+        return
+    plan = [(col.split("."), _CONVERT.get(types.get(col, ""), _text)) for col in header]
+    flat = all(len(parts) == 1 for parts, _ in plan)
+    id_at = header.index(S.ID_FIELD) if S.ID_FIELD in header else None
+    url = f"/services/data/v{api_version}/sobjects/{sobject}/"
+    for row in rows:
+        record: dict[str, Any] = {
+            "attributes": {"type": sobject, "url": url + (row[id_at] if id_at is not None else "")}
         }
-    }
-    for column, text in row.items():
-        value = _typed(text, types.get(column))
-        *parents, leaf = column.split(".")
-        node = record
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = value
-    return _null_empty_parents(record)
+        if flat:
+            for (parts, convert), value in zip(plan, row, strict=True):
+                record[parts[0]] = convert(value)
+            yield record
+            continue
+        for (parts, convert), value in zip(plan, row, strict=True):
+            node = record
+            for parent in parts[:-1]:
+                node = node.setdefault(parent, {})
+            node[parts[-1]] = convert(value)
+        yield _null_empty_parents(record)
 
 
 def _null_empty_parents(node: dict[str, Any]) -> dict[str, Any]:

@@ -7,9 +7,7 @@ out. A first sync whose first page reports more than the threshold reads the res
 
 from __future__ import annotations
 
-import csv
 import heapq
-import io
 import json
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -96,24 +94,20 @@ class Reader:
         start = w.since if after is None else after[0]
         query = soql.window_query(w.sobject, w.fields, start, w.until, ordered=False)
         spills: list[IO[str]] = []
+        last: list[Change] = []  # the newest page stays in memory; earlier ones wait in spill files
         try:
-            for text in self.client.bulk_query(
+            pages = self.client.bulk_query(
                 w.sobject, query, poll=self.options.bulk_poll, page_size=self.options.bulk_page
-            ):
-                rows = csv.DictReader(io.StringIO(text))
-                changes = [
-                    c
-                    for c in (
-                        mapping.to_change(
-                            w.object, mapping.record_from_csv(w.sobject, r, w.types, self.client.api_version)
-                        )
-                        for r in rows
-                    )
-                    if _keep(c, w, after)
-                ]
+            )
+            for text in pages:
+                records = mapping.csv_records(w.sobject, text, w.types, self.client.api_version)
+                changes = [c for c in (mapping.to_change(w.object, r) for r in records) if _keep(c, w, after)]
                 changes.sort(key=_key)
-                spills.append(_spill(changes))
-            merged = heapq.merge(*(_unspill(f, w.object) for f in spills), key=_key)
+                if last:
+                    spills.append(_spill(last))
+                last = changes
+            streams = [*(_unspill(f, w.object) for f in spills), iter(last)]
+            merged = heapq.merge(*streams, key=_key) if spills else iter(last)
             while batch := list(islice(merged, self.options.page_size)):
                 yield Page(w.object, batch)
         finally:

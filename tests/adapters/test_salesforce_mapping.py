@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -47,18 +45,17 @@ def test_a_record_without_stamp_is_refused() -> None:
 
 
 def test_bulk_csv_rows_take_the_rest_shape() -> None:
-    rows = list(csv.DictReader(io.StringIO((FIXTURES / "bulk_page.csv").read_text())))
+    text = (FIXTURES / "bulk_page.csv").read_text()
     types = {"SystemModstamp": "datetime", "IsDeleted": "boolean", "NumberOfEmployees": "int", "AccountId": "reference"}
-    live = mapping.record_from_csv("Contact", rows[0], types, "59.0")
+    live, gone = mapping.csv_records("Contact", text, types, "59.0")
     rest = _page()["records"][0]
-    for key in ("Id", "SystemModstamp", "IsDeleted", "MasterRecordId", "AccountId", "Email"):
+    for key in ("Id", "SystemModstamp", "IsDeleted", "MasterRecordId", "AccountId", "Email", "attributes"):
         assert live[key] == rest[key], key
     assert live["Account"]["Name"] == "Acme"
     assert live["NumberOfEmployees"] == 12
-    assert live["attributes"]["type"] == "Contact"
-    gone = mapping.record_from_csv("Contact", rows[1], types, "59.0")
     assert gone["IsDeleted"] is True and gone["Account"] is None and gone["AccountId"] is None
     assert mapping.to_change("contact", gone).modified_at == datetime(2024, 5, 6, 7, 8, 10, 120000, tzinfo=UTC)
+    assert list(mapping.csv_records("Contact", "", types, "59.0")) == []
 
 
 def test_default_mapping_is_valid_and_maps_a_recorded_record() -> None:
