@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.base import (
     Budget,
@@ -20,10 +20,12 @@ from adapters.base import (
     WriteResult,
 )
 from adapters.hubspot import webhooks
-from adapters.hubspot.client import HubSpotClient
-from adapters.hubspot.reads import Reader
-from adapters.hubspot.writes import Writer
 from connector.errors import ConfigError
+
+if TYPE_CHECKING:
+    from adapters.hubspot.client import HubSpotClient
+    from adapters.hubspot.reads import Reader
+    from adapters.hubspot.writes import Writer
 
 
 class HubSpotAdapter:
@@ -33,10 +35,15 @@ class HubSpotAdapter:
 
     def __init__(self, info: ConnectionInfo, secrets: dict[str, Any], *, budget: Budget | None = None,
                  on_secrets: SecretsSink | None = None) -> None:
+        # imported here so that the web process, which only verifies webhooks, never loads the API client
+        from adapters.hubspot.client import HubSpotClient
+        from adapters.hubspot.reads import Reader
+        from adapters.hubspot.writes import Writer
+
         self.info = info
-        self.client = HubSpotClient(info, secrets, budget=budget, on_secrets=on_secrets)
-        self.reader = Reader(self.client)
-        self.writer = Writer(self.client)
+        self.client: HubSpotClient = HubSpotClient(info, secrets, budget=budget, on_secrets=on_secrets)
+        self.reader: Reader = Reader(self.client)
+        self.writer: Writer = Writer(self.client)
 
     @property
     def read_mapping(self) -> dict[str, dict[str, dict[str, Any]]]:
