@@ -37,7 +37,7 @@ def sum_if(cond: Any, value: Any = 1) -> Any:
     return sa.func.coalesce(sa.func.sum(sa.case((cond, value), else_=0)), 0)
 
 
-def index_of(sorted_ids: np.ndarray, keys: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+def index_of(sorted_ids: np.ndarray, keys: Any) -> tuple[np.ndarray, np.ndarray]:
     """Positions of keys in the sorted ids, and a mask of the keys found there."""
     k = np.array(keys, dtype=str)
     if not len(sorted_ids) or not len(k):
@@ -81,8 +81,8 @@ def _accounts(s: _Scope) -> tuple[np.ndarray, np.ndarray]:
     q = sa.select(_ACC.c.external_id, days_since_epoch(s.conn, _ACC.c.created_at)).where(s.visible(_ACC, _ACC.c.created_at))
     if s.account_ids is not None:
         q = q.where(_ACC.c.external_id.in_(s.account_ids))
-    ids, created = columns(s.conn.execute(q).all(), 2)
-    ids = np.array(ids, dtype=str)
+    raw_ids, created = columns(s.conn.execute(q).all(), 2)
+    ids = np.array(raw_ids, dtype=str)
     order = np.argsort(ids, kind="stable")
     return ids[order], s.day - np.array(created, dtype=float)[order]
 
@@ -113,142 +113,135 @@ def _deals(s: _Scope, w: dict[str, int]) -> Any:
     return s.conn.execute(q.group_by(d.account_external_id)).all()
 
 
-def _activity_rows(s: _Scope, w: dict[str, int]) -> Any:
-    """Per account: last activity, engaged contacts (activities and contacts' own stamps), activity count."""
-    a, c = _ACT.c, _CON.c
-    occurred = days_since_epoch(s.conn, a.occurred_at)
-    act = sa.select(a.account_external_id.label("acc"), a.contact_external_id.label("who"), occurred.label("day"),
-                    sa.literal(1).label("logged")).where(
-        live_rows(_ACT, s.cid), a.account_external_id.is_not(None), a.occurred_at <= s.as_of, s.by_account(_ACT))
-    stamped = sa.select(c.account_external_id.label("acc"), c.external_id.label("who"),
-                        days_since_epoch(s.conn, c.last_activity_at).label("day"), sa.literal(0).label("logged")).where(
-        s.visible(_CON, c.created_at), c.account_external_id.is_not(None), c.last_activity_at <= s.as_of, s.by_account(_CON))
-    both = sa.union_all(act, stamped).subquery()
-    recent = both.c.day > s.day - w["breadth_days"]
-    q = sa.select(both.c.acc, sa.func.max(both.c.day),
-                  sa.func.count(sa.distinct(sa.case((sa.and_(recent, both.c.who.is_not(None)), both.c.who)))),
-                  sum_if(sa.and_(both.c.logged == 1, both.c.day > s.day - w["activity_days"])))
-    return s.conn.execute(q.group_by(both.c.acc)).all()
+def _contacts(s: _Scope, account_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Contacts sorted by id: (ids, index of their account or -1, created day, own last-activity stamp day)."""
+    c = _CON.c
+    stamp = sa.case((c.last_activity_at <= s.as_of, days_since_epoch(s.conn, c.last_activity_at)))
+    q = sa.select(c.external_id, c.account_external_id, days_since_epoch(s.conn, c.created_at), stamp).where(
+        s.visible(_CON, c.created_at), s.by_account(_CON))
+    cids, accs, created, stamps = columns(s.conn.execute(q).all(), 4)
+    ids = np.array(cids, dtype=str)
+    order = np.argsort(ids, kind="stable")
+    pos, found = index_of(account_ids, np.array(accs, dtype=object)[order] if len(ids) else [])
+    return (ids[order], np.where(found, pos, -1), np.array(created, dtype=float)[order] if len(ids) else np.zeros(0),
+            np.array(stamps, dtype=float)[order] if len(ids) else np.zeros(0))
 
 
-def _cases(s: _Scope, w: dict[str, int], high: list[str]) -> tuple[Any, Any]:
+def _group_index(account_ids: np.ndarray, contact_ids: np.ndarray, contact_account: np.ndarray,
+                 accs: Sequence[Any], whos: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """For grouped rows: the account index (the row's own, else its contact's) and the contact index (-1: none)."""
+    apos, afound = index_of(account_ids, accs)
+    cpos, cfound = index_of(contact_ids, whos)
+    contact = np.where(cfound, cpos, -1)
+    via_contact = np.where(cfound, contact_account[cpos] if len(contact_account) else -1, -1)
+    return np.where(afound, apos, via_contact), contact
+
+
+def _activities(s: _Scope, w: dict[str, int]) -> Any:
+    """Activities grouped by (account, contact): last day, count in the activity window, count in the breadth window."""
+    a = _ACT.c
+    day = days_since_epoch(s.conn, a.occurred_at)
+    q = sa.select(a.account_external_id, a.contact_external_id, sa.func.max(day),
+                  sum_if(day > s.day - w["activity_days"]), sum_if(day > s.day - w["breadth_days"])).where(
+        live_rows(_ACT, s.cid), a.occurred_at <= s.as_of, s.by_account(_ACT))
+    return s.conn.execute(q.group_by(a.account_external_id, a.contact_external_id)).all()
+
+
+def _cases(s: _Scope, w: dict[str, int]) -> Any:
+    """Cases grouped by (account, contact, priority) with every count the experience score needs."""
     k = _CASE.c
     opened = sa.func.coalesce(days_since_epoch(s.conn, k.opened_at), days_since_epoch(s.conn, k.created_at))
     closed_day = days_since_epoch(s.conn, k.closed_at)
     closed = k.is_closed.is_(True) if not s.pit else sa.and_(k.is_closed.is_(True), sa.or_(closed_day.is_(None), closed_day <= s.day))
-    in_window = sa.and_(opened > s.day - w["case_days"], opened <= s.day)
+    load = sa.and_(opened > s.day - w["case_days"], opened <= s.day)
     quality = sa.and_(opened > s.day - w["quality_days"], opened <= s.day)
-    prio = sa.func.lower(sa.func.coalesce(k.priority, "none"))
-    open_high = sa.and_(prio.in_(high), sa.not_(closed), opened <= s.day)
-    base = sa.and_(s.visible(_CASE, k.created_at), k.account_external_id.is_not(None), s.by_account(_CASE))
+    still_open = sa.and_(sa.not_(closed), opened <= s.day)
     rated = sa.and_(quality, closed, k.satisfaction.is_not(None))
-    agg = sa.select(
-        k.account_external_id,
-        sum_if(in_window),
-        sum_if(quality),
-        sum_if(sa.and_(quality, closed)),
-        sum_if(sa.and_(quality, k.is_escalated.is_(True))),
-        sum_if(sa.and_(quality, closed), sa.func.coalesce(k.reopen_count, 0)),
-        sum_if(rated, k.satisfaction),
-        sum_if(rated),
-        sum_if(open_high),
-        sum_if(sa.and_(open_high, opened <= s.day - w["backlog_age_days"])),
-    ).where(base).group_by(k.account_external_id)
-    hours = (closed_day - opened) * 24.0
     timed = sa.and_(quality, closed, closed_day.is_not(None), closed_day >= opened)
-    res = sa.select(k.account_external_id, prio, sa.func.count(), sa.func.avg(hours)).where(base, timed).group_by(
-        k.account_external_id, prio)
-    return s.conn.execute(agg).all(), s.conn.execute(res).all()
+    prio = sa.func.lower(sa.func.coalesce(k.priority, "none"))
+    q = sa.select(
+        k.account_external_id, k.contact_external_id, prio,
+        sum_if(load), sum_if(quality), sum_if(sa.and_(quality, closed)), sum_if(sa.and_(quality, k.is_escalated.is_(True))),
+        sum_if(sa.and_(quality, closed), sa.func.coalesce(k.reopen_count, 0)), sum_if(rated, k.satisfaction), sum_if(rated),
+        sum_if(still_open), sum_if(sa.and_(still_open, opened <= s.day - w["backlog_age_days"])),
+        sum_if(timed), sum_if(timed, (closed_day - opened) * 24.0),
+    ).where(s.visible(_CASE, k.created_at), s.by_account(_CASE))
+    return s.conn.execute(q.group_by(k.account_external_id, k.contact_external_id, prio)).all()
 
 
-def _contacts_per_account(s: _Scope) -> Any:
-    c = _CON.c
-    q = sa.select(c.account_external_id, sa.func.count()).where(
-        s.visible(_CON, c.created_at), c.account_external_id.is_not(None), s.by_account(_CON))
-    return s.conn.execute(q.group_by(c.account_external_id)).all()
+def _sum_by(index: np.ndarray, values: Any, n: int) -> np.ndarray:
+    ok = index >= 0
+    return np.bincount(index[ok], weights=np.array(values, dtype=float)[ok], minlength=n)[:n] if n else np.zeros(0)
+
+
+def _max_by(index: np.ndarray, values: Any, n: int) -> np.ndarray:
+    out = np.full(n, np.nan)
+    ok = index >= 0
+    np.fmax.at(out, index[ok], np.array(values, dtype=float)[ok])
+    return out
+
+
+def load_features(conn: SAConnection, connection_id: int, params: dict[str, Any], *, as_of: datetime,
+                  point_in_time: bool = False, account_ids: Sequence[str] | None = None) -> tuple[AccountFeatures, ContactFeatures]:
+    """Account and contact features of the connection (sorted by external id) from one scan per table.
+
+    Activities and cases count toward their own account, or their contact's account when they have none.
+    """
+    s = _Scope(conn, connection_id, as_of, point_in_time, account_ids)
+    w, high = params["windows"], set(params["experience"]["high_priorities"])
+    ids, age = _accounts(s)
+    n = len(ids)
+    con_ids, con_acc, con_created, con_stamp = _contacts(s, ids)
+    m = len(con_ids)
+    cols: dict[str, np.ndarray] = {"age_days": age, "contacts": _sum_by(con_acc, np.ones(m), n)}
+
+    table = columns(_deals(s, w), 10)
+    pos, found = index_of(ids, table[0])
+    for name, values, fill in zip(
+        ("won_amount", "won_deals", "last_won", "first_won", "open_pipeline", "open_deals", "renewals_won",
+         "renewals_lost", "recent_losses"), table[1:], (0, 0, np.nan, np.nan, 0, 0, 0, 0, 0), strict=True):
+        cols[name] = _scatter(n, pos, found, values, fill)
+    cols["days_since_won"] = s.day - cols.pop("last_won")
+    cols["days_since_first_won"] = s.day - cols.pop("first_won")
+
+    accs, whos, last, in_activity, in_breadth = columns(_activities(s, w), 5)
+    acc_i, act_con = _group_index(ids, con_ids, con_acc, accs, whos)
+    con_last = np.fmax(con_stamp, _max_by(act_con, last, m))
+    engaged = (con_last > s.day - w["breadth_days"]).astype(float)
+    cols["days_since_activity"] = s.day - np.fmax(_max_by(acc_i, last, n), _max_by(con_acc, con_stamp, n))
+    cols["activities"] = _sum_by(acc_i, in_activity, n)
+    cols["engaged_contacts"] = _sum_by(con_acc, engaged, n)
+
+    rows = columns(_cases(s, w), 14)
+    acc_i, con_i = _group_index(ids, con_ids, con_acc, rows[0], rows[1])
+    is_high = np.array([p in high for p in rows[2]], dtype=bool)
+    for name, values in zip(("cases", "quality_cases", "closed_cases", "escalated", "reopens", "csat_sum", "csat_n"),
+                            rows[3:10], strict=True):
+        cols[name] = _sum_by(acc_i, values, n)
+    cols["open_high"] = _sum_by(np.where(is_high, acc_i, -1), rows[10], n)
+    cols["open_high_stale"] = _sum_by(np.where(is_high, acc_i, -1), rows[11], n)
+    prios = tuple(sorted(set(rows[2])))
+    res_n, res_hours = np.zeros((n, len(prios))), np.zeros((n, len(prios)))
+    if n and prios:
+        p_i = np.searchsorted(np.array(prios, dtype=str), np.array(rows[2], dtype=str))
+        ok = acc_i >= 0
+        np.add.at(res_n, (acc_i[ok], p_i[ok]), np.array(rows[12], dtype=float)[ok])
+        np.add.at(res_hours, (acc_i[ok], p_i[ok]), np.array(rows[13], dtype=float)[ok])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        res_hours = np.where(res_n > 0, res_hours / res_n, np.nan)
+    accounts = AccountFeatures(ids=ids, cols=cols, priorities=prios, res_n=res_n, res_hours=res_hours)
+
+    contacts = ContactFeatures(ids=con_ids, account=con_acc, cols={
+        "age_days": s.day - con_created,
+        "days_since_activity": s.day - con_last,
+        "activities": _sum_by(act_con, in_breadth, m),
+        "cases": _sum_by(con_i, rows[3], m),
+        "open_high": _sum_by(np.where(is_high, con_i, -1), rows[10], m),
+    })
+    return accounts, contacts
 
 
 def load_account_features(conn: SAConnection, connection_id: int, params: dict[str, Any], *, as_of: datetime,
                           point_in_time: bool = False, account_ids: Sequence[str] | None = None) -> AccountFeatures:
-    """One row per account of the connection (sorted by external id), from six GROUP BY queries."""
-    s = _Scope(conn, connection_id, as_of, point_in_time, account_ids)
-    w, high = params["windows"], params["experience"]["high_priorities"]
-    ids, age = _accounts(s)
-    n = len(ids)
-    cols: dict[str, np.ndarray] = {"age_days": age}
-
-    def put(rows: Any, names: Sequence[str], fills: Sequence[float]) -> None:
-        table = columns(rows, len(names) + 1)
-        pos, found = index_of(ids, table[0])
-        for name, values, fill in zip(names, table[1:], fills, strict=True):
-            cols[name] = _scatter(n, pos, found, values, fill)
-
-    put(_contacts_per_account(s), ["contacts"], [0.0])
-    deal_rows = _deals(s, w)
-    put(deal_rows, ["won_amount", "won_deals", "last_won", "first_won", "open_pipeline", "open_deals",
-                    "renewals_won", "renewals_lost", "recent_losses"], [0, 0, np.nan, np.nan, 0, 0, 0, 0, 0])
-    cols["days_since_won"] = s.day - cols.pop("last_won")
-    cols["days_since_first_won"] = s.day - cols.pop("first_won")
-    put(_activity_rows(s, w), ["last_activity", "engaged_contacts", "activities"], [np.nan, 0, 0])
-    cols["days_since_activity"] = s.day - cols.pop("last_activity")
-    case_rows, res_rows = _cases(s, w, high)
-    put(case_rows, ["cases", "quality_cases", "closed_cases", "escalated", "reopens", "csat_sum", "csat_n", "open_high", "open_high_stale"],
-        [0, 0, 0, 0, 0, 0, 0, 0, 0])
-    prios = tuple(sorted({str(r[1]) for r in res_rows}))
-    res_n, res_h = np.zeros((n, len(prios))), np.full((n, len(prios)), np.nan)
-    if res_rows:
-        acc_ids, prio, count, mean_hours = columns(res_rows, 4)
-        pos, found = index_of(ids, acc_ids)
-        col = np.searchsorted(np.array(prios, dtype=str), np.array(prio, dtype=str))
-        res_n[pos[found], col[found]] = np.array(count, dtype=float)[found]
-        res_h[pos[found], col[found]] = np.array(mean_hours, dtype=float)[found]
-    return AccountFeatures(ids=ids, cols=cols, priorities=prios, res_n=res_n, res_hours=res_h)
-
-
-def load_contact_features(conn: SAConnection, connection_id: int, params: dict[str, Any], account_ids: np.ndarray, *,
-                          as_of: datetime, point_in_time: bool = False,
-                          only_accounts: Sequence[str] | None = None) -> ContactFeatures:
-    """One row per contact, with `account` indexing into `account_ids` (sorted, from the account load)."""
-    s = _Scope(conn, connection_id, as_of, point_in_time, only_accounts)
-    w, high = params["windows"], params["experience"]["high_priorities"]
-    c, a, k = _CON.c, _ACT.c, _CASE.c
-    stamp = sa.case((c.last_activity_at <= as_of, days_since_epoch(conn, c.last_activity_at)))
-    rows = conn.execute(sa.select(c.external_id, c.account_external_id, days_since_epoch(conn, c.created_at), stamp).where(
-        s.visible(_CON, c.created_at), s.by_account(_CON))).all()
-    cids, acc_ids, created_days, stamp_days = columns(rows, 4)
-    ids = np.array(cids, dtype=str)
-    order = np.argsort(ids, kind="stable")
-    ids = ids[order]
-    n = len(ids)
-    pos, found = index_of(account_ids, np.array(acc_ids, dtype=object)[order] if n else [])
-    account = np.where(found, pos, -1)
-    created = np.array(created_days, dtype=float)[order] if n else np.zeros(0)
-    last = np.array(stamp_days, dtype=float)[order] if n else np.zeros(0)
-    occurred = days_since_epoch(conn, a.occurred_at)
-    act = conn.execute(sa.select(a.contact_external_id, sa.func.max(occurred),
-                                 sum_if(occurred > s.day - w["breadth_days"])).where(
-        live_rows(_ACT, connection_id), a.contact_external_id.is_not(None), a.occurred_at <= as_of, s.by_account(_ACT),
-    ).group_by(a.contact_external_id)).all()
-    who, last_act, recent = columns(act, 3)
-    apos, afound = index_of(ids, who)
-    last = np.fmax(last, _scatter(n, apos, afound, last_act, np.nan))
-    activities = _scatter(n, apos, afound, recent, 0.0)
-    opened = sa.func.coalesce(days_since_epoch(conn, k.opened_at), days_since_epoch(conn, k.created_at))
-    closed_day = days_since_epoch(conn, k.closed_at)
-    closed = k.is_closed.is_(True) if not point_in_time else sa.and_(
-        k.is_closed.is_(True), sa.or_(closed_day.is_(None), closed_day <= s.day))
-    cases = conn.execute(sa.select(
-        k.contact_external_id,
-        sum_if(sa.and_(opened > s.day - w["case_days"], opened <= s.day)),
-        sum_if(sa.and_(sa.func.lower(sa.func.coalesce(k.priority, "none")).in_(high), sa.not_(closed), opened <= s.day)),
-    ).where(s.visible(_CASE, k.created_at), k.contact_external_id.is_not(None), s.by_account(_CASE)).group_by(
-        k.contact_external_id)).all()
-    raiser, raised, open_high = columns(cases, 3)
-    cpos, cfound = index_of(ids, raiser)
-    return ContactFeatures(ids=ids, account=account, cols={
-        "age_days": s.day - created,
-        "days_since_activity": s.day - last,
-        "activities": activities,
-        "cases": _scatter(n, cpos, cfound, raised, 0.0),
-        "open_high": _scatter(n, cpos, cfound, open_high, 0.0),
-    })
+    """Only the account features (see `load_features`)."""
+    return load_features(conn, connection_id, params, as_of=as_of, point_in_time=point_in_time, account_ids=account_ids)[0]

@@ -7,7 +7,7 @@ PostgreSQL — with the JSON already serialised, since per-row ORM processing wo
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -63,7 +63,8 @@ def write_scores(conn: SAConnection, connection_id: int, object: str, scored: Sc
         upsert(conn, Score, rows, keys=SCORE_KEYS)
         conn.execute(sa.insert(_H), [{k: r[k] for k in _HISTORY} for r in rows])
         return n
-    stamp = _S.c.scored_at.type.bind_processor(conn.dialect)(now) if dialect == "sqlite" else now
+    # SQLite keeps UTC as "YYYY-MM-DD HH:MM:SS.ffffff" text, as SQLAlchemy's DATETIME writes it
+    stamp = now.astimezone(UTC).isoformat(" ", "microseconds")[:26] if dialect == "sqlite" else now
     cols = _columns(connection_id, object, scored, version, stamp)
     if dialect == "sqlite":
         _sqlite_bulk(conn, cols)

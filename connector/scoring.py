@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection as SAConnection
 from sqlalchemy.engine import Engine
 
 from connector import score_models
-from connector.features import load_account_features, load_contact_features
+from connector.features import load_features
 from connector.model import Score, ScoreHistory, utcnow
 from connector.runs import Stopwatch, close_run, open_run
 from connector.score_writes import write_scores
@@ -76,8 +76,7 @@ def score_connection(engine: Engine, connection_id: int, *, account_ids: Sequenc
             version, params = score_models.published(conn, score_models.workspace_of(conn, connection_id))
             portfolio = _cached_portfolio(conn, connection_id, version) if account_ids is not None else None
             only = list(account_ids) if account_ids is not None and portfolio is not None else None
-            acc = load_account_features(conn, connection_id, params, as_of=now, account_ids=only)
-            con = load_contact_features(conn, connection_id, params, acc.ids, as_of=now, only_accounts=only)
+            acc, con = load_features(conn, connection_id, params, as_of=now, account_ids=only)
             loaded = clock.seconds
             if portfolio is None:
                 portfolio = fit_portfolio(acc, con, params)

@@ -166,34 +166,37 @@ def fragment(score: str, component: str, points: float, text: str) -> str:
                          "text": f"{signed(points)} {text}"}).decode()
 
 
-def assemble(points: np.ndarray, score_of: list[str], component: np.ndarray, text: np.ndarray,
-             resolve: Callable[[str, Any], str] | None = None) -> list[str]:
+def assemble(points: np.ndarray, names: list[tuple[str, str]], component: np.ndarray, text_id: np.ndarray,
+             render: Callable[[str, int], str]) -> list[str]:
     """Per record, the JSON list of its top reasons across candidate columns (largest |points| first).
 
-    `text` holds the words, or a key that `resolve(component, key)` turns into words (cached, so
-    records sharing a reason share its rendering)."""
+    `component` holds an index into `names` ((score, component) pairs) per cell and `text_id` an
+    integer that `render(component, text_id)` turns into words. Records sharing a reason (same
+    component, words and rounded points) share one rendering, so the work grows with the number of
+    distinct reasons, not of records."""
+    n = points.shape[0]
+    if n == 0:
+        return []
     order = np.argsort(-np.abs(points), axis=1, kind="stable")[:, :TOP]
     pts = np.take_along_axis(points, order, axis=1)
-    rounded = np.round(pts, 1).tolist()
-    keep = (np.abs(pts) >= MIN_POINTS).tolist()
-    scores = np.array(score_of, dtype=object)[order].tolist()
-    comp_l = np.take_along_axis(component, order, axis=1).tolist()
-    words_l = np.take_along_axis(text, order, axis=1).tolist()
-    cache: dict[tuple[Any, ...], str] = {}
-    out = []
-    for i in range(len(rounded)):
-        parts = []
-        for j, kept in enumerate(keep[i]):
-            if not kept:
-                break
-            key = (scores[i][j], comp_l[i][j], rounded[i][j], words_l[i][j])
-            frag = cache.get(key)
-            if frag is None:
-                words = key[3] if resolve is None else resolve(key[1], key[3])
-                frag = cache[key] = fragment(key[0], key[1], key[2], words)
-            parts.append(frag)
-        out.append("[" + ",".join(parts) + "]")
-    return out
+    keep = np.abs(pts) >= MIN_POINTS
+    comp = np.take_along_axis(component, order, axis=1).astype(np.int64)
+    tid = np.clip(np.take_along_axis(text_id, order, axis=1).astype(np.int64), 0, 2**36 - 1)
+    tenths = np.clip(np.rint(pts * 10.0).astype(np.int64), -2000, 2000) + 2048
+    key = ((comp * 4096 + tenths) << 36) | tid
+    unique, inverse = np.unique(key[keep], return_inverse=True)
+    frags = np.empty(len(unique) + 1, dtype=object)
+    frags[-1] = ""
+    for u, (c, t, i) in enumerate(zip((unique >> 36) // 4096, ((unique >> 36) % 4096) - 2048, unique & (2**36 - 1), strict=True)):
+        score, name = names[int(c)]
+        frags[u] = fragment(score, name, int(t) / 10.0, render(name, int(i)))
+    cell = np.full(keep.shape, len(unique), dtype=np.int64)
+    cell[keep] = inverse
+    parts = frags[cell]
+    out = np.full(n, "[", dtype=object) + parts[:, 0]
+    for j in range(1, parts.shape[1]):
+        out = out + np.where(keep[:, j], ",", "").astype(object) + parts[:, j]
+    return (out + "]").tolist()
 
 
 @lru_cache(maxsize=8192)
@@ -207,16 +210,18 @@ def _contact_text(component: str, value: float, window: int) -> str:
     return f"{plural(value, 'high-priority case')} of theirs open" if value > 0 else "no high-priority case of theirs open"
 
 
-def contact_resolver(params: dict[str, Any]) -> Callable[[str, Any], str]:
-    """Words for a contact's reason: account reasons arrive as text, own ones as the raw value."""
+def contact_render(params: dict[str, Any], account_words: np.ndarray) -> Callable[[str, int], str]:
+    """Words for a contact's reason: the account's reason by its cell in `account_words`, or the contact's own
+    fact from its value (stored +1, so that -1, "never", fits the ids)."""
     windows = {"engagement_volume": params["windows"]["breadth_days"], "own_load": params["windows"]["case_days"]}
+    flat = account_words.ravel()
 
-    def resolve(component: str, key: Any) -> str:
-        if isinstance(key, str):
-            return key
-        return _contact_text(component, float(key), windows.get(component, 0))
+    def render(component: str, text_id: int) -> str:
+        if component.startswith("account."):
+            return "account: " + str(flat[text_id])
+        return _contact_text(component, float(text_id - 1), windows.get(component, 0))
 
-    return resolve
+    return render
 
 
 def render(drivers: list[dict[str, Any]], limit: int = 2000) -> str:

@@ -105,12 +105,14 @@ def score_accounts(acc: AccountFeatures, portfolio: Portfolio, params: dict[str,
     risk = tiers.at_risk(tier, trend, rel.column("momentum"), exp.score, params)
     texts = account_texts(acc, exp_sig, relationship.momentum_parts(acc, refs), params)
     slots = {"relationship": drivers.slots(rel, texts), "experience": drivers.slots(exp, texts)}
-    columns = [(score, slots[score], b) for score, b in (("relationship", rel), ("experience", exp))]
-    points = np.hstack([sl[0] for _, sl, _ in columns])
-    component = np.hstack([np.array(b.names, dtype=object)[sl[1]] for _, sl, b in columns])
-    words = np.hstack([sl[2] for _, sl, _ in columns])
-    score_of = [score for score, sl, _ in columns for _ in range(sl[0].shape[1])]
-    return Scored(acc.ids, rel, exp, tier, risk, trend, drivers.assemble(points, score_of, component, words), slots)
+    names = [("relationship", n) for n in rel.names] + [("experience", n) for n in exp.names]
+    points = np.hstack([slots["relationship"][0], slots["experience"][0]])
+    component = np.hstack([slots["relationship"][1], slots["experience"][1] + len(rel.names)])
+    words = np.hstack([slots["relationship"][2], slots["experience"][2]])
+    cell = np.arange(words.size, dtype=np.int64).reshape(words.shape)
+    flat = words.ravel()
+    listed = drivers.assemble(points, names, component, cell, lambda _name, i: str(flat[i]))
+    return Scored(acc.ids, rel, exp, tier, risk, trend, listed, slots)
 
 
 def score_contacts(con: ContactFeatures, accounts: Scored, portfolio: Portfolio, params: dict[str, Any],
@@ -136,27 +138,33 @@ def score_contacts(con: ContactFeatures, accounts: Scored, portfolio: Portfolio,
     tier = from_account(accounts.tier.astype(object), "C").astype(object)
     trend = tiers.trend(rel.score, previous if previous is not None else np.full(n, np.nan))
     risk = tiers.at_risk(tier, trend, from_account(accounts.relationship.column("momentum")), exp.score, params)
-    own_keys = {
-        "engagement_recency": np.floor(np.nan_to_num(con.cols["days_since_activity"], nan=-1.0)),
-        "engagement_volume": np.nan_to_num(con.cols["activities"]),
-        "own_load": np.nan_to_num(con.cols["cases"]),
-        "own_backlog": np.nan_to_num(con.cols["open_high"]),
+    own_keys = {  # the contact's own fact behind each component, as an integer (+1: "never" is -1)
+        "engagement_recency": np.floor(np.nan_to_num(con.cols["days_since_activity"], nan=-1.0)) + 1,
+        "engagement_volume": np.nan_to_num(con.cols["activities"]) + 1,
+        "own_load": np.nan_to_num(con.cols["cases"]) + 1,
+        "own_backlog": np.nan_to_num(con.cols["open_high"]) + 1,
     }
-    pts, comp, words, score_of = [], [], [], []
+    names: list[tuple[str, str]] = []
+    pts: list[np.ndarray] = []
+    comp: list[np.ndarray] = []
+    tid: list[np.ndarray] = []
+    words: list[np.ndarray] = []
     for score, b, acc_b in (("relationship", rel, accounts.relationship), ("experience", exp, accounts.experience)):
         if len(accounts.ids):
             a_pts, a_idx, a_words = accounts.slots[score]
             share = np.where(has_acc, b.weights[:, 0], 0.0)[:, None]
             pts.append(a_pts[idx] * share)
-            comp.append(np.array(["account." + x for x in acc_b.names], dtype=object)[a_idx[idx]])
-            words.append(np.array(["account: " + x for x in a_words.ravel()], dtype=object).reshape(a_words.shape)[idx])
-            score_of += [score] * a_pts.shape[1]
+            comp.append(a_idx[idx] + len(names))
+            # the account's reason words sit in one flat table; contacts point at their account's cells
+            tid.append(idx[:, None] * a_words.shape[1] + np.arange(a_words.shape[1])[None, :] + sum(w.size for w in words))
+            words.append(a_words)
+            names += [(score, "account." + x) for x in acc_b.names]
         for j, name in enumerate(b.names[1:], start=1):
             pts.append(b.points[:, j : j + 1])
-            comp.append(np.full((n, 1), name, dtype=object))
-            key = np.empty((n, 1), dtype=object)
-            key[:, 0] = own_keys[name]
-            words.append(key)
-            score_of.append(score)
-    texts = drivers.assemble(np.hstack(pts), score_of, np.hstack(comp), np.hstack(words), drivers.contact_resolver(params))
+            comp.append(np.full((n, 1), len(names)))
+            tid.append(np.clip(own_keys[name], 0, 1e9)[:, None])
+            names.append((score, name))
+    all_words = np.concatenate([w.ravel() for w in words]) if words else np.zeros(0, dtype=object)
+    texts = drivers.assemble(np.hstack(pts), names, np.hstack(comp), np.hstack(tid),
+                             drivers.contact_render(params, all_words))
     return Scored(con.ids, rel, exp, tier, risk, trend, texts, {})

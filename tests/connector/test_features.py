@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from connector.features import load_account_features, load_contact_features
+from connector.features import load_account_features, load_features
 from enrichment.params import default_params
 from tests.connector.scoring_support import NOW, activity, add, case, days_ago, deal, make_connection
 
@@ -99,8 +99,7 @@ def test_account_scope_limits_every_query(engine, world) -> None:
 
 def test_contact_features(engine, world) -> None:
     with engine.connect() as conn:
-        acc = load_account_features(conn, world, P, as_of=NOW)
-        con = load_contact_features(conn, world, P, acc.ids, as_of=NOW)
+        acc, con = load_features(conn, world, P, as_of=NOW)
     assert con.ids.tolist() == ["C1", "C2", "C3", "C4"]
     assert con.account.tolist() == [0, 0, 0, 1]
     c = {k: v.tolist() for k, v in con.cols.items()}
