@@ -21,7 +21,7 @@ from connector.web.services import model as model_svc
 from connector.web.services import runs as run_svc
 from connector.web.services import schedules as sched_svc
 from connector.web.services import scores as score_svc
-from connector.web.services.common import Invalid
+from connector.web.services.common import Invalid, connection_row
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -110,6 +110,7 @@ def connection_status(connection_id: str) -> Response:
     denied = require_role("admin")
     if denied:
         return denied
+    connection_row(engine(), _ws(), connection_id)  # another workspace's id is 404 whatever the body
     enabled = json_body().get("enabled")
     if not isinstance(enabled, bool):
         raise Invalid("give enabled: true or false", {"enabled": "expected true or false"})
@@ -133,6 +134,7 @@ def save_mapping(connection_id: str, object: str) -> Response:
     denied = require_role("admin")
     if denied:
         return denied
+    connection_row(engine(), _ws(), connection_id)
     body = json_body()
     read = _object(body.get("read"), "read")
     write = _object(body.get("write"), "write") if "write" in body else None
@@ -143,6 +145,7 @@ def save_mapping(connection_id: str, object: str) -> Response:
 @bp.post("/connections/<connection_id>/mappings/<object>/preview")
 def preview_mapping(connection_id: str, object: str) -> Response:
     """Five real records mapped with a draft read mapping (nothing stored)."""
+    connection_row(engine(), _ws(), connection_id)
     read = _object(json_body().get("read"), "read")
     return jsonify(map_svc.preview(engine(), settings(), _ws(), connection_id, object, read))
 
@@ -159,6 +162,7 @@ def import_mapping(connection_id: str) -> Response:
     denied = require_role("admin")
     if denied:
         return denied
+    connection_row(engine(), _ws(), connection_id)
     text = json_body().get("yaml")
     if not isinstance(text, str):
         raise Invalid("give the mapping as a YAML string", {"yaml": "expected a string"})
@@ -208,6 +212,7 @@ def schedule(schedule_id: str) -> Response:
 @bp.patch("/schedules/<schedule_id>")
 def update_schedule(schedule_id: str) -> Response:
     """Enable or disable a schedule."""
+    sched_svc.get_schedule(engine(), _ws(), schedule_id)
     enabled = json_body().get("enabled")
     if not isinstance(enabled, bool):
         raise Invalid("give enabled: true or false", {"enabled": "expected true or false"})

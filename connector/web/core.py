@@ -142,9 +142,14 @@ def safe_next(target: str | None, default: str) -> str:
 
 def install(app: Flask, blueprints: list[Any]) -> None:
     """Guard the admin blueprints, expose template helpers, and answer service errors uniformly."""
+    guarded = {bp.name for bp in blueprints}
     for bp in blueprints:
-        bp.before_request(guard)
         app.register_blueprint(bp)
+
+    @app.before_request
+    def _guard() -> Response | None:
+        # registered on the app (blueprints are module-level and may serve several apps)
+        return guard() if request.blueprint in guarded else None
 
     app.jinja_env.globals["csrf_token"] = csrf_token  # macros imported without context use it too
 

@@ -10,7 +10,7 @@ from connector.model import UNIFIED_OBJECTS
 from connector.transforms import CASTS
 from connector.web.core import engine, principal, require_role, settings
 from connector.web.services import mappings as svc
-from connector.web.services.common import Invalid
+from connector.web.services.common import Invalid, connection_row
 from connector.web.services.mapping_form import map_text, parse_form
 
 bp = Blueprint("mappings", __name__)
@@ -36,6 +36,7 @@ def _page(connection_id: str, object: str, status: int = 200, *, errors: dict[st
 @bp.get("/connections/<connection_id>/mappings")
 def first(connection_id: str) -> Response:
     """The mapping editor opens on accounts."""
+    connection_row(engine(), principal().workspace_id, connection_id)  # 404 for another workspace's id
     return redirect(url_for("mappings.edit", connection_id=connection_id, object="account"))
 
 

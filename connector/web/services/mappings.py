@@ -14,10 +14,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from adapters import ADAPTERS
 from adapters.base import FieldInfo, FieldSpec
 from connector import mapping_files
 from connector.config import Settings
-from connector.connections import open_adapter
+from connector.connections import connection_info, get_connection, store_secrets
 from connector.errors import MappingError, RapportError
 from connector.mappings import (
     COLUMNS,
@@ -30,12 +31,14 @@ from connector.mappings import (
     validate_write,
 )
 from connector.model import RECORD_MODELS, SCORED_OBJECTS, UNIFIED_OBJECTS, utcnow
+from connector.vault import vault_for
 from connector.web.services.common import Invalid, NotFound, connection_row
 from connector.web.services.mapping_form import compatible, crm_kind
 
 log = logging.getLogger(__name__)
 DESCRIBE_TTL_S = 60.0  # the page shows the CRM's fields as of at most a minute ago
 PREVIEW_RECORDS = 5
+INTERACTIVE = {"max_retries": 1, "backoff_scale": 0.1, "retries": 1, "retry_backoff_seconds": 0.1}
 _describe_cache: dict[tuple[int, str], tuple[float, list[FieldInfo]]] = {}
 
 
@@ -46,6 +49,25 @@ def check_object(object: str) -> str:
     return object
 
 
+def interactive_adapter(engine: Engine, settings: Settings, connection_id: int) -> Any:
+    """The connection's adapter for a person waiting on a page: one retry, not the workers' patient backoff."""
+    row = get_connection(engine, connection_id)
+    path = ADAPTERS.get(row.kind, "")
+    module_name, _, class_name = path.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    secrets = vault_for(settings).decrypt(row.credentials_encrypted)
+    info = connection_info(row)
+    info = replace(info, options={**info.options, **INTERACTIVE})
+
+    def persist(new: dict[str, Any]) -> None:
+        secrets.update(new)  # refresh responses may omit the refresh token: keep it
+        store_secrets(engine, settings, connection_id, dict(secrets))
+
+    from connector.budget import budget_for
+
+    return cls(info, dict(secrets), budget=budget_for(settings, row), on_secrets=persist)
+
+
 def crm_fields(engine: Engine, settings: Settings, row: Any, object: str, *, fresh: bool = False
                ) -> tuple[list[FieldInfo], str | None]:
     """The CRM's fields of an object (described live, kept a minute), or [] and why they could not be read."""
@@ -54,7 +76,7 @@ def crm_fields(engine: Engine, settings: Settings, row: Any, object: str, *, fre
     if cached and not fresh and cached[0] > time.monotonic():
         return cached[1], None
     try:
-        fields = open_adapter(engine, settings, int(row.id)).describe(object)
+        fields = interactive_adapter(engine, settings, int(row.id)).describe(object)
     except RapportError as exc:
         return [], str(exc)
     except Exception as exc:  # noqa: BLE001 - an unreachable CRM is shown on the page, not a 500
@@ -191,7 +213,7 @@ def preview(engine: Engine, settings: Settings, ws: int, connection_id: Any, obj
     current = load_mapping(engine, int(row.id), row.kind)
     draft = Mapping(kind=row.kind, read={**current.read, object: read}, write=current.write)
     try:
-        adapter = open_adapter(engine, settings, int(row.id))
+        adapter = interactive_adapter(engine, settings, int(row.id))
         adapter.read_mapping = draft.read  # type: ignore[attr-defined]  # the fields the draft reads are fetched too
         samples = _fetch_samples(adapter, engine, int(row.id), object)
     except RapportError as exc:
@@ -252,7 +274,7 @@ def provision(engine: Engine, settings: Settings, ws: int, connection_id: Any) -
     mapping = load_mapping(engine, int(row.id), row.kind)
     out: dict[str, Any] = {}
     try:
-        adapter = open_adapter(engine, settings, int(row.id))
+        adapter = interactive_adapter(engine, settings, int(row.id))
         for object in SCORED_OBJECTS:
             specs = score_specs(row.kind, object, mapping.write.get(object, {}))
             created = adapter.ensure_fields(object, specs)
