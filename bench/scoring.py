@@ -1,56 +1,124 @@
-"""Bench section "scoring": full scoring time, one-account rescoring time, and score quality on a world.
+"""Bench section `scoring`: full scoring time, one-account rescoring time, and score quality on the world.
 
-Quality is measured against the world's latent health and experience (Spearman) and against
-what happened after a point-in-time as-of date (backtest AUC for churn).
+Quality is measured against the world's latent health and experience (Spearman) — read here only
+to measure, never to score — and against what happened after a point-in-time as-of date (churn AUC).
 """
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from connector.model import Connection, Workspace, utcnow
+from bench.context import BenchContext
+from connector.backtest import run_backtest
+from connector.db import make_engine
+from connector.model import UNIFIED_OBJECTS, Connection, Score, SyncRun, Workspace, utcnow
+from connector.scoring import score_connection
 from connector.store import upsert_records
-from sandbox.world import DEFAULT_NOW, Bundle, generate
+from enrichment.backtest import spearman
+from sandbox.world import DEFAULT_NOW, Bundle, generate, unified_rows
 
-OBJECTS = ("account", "contact", "deal", "case", "activity")
+BATCH_ROWS = 5000
+HORIZON_DAYS = 180
+RESCORES = 7
 
 
-def load_world(engine: Engine, bundles: Iterable[Bundle], *, name: str = "bench-world",
-               batch: int = 500) -> tuple[int, dict[str, tuple[float, float]]]:
+def load_world(engine: Engine, bundles: Iterable[Bundle], *, name: str = "bench-world") -> tuple[int, dict[str, tuple[float, float]]]:
     """Store world bundles as the unified rows of a new connection; returns its id and the latent
     (health, experience) of each account key (for measuring, never for scoring)."""
     with engine.begin() as conn:
-        ws = conn.execute(sa.insert(Workspace.__table__).values(name=name, created_at=utcnow())  # type: ignore[attr-defined]
-                          .returning(Workspace.__table__.c.id)).scalar_one()  # type: ignore[attr-defined]
-        cid = conn.execute(sa.insert(Connection.__table__).values(  # type: ignore[attr-defined]
+        ws_t, c_t = Workspace.__table__, Connection.__table__  # type: ignore[attr-defined]
+        ws = conn.execute(sa.insert(ws_t).values(name=name, created_at=utcnow()).returning(ws_t.c.id)).scalar_one()
+        cid = int(conn.execute(sa.insert(c_t).values(
             workspace_id=ws, name=name, kind="salesforce", credentials_encrypted="", options={}, status="active",
-            created_at=utcnow(), updated_at=utcnow()).returning(Connection.__table__.c.id)).scalar_one()  # type: ignore[attr-defined]
+            created_at=utcnow(), updated_at=utcnow()).returning(c_t.c.id)).scalar_one())
     latent: dict[str, tuple[float, float]] = {}
-    pending: dict[str, list[dict[str, Any]]] = {o: [] for o in OBJECTS}
-    from sandbox.world import unified_rows
+    pending: dict[str, list[dict[str, Any]]] = {o: [] for o in UNIFIED_OBJECTS}
+    synced, count = utcnow(), 0
 
     def flush() -> None:
         with engine.begin() as conn:
-            for o in OBJECTS:
+            for o in UNIFIED_OBJECTS:
                 upsert_records(conn, o, pending[o])
                 pending[o].clear()
 
-    synced = utcnow()
-    for i, bundle in enumerate(bundles, start=1):
+    for bundle in bundles:
         latent[bundle.account.key] = (bundle.account.health, bundle.account.experience)
         for o, rows in unified_rows(bundle, cid, synced_at=synced).items():
             pending[o].extend(rows)
-        if i % batch == 0:
+            count += len(rows)
+        if count >= BATCH_ROWS:
             flush()
+            count = 0
     flush()
-    return int(cid), latent
+    return cid, latent
 
 
-def world(size: str, seed: int = 0, now: datetime = DEFAULT_NOW) -> Iterable[Bundle]:
-    """The world's bundles (a thin alias kept here so the section reads top-down)."""
-    return generate(size, seed, now=now)
+def quality(engine: Engine, cid: int, latent: dict[str, tuple[float, float]]) -> dict[str, float]:
+    """Spearman of the stored account scores with the latent health and experience."""
+    s = Score.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(s.c.external_id, s.c.relationship, s.c.experience, s.c.components).where(
+            s.c.connection_id == cid, s.c.object == "account")).all()
+    health = np.array([latent[r[0]][0] for r in rows])
+    exper = np.array([latent[r[0]][1] for r in rows])
+    rel = np.array([r[1] for r in rows], dtype=float)
+    exp = np.array([r[2] for r in rows], dtype=float)
+    # accounts with support history: the experience score has evidence there (others rest at the baseline)
+    evidenced = np.array([any(p != 0 for n, p in zip(r[3]["names"], r[3]["points"], strict=True)
+                              if n.startswith("experience.")) for r in rows])
+    return {
+        "spearman_relationship_health": round(spearman(rel, health), 4),
+        "spearman_experience_experience": round(spearman(exp, exper), 4),
+        "spearman_experience_with_cases": round(spearman(exp[evidenced], exper[evidenced]), 4),
+        "accounts_with_cases_share": round(float(evidenced.mean()), 4),
+    }
+
+
+def run(ctx: BenchContext) -> dict[str, float | int | str]:
+    """Load the world into a fresh SQLite database, score it in full, rescore single accounts, measure quality."""
+    engine = make_engine(ctx.scratch_sqlite("scoring"))
+    try:
+        cid, latent = load_world(engine, generate(ctx.size, ctx.seed, now=DEFAULT_NOW))
+        began, cpu = time.perf_counter(), time.process_time()
+        run_id = score_connection(engine, cid, now=DEFAULT_NOW, trigger="bench")
+        full_s, full_cpu = time.perf_counter() - began, time.process_time() - cpu
+        r = SyncRun.__table__  # type: ignore[attr-defined]
+        with engine.connect() as conn:
+            counts = conn.execute(sa.select(r.c.counts).where(r.c.id == run_id)).scalar_one()
+        keys = sorted(latent)[:: max(1, len(latent) // RESCORES)][:RESCORES]
+        times = []
+        for key in keys:
+            began = time.perf_counter()
+            score_connection(engine, cid, account_ids=[key], now=DEFAULT_NOW, trigger="bench")
+            times.append(time.perf_counter() - began)
+        figures: dict[str, float | int | str] = {
+            "accounts": counts["accounts"],
+            "contacts": counts["contacts"],
+            "score_full_seconds": round(full_s, 2),
+            "score_full_cpu_seconds": round(full_cpu, 2),
+            "score_load_seconds": counts["load_s"],
+            "score_compute_seconds": counts["score_s"],
+            "score_write_seconds": counts["write_s"],
+            "rescore_one_account_ms": round(1000 * statistics.median(times), 1),
+            "rescore_one_account_max_ms": round(1000 * max(times), 1),
+        }
+        figures |= quality(engine, cid, latent)
+        bt = run_backtest(engine, cid, as_of=DEFAULT_NOW - timedelta(days=HORIZON_DAYS), horizon_days=HORIZON_DAYS)
+        figures |= {
+            "backtest_churn_rate": bt["churn_rate"],
+            "backtest_churn_auc_relationship": bt["scores"]["relationship"]["churn_auc"],
+            "backtest_churn_lift_bottom_decile": bt["scores"]["relationship"]["bottom_decile_churn_lift"],
+            "backtest_churn_auc_experience": bt["scores"]["experience"]["churn_auc"],
+            "backtest_expansion_auc_relationship": bt["scores"]["relationship"]["expansion_auc"],
+        }
+        return figures
+    finally:
+        engine.dispose()

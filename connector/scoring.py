@@ -39,13 +39,17 @@ def _cached_portfolio(conn: SAConnection, connection_id: int, version: int) -> P
 
 
 def previous_scores(conn: SAConnection, connection_id: int, object: str, version: int, now: datetime,
-                    params: dict[str, Any], ids: np.ndarray) -> np.ndarray:
-    """Each record's relationship score nearest to `trend.days` before now (same model version; NaN: none)."""
+                    params: dict[str, Any], ids: np.ndarray, *, scoped: bool = False) -> np.ndarray:
+    """Each record's relationship score nearest to `trend.days` before now (same model version; NaN: none).
+
+    `scoped`: only these ids are wanted (a few records rescored), so only their snapshots are read."""
     target = now - timedelta(days=params["trend"]["days"])
     tol = timedelta(days=params["trend"]["tolerance_days"])
     h = _H.c
     found: dict[str, tuple[float, float]] = {}
     base = sa.and_(h.connection_id == connection_id, h.object == object, h.model_version == version)
+    if scoped:
+        base = sa.and_(base, h.external_id.in_(ids.tolist()))
     for lo, hi, pick in ((target - tol, target, sa.func.max), (target, target + tol, sa.func.min)):
         edge = sa.select(h.external_id, pick(h.scored_at).label("at")).where(
             base, h.scored_at >= lo, h.scored_at <= hi).group_by(h.external_id).subquery()
@@ -80,10 +84,11 @@ def score_connection(engine: Engine, connection_id: int, *, account_ids: Sequenc
             loaded = clock.seconds
             if portfolio is None:
                 portfolio = fit_portfolio(acc, con, params)
-            accounts = score_accounts(acc, portfolio, params,
-                                      previous_scores(conn, connection_id, "account", version, now, params, acc.ids))
-            contacts = score_contacts(con, accounts, portfolio, params,
-                                      previous_scores(conn, connection_id, "contact", version, now, params, con.ids))
+            scoped = only is not None
+            accounts = score_accounts(acc, portfolio, params, previous_scores(
+                conn, connection_id, "account", version, now, params, acc.ids, scoped=scoped))
+            contacts = score_contacts(con, accounts, portfolio, params, previous_scores(
+                conn, connection_id, "contact", version, now, params, con.ids, scoped=scoped))
             scored_s = clock.seconds - loaded
             if only is None:
                 upsert(conn, Score, [dict(connection_id=connection_id, object=PORTFOLIO, external_id="all",
