@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench import storage, world
+from bench import scoring, storage, world
 from bench.context import BenchContext
 
 Figures = dict[str, float | int | str]
@@ -21,4 +21,5 @@ Figures = dict[str, float | int | str]
 SECTIONS: dict[str, Callable[[BenchContext], Figures]] = {
     "world": world.run,
     "storage": storage.run,
+    "scoring": scoring.run,
 }
