@@ -15,21 +15,22 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection as SAConnection
 
-from connector.model import RECORD_MODELS
+from connector.model import RECORD_MODELS, UTCDateTime
 from enrichment.features import AccountFeatures, ContactFeatures
 
 EPOCH_JULIAN = 2440587.5
 _ACC, _CON, _DEAL, _CASE, _ACT = (RECORD_MODELS[o].__table__ for o in ("account", "contact", "deal", "case", "activity"))  # type: ignore[attr-defined]
 
 
-def days_since_epoch(conn: SAConnection, col: Any) -> Any:
+def days_since_epoch(conn: SAConnection | str, col: Any) -> Any:
     """Days since 1970-01-01 as a float, in the dialect's own date arithmetic."""
-    if conn.dialect.name == "sqlite":
+    if (conn if isinstance(conn, str) else conn.dialect.name) == "sqlite":
         return sa.func.julianday(col) - EPOCH_JULIAN
     return sa.cast(sa.extract("epoch", col), sa.Float) / 86400.0
 
 
-def live_rows(t: Any, connection_id: int) -> Any:
+def live_rows(t: Any, connection_id: Any) -> Any:
+    """Rows of the connection that are neither deleted nor merged away."""
     return sa.and_(t.c.connection_id == connection_id, t.c.is_deleted.is_(False), t.c.merged_into.is_(None))
 
 
@@ -58,14 +59,31 @@ def columns(rows: Sequence[Any], width: int) -> list[tuple[Any, ...]]:
     return list(zip(*rows, strict=True)) if rows else [() for _ in range(width)]
 
 
+WINDOWS = ("value_days", "frequency_days", "activity_days", "renewal_days", "loss_days", "breadth_days", "case_days",
+           "quality_days", "backlog_age_days")
+
+
 class _Scope:
-    """The as-of moment, mode and (optionally) the accounts a load is limited to."""
+    """The as-of moment, mode and (optionally) the accounts a load is limited to.
+
+    Statements are built once per (query, dialect, mode) with bind parameters for the connection, the
+    dates and the account list, and reused: building them costs more than running them for one account."""
 
     def __init__(self, conn: SAConnection, connection_id: int, as_of: datetime, point_in_time: bool,
-                 account_ids: Sequence[str] | None) -> None:
-        self.conn, self.cid, self.as_of, self.pit = conn, connection_id, as_of, point_in_time
+                 account_ids: Sequence[str] | None, windows: dict[str, int]) -> None:
+        self.conn, self.pit, self.dialect = conn, point_in_time, conn.dialect.name
         self.day = as_of.timestamp() / 86400.0
-        self.account_ids = list(account_ids) if account_ids is not None else None
+        self.scoped = account_ids is not None
+        self.values: dict[str, Any] = {"cid": connection_id, "as_of": as_of, "day": self.day,
+                                       "ids": list(account_ids or [])}
+        self.values |= {f"from_{k}": self.day - windows[k] for k in WINDOWS}
+        self.cid = sa.bindparam("cid", type_=sa.Integer)
+        self.as_of = sa.bindparam("as_of", type_=UTCDateTime())
+        self.at = sa.bindparam("day", type_=sa.Float)
+
+    def since(self, window: str) -> Any:
+        """The first day of a window (bound), e.g. since("value_days")."""
+        return sa.bindparam(f"from_{window}", type_=sa.Float)
 
     def visible(self, t: Any, col: Any) -> Any:
         """Live rows of table t, created by as_of when point-in-time."""
@@ -74,52 +92,67 @@ class _Scope:
 
     def by_account(self, t: Any) -> Any:
         """Limit to the scoped accounts (all when unscoped)."""
-        return sa.true() if self.account_ids is None else t.c.account_external_id.in_(self.account_ids)
+        return t.c.account_external_id.in_(sa.bindparam("ids", expanding=True)) if self.scoped else sa.true()
+
+    def run(self, name: str, build: Any) -> Any:
+        """Execute the statement `build(self)` (cached per dialect and mode) and fetch every row."""
+        key = (name, self.dialect, self.pit, self.scoped)
+        stmt = _STATEMENTS.get(key)
+        if stmt is None:
+            stmt = _STATEMENTS[key] = build(self)
+        return self.conn.execute(stmt, self.values).all()
+
+
+_STATEMENTS: dict[tuple[str, str, bool, bool], Any] = {}
+
+
+def _accounts_stmt(s: _Scope) -> Any:
+    q = sa.select(_ACC.c.external_id, days_since_epoch(s.dialect, _ACC.c.created_at)).where(s.visible(_ACC, _ACC.c.created_at))
+    return q.where(_ACC.c.external_id.in_(sa.bindparam("ids", expanding=True))) if s.scoped else q
 
 
 def _accounts(s: _Scope) -> tuple[np.ndarray, np.ndarray]:
-    q = sa.select(_ACC.c.external_id, days_since_epoch(s.conn, _ACC.c.created_at)).where(s.visible(_ACC, _ACC.c.created_at))
-    if s.account_ids is not None:
-        q = q.where(_ACC.c.external_id.in_(s.account_ids))
-    raw_ids, created = columns(s.conn.execute(q).all(), 2)
+    raw_ids, created = columns(s.run("accounts", _accounts_stmt), 2)
     ids = np.array(raw_ids, dtype=str)
     order = np.argsort(ids, kind="stable")
     return ids[order], s.day - np.array(created, dtype=float)[order]
 
 
-def _deals(s: _Scope, w: dict[str, int]) -> Any:
+def _deals(s: _Scope) -> Any:
     d = _DEAL.c
-    close = sa.func.coalesce(days_since_epoch(s.conn, d.close_date), days_since_epoch(s.conn, d.created_at))
-    closed = d.is_closed.is_(True) if not s.pit else sa.and_(d.is_closed.is_(True), close <= s.day)
+    close = sa.func.coalesce(days_since_epoch(s.dialect, d.close_date), days_since_epoch(s.dialect, d.created_at))
+    closed = d.is_closed.is_(True) if not s.pit else sa.and_(d.is_closed.is_(True), close <= s.at)
     won, lost = sa.and_(closed, d.is_won.is_(True)), sa.and_(closed, d.is_won.is_(False))
     amount = sa.func.coalesce(d.amount, 0.0)
     renewal = sa.func.lower(sa.func.coalesce(d.deal_type, "")) == "renewal"
 
-    def within(days: int) -> Any:
-        return close > s.day - days
+    def within(window: str) -> Any:
+        return close > s.since(window)
 
     q = sa.select(
         d.account_external_id,
-        sum_if(sa.and_(won, within(w["value_days"])), amount),
-        sum_if(sa.and_(won, within(w["frequency_days"]))),
+        sum_if(sa.and_(won, within("value_days")), amount),
+        sum_if(sa.and_(won, within("frequency_days"))),
         sa.func.max(sa.case((won, close))),
         sa.func.min(sa.case((won, close))),
         sum_if(sa.not_(closed), amount),
         sum_if(sa.not_(closed)),
-        sum_if(sa.and_(won, renewal, within(w["renewal_days"]))),
-        sum_if(sa.and_(lost, renewal, within(w["renewal_days"]))),
-        sum_if(sa.and_(lost, within(w["loss_days"]))),
+        sum_if(sa.and_(won, renewal, within("renewal_days"))),
+        sum_if(sa.and_(lost, renewal, within("renewal_days"))),
+        sum_if(sa.and_(lost, within("loss_days"))),
     ).where(s.visible(_DEAL, d.created_at), d.account_external_id.is_not(None), s.by_account(_DEAL))
-    return s.conn.execute(q.group_by(d.account_external_id)).all()
+    return q.group_by(d.account_external_id)
 
 
 def _contacts(s: _Scope, account_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Contacts sorted by id: (ids, index of their account or -1, created day, own last-activity stamp day)."""
-    c = _CON.c
-    stamp = sa.case((c.last_activity_at <= s.as_of, days_since_epoch(s.conn, c.last_activity_at)))
-    q = sa.select(c.external_id, c.account_external_id, days_since_epoch(s.conn, c.created_at), stamp).where(
-        s.visible(_CON, c.created_at), s.by_account(_CON))
-    cids, accs, created, stamps = columns(s.conn.execute(q).all(), 4)
+    def build(s: _Scope) -> Any:
+        c = _CON.c
+        stamp = sa.case((c.last_activity_at <= s.as_of, days_since_epoch(s.dialect, c.last_activity_at)))
+        return sa.select(c.external_id, c.account_external_id, days_since_epoch(s.dialect, c.created_at), stamp).where(
+            s.visible(_CON, c.created_at), s.by_account(_CON))
+
+    cids, accs, created, stamps = columns(s.run("contacts", build), 4)
     ids = np.array(cids, dtype=str)
     order = np.argsort(ids, kind="stable")
     pos, found = index_of(account_ids, np.array(accs, dtype=object)[order] if len(ids) else [])
@@ -137,25 +170,25 @@ def _group_index(account_ids: np.ndarray, contact_ids: np.ndarray, contact_accou
     return np.where(afound, apos, via_contact), contact
 
 
-def _activities(s: _Scope, w: dict[str, int]) -> Any:
+def _activities(s: _Scope) -> Any:
     """Activities grouped by (account, contact): last day, count in the activity window, count in the breadth window."""
     a = _ACT.c
-    day = days_since_epoch(s.conn, a.occurred_at)
+    day = days_since_epoch(s.dialect, a.occurred_at)
     q = sa.select(a.account_external_id, a.contact_external_id, sa.func.max(day),
-                  sum_if(day > s.day - w["activity_days"]), sum_if(day > s.day - w["breadth_days"])).where(
+                  sum_if(day > s.since("activity_days")), sum_if(day > s.since("breadth_days"))).where(
         live_rows(_ACT, s.cid), a.occurred_at <= s.as_of, s.by_account(_ACT))
-    return s.conn.execute(q.group_by(a.account_external_id, a.contact_external_id)).all()
+    return q.group_by(a.account_external_id, a.contact_external_id)
 
 
-def _cases(s: _Scope, w: dict[str, int]) -> Any:
+def _cases(s: _Scope) -> Any:
     """Cases grouped by (account, contact, priority) with every count the experience score needs."""
     k = _CASE.c
-    opened = sa.func.coalesce(days_since_epoch(s.conn, k.opened_at), days_since_epoch(s.conn, k.created_at))
-    closed_day = days_since_epoch(s.conn, k.closed_at)
-    closed = k.is_closed.is_(True) if not s.pit else sa.and_(k.is_closed.is_(True), sa.or_(closed_day.is_(None), closed_day <= s.day))
-    load = sa.and_(opened > s.day - w["case_days"], opened <= s.day)
-    quality = sa.and_(opened > s.day - w["quality_days"], opened <= s.day)
-    still_open = sa.and_(sa.not_(closed), opened <= s.day)
+    opened = sa.func.coalesce(days_since_epoch(s.dialect, k.opened_at), days_since_epoch(s.dialect, k.created_at))
+    closed_day = days_since_epoch(s.dialect, k.closed_at)
+    closed = k.is_closed.is_(True) if not s.pit else sa.and_(k.is_closed.is_(True), sa.or_(closed_day.is_(None), closed_day <= s.at))
+    load = sa.and_(opened > s.since("case_days"), opened <= s.at)
+    quality = sa.and_(opened > s.since("quality_days"), opened <= s.at)
+    still_open = sa.and_(sa.not_(closed), opened <= s.at)
     rated = sa.and_(quality, closed, k.satisfaction.is_not(None))
     timed = sa.and_(quality, closed, closed_day.is_not(None), closed_day >= opened)
     prio = sa.func.lower(sa.func.coalesce(k.priority, "none"))
@@ -163,10 +196,10 @@ def _cases(s: _Scope, w: dict[str, int]) -> Any:
         k.account_external_id, k.contact_external_id, prio,
         sum_if(load), sum_if(quality), sum_if(sa.and_(quality, closed)), sum_if(sa.and_(quality, k.is_escalated.is_(True))),
         sum_if(sa.and_(quality, closed), sa.func.coalesce(k.reopen_count, 0)), sum_if(rated, k.satisfaction), sum_if(rated),
-        sum_if(still_open), sum_if(sa.and_(still_open, opened <= s.day - w["backlog_age_days"])),
+        sum_if(still_open), sum_if(sa.and_(still_open, opened <= s.since("backlog_age_days"))),
         sum_if(timed), sum_if(timed, (closed_day - opened) * 24.0),
     ).where(s.visible(_CASE, k.created_at), s.by_account(_CASE))
-    return s.conn.execute(q.group_by(k.account_external_id, k.contact_external_id, prio)).all()
+    return q.group_by(k.account_external_id, k.contact_external_id, prio)
 
 
 def _sum_by(index: np.ndarray, values: Any, n: int) -> np.ndarray:
@@ -187,15 +220,15 @@ def load_features(conn: SAConnection, connection_id: int, params: dict[str, Any]
 
     Activities and cases count toward their own account, or their contact's account when they have none.
     """
-    s = _Scope(conn, connection_id, as_of, point_in_time, account_ids)
     w, high = params["windows"], set(params["experience"]["high_priorities"])
+    s = _Scope(conn, connection_id, as_of, point_in_time, account_ids, w)
     ids, age = _accounts(s)
     n = len(ids)
     con_ids, con_acc, con_created, con_stamp = _contacts(s, ids)
     m = len(con_ids)
     cols: dict[str, np.ndarray] = {"age_days": age, "contacts": _sum_by(con_acc, np.ones(m), n)}
 
-    table = columns(_deals(s, w), 10)
+    table = columns(s.run("deals", _deals), 10)
     pos, found = index_of(ids, table[0])
     for name, values, fill in zip(
         ("won_amount", "won_deals", "last_won", "first_won", "open_pipeline", "open_deals", "renewals_won",
@@ -204,7 +237,7 @@ def load_features(conn: SAConnection, connection_id: int, params: dict[str, Any]
     cols["days_since_won"] = s.day - cols.pop("last_won")
     cols["days_since_first_won"] = s.day - cols.pop("first_won")
 
-    accs, whos, last, in_activity, in_breadth = columns(_activities(s, w), 5)
+    accs, whos, last, in_activity, in_breadth = columns(s.run("activities", _activities), 5)
     acc_i, act_con = _group_index(ids, con_ids, con_acc, accs, whos)
     con_last = np.fmax(con_stamp, _max_by(act_con, last, m))
     engaged = (con_last > s.day - w["breadth_days"]).astype(float)
@@ -212,7 +245,7 @@ def load_features(conn: SAConnection, connection_id: int, params: dict[str, Any]
     cols["activities"] = _sum_by(acc_i, in_activity, n)
     cols["engaged_contacts"] = _sum_by(con_acc, engaged, n)
 
-    rows = columns(_cases(s, w), 14)
+    rows = columns(s.run("cases", _cases), 14)
     acc_i, con_i = _group_index(ids, con_ids, con_acc, rows[0], rows[1])
     is_high = np.array([p in high for p in rows[2]], dtype=bool)
     for name, values in zip(("cases", "quality_cases", "closed_cases", "escalated", "reopens", "csat_sum", "csat_n"),

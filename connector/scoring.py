@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from connector import score_models
 from connector.features import load_features
-from connector.model import Score, ScoreHistory, utcnow
+from connector.model import Score, ScoreHistory, UTCDateTime, utcnow
 from connector.runs import Stopwatch, close_run, open_run
 from connector.score_writes import write_scores
 from connector.store import upsert
@@ -38,6 +38,26 @@ def _cached_portfolio(conn: SAConnection, connection_id: int, version: int) -> P
     return Portfolio.from_json(row.components)
 
 
+def _nearest_stmt(scoped: bool) -> list[Any]:
+    """The latest snapshot in [lo, target] and the earliest in [target, hi] per record (bound parameters)."""
+    h = _H.c
+    base = sa.and_(h.connection_id == sa.bindparam("cid"), h.object == sa.bindparam("object"),
+                   h.model_version == sa.bindparam("version"))
+    if scoped:
+        base = sa.and_(base, h.external_id.in_(sa.bindparam("ids", expanding=True)))
+    out = []
+    for lo, hi, pick in (("lo", "target", sa.func.max), ("target", "hi", sa.func.min)):
+        edge = sa.select(h.external_id, pick(h.scored_at).label("at")).where(
+            base, h.scored_at >= sa.bindparam(lo, type_=UTCDateTime()), h.scored_at <= sa.bindparam(hi, type_=UTCDateTime())
+        ).group_by(h.external_id).subquery()
+        out.append(sa.select(h.external_id, h.relationship, h.scored_at).join(
+            edge, sa.and_(h.external_id == edge.c.external_id, h.scored_at == edge.c.at)).where(base))
+    return out
+
+
+_NEAREST = {scoped: _nearest_stmt(scoped) for scoped in (False, True)}
+
+
 def previous_scores(conn: SAConnection, connection_id: int, object: str, version: int, now: datetime,
                     params: dict[str, Any], ids: np.ndarray, *, scoped: bool = False) -> np.ndarray:
     """Each record's relationship score nearest to `trend.days` before now (same model version; NaN: none).
@@ -45,17 +65,11 @@ def previous_scores(conn: SAConnection, connection_id: int, object: str, version
     `scoped`: only these ids are wanted (a few records rescored), so only their snapshots are read."""
     target = now - timedelta(days=params["trend"]["days"])
     tol = timedelta(days=params["trend"]["tolerance_days"])
-    h = _H.c
+    values = {"cid": connection_id, "object": object, "version": version, "lo": target - tol, "target": target,
+              "hi": target + tol, "ids": ids.tolist()}
     found: dict[str, tuple[float, float]] = {}
-    base = sa.and_(h.connection_id == connection_id, h.object == object, h.model_version == version)
-    if scoped:
-        base = sa.and_(base, h.external_id.in_(ids.tolist()))
-    for lo, hi, pick in ((target - tol, target, sa.func.max), (target, target + tol, sa.func.min)):
-        edge = sa.select(h.external_id, pick(h.scored_at).label("at")).where(
-            base, h.scored_at >= lo, h.scored_at <= hi).group_by(h.external_id).subquery()
-        q = sa.select(h.external_id, h.relationship, h.scored_at).join(
-            edge, sa.and_(h.external_id == edge.c.external_id, h.scored_at == edge.c.at)).where(base)
-        for ext, rel, at in conn.execute(q):
+    for stmt in _NEAREST[scoped]:
+        for ext, rel, at in conn.execute(stmt, values):
             gap = abs((at - target).total_seconds())
             if rel is not None and (ext not in found or gap < found[ext][0]):
                 found[ext] = (gap, float(rel))
