@@ -180,6 +180,19 @@ def writeback_job(
     return _guarded(connection_id, "writeback", ("writeback",), work)
 
 
+def webhook_job(connection_id: int) -> Any:
+    """Process the connection's pending webhook events: fetch, apply, rescore what changed, write back.
+
+    No run lock: events are claimed atomically, so jobs on several workers share a burst, and the
+    write-back step holds its own lock. A failure hands the job's claimed events back at once.
+    """
+    from connector.freshness import process_pending
+
+    settings = current_settings()
+    job = get_current_job()
+    return process_pending(_engine(settings), settings, connection_id, holder=job.id if job else None)
+
+
 def run_job(connection_id: int, trigger: str = "manual") -> list[str]:
     """Enqueue sync → score → write-back for the connection, chained with depends_on; the job ids."""
     return enqueue_run(current_settings(), connection_id, "run", trigger=trigger)

@@ -32,6 +32,9 @@ class Tally:
 
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # Accounts whose mapped data (own or a child's) really changed: what needs rescoring. A change
+    # that leaves the mapped values as they were, such as our own score write, touches nothing.
+    touched: set[str] = field(default_factory=set)
 
     def add(self, object: str, key: str, n: int = 1) -> None:
         """Count n records of one object under key."""
@@ -63,15 +66,15 @@ def _stored(conn: sa.Connection, object: str, connection_id: int, ids: Sequence[
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
-        rows = conn.execute(sa.select(t.c.external_id, t.c.modified_at, t.c.is_deleted, t.c.merged_into)
+        rows = conn.execute(sa.select(*[c for c in t.c if c.name not in ("raw", "id")])
                             .where(t.c.connection_id == connection_id, t.c.external_id.in_(chunk))).mappings()
         found.update({r["external_id"]: dict(r) for r in rows})
     wanted = [i for i in with_raw if i in found]
     for start in range(0, len(wanted), 500):
-        rows = conn.execute(sa.select(t.c.external_id, t.c.raw)
+        raws = conn.execute(sa.select(t.c.external_id, t.c.raw)
                             .where(t.c.connection_id == connection_id, t.c.external_id.in_(wanted[start:start + 500])))
-        for external_id, raw in rows:
-            found[external_id]["raw"] = raw
+        for external_id, raw in raws:
+            found[str(external_id)]["raw"] = raw
     return found
 
 
@@ -110,6 +113,7 @@ def apply_page(conn: sa.Connection, connection_id: int, object: str, changes: Se
             row["account_id"] = None  # re-resolved set-based below
         rows.append(row)
         tally.add(object, "updated" if change.external_id in stored else "created")
+        _touch(tally, object, row, stored.get(change.external_id))
     store.upsert_records(conn, object, rows)
     if has_fk and rows:
         store.link_accounts(conn, connection_id, object, external_ids=[r["external_id"] for r in rows])
@@ -121,10 +125,35 @@ def apply_page(conn: sa.Connection, connection_id: int, object: str, changes: Se
             _bury(conn, connection_id, object, change, stored.get(change.external_id), tally, now)
 
 
+_NOT_CONTENT = frozenset({"connection_id", "external_id", "modified_at", "synced_at", "raw", "account_id"})
+
+
+def _account_of(object: str, external_id: str, values: dict[str, Any] | None) -> str | None:
+    if object == "account":
+        return external_id
+    return (values or {}).get("account_external_id")
+
+
+def _touch(tally: Tally, object: str, row: dict[str, Any], stored: dict[str, Any] | None) -> None:
+    """Note the accounts a new row changes: its own (and its former one, when it moved)."""
+    if stored is not None and not stored["is_deleted"] and all(
+        row[k] == stored.get(k) for k in row if k not in _NOT_CONTENT
+    ):
+        return
+    for account in {_account_of(object, row["external_id"], row), _account_of(object, row["external_id"], stored)}:
+        if account:
+            tally.touched.add(account)
+
+
 def _bury(conn: sa.Connection, connection_id: int, object: str, change: Change, stored: dict[str, Any] | None,
           tally: Tally, now: datetime) -> None:
     t = RECORD_MODELS[object].__table__  # type: ignore[attr-defined]
     survivor = change.merged_into if change.merged_into != change.external_id else None
+    if stored is not None and not stored["is_deleted"]:
+        account = _account_of(object, change.external_id, stored)
+        for touched in (account, survivor if object == "account" else None):
+            if touched:
+                tally.touched.add(touched)
     if stored is not None:
         conn.execute(sa.update(t).where(t.c.connection_id == connection_id, t.c.external_id == change.external_id)
                      .values(is_deleted=True, merged_into=survivor, modified_at=change.modified_at, synced_at=now))

@@ -7,9 +7,8 @@ later runs with exponential backoff and given up (and reported) after `MAX_ATTEM
 
 from __future__ import annotations
 
-import importlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,11 +18,11 @@ from sqlalchemy.engine import Engine
 
 from adapters.base import Adapter, WriteItem, WriteResult
 from connector.errors import BudgetExhausted, RapportError
+from connector.mappings import load_mapping
 from connector.model import (
     RECORD_MODELS,
     SCORED_OBJECTS,
     Connection,
-    FieldMapping,
     Score,
     WritebackState,
     utcnow,
@@ -220,26 +219,10 @@ def summary(p: Plan) -> dict[str, Any]:
     }
 
 
-def write_targets(defaults: dict[str, dict[str, str]], overrides: Sequence[Any], object: str) -> dict[str, str]:
-    """Score key -> CRM field for one object: the CRM kind's defaults, overridden by stored write mappings."""
-    targets = dict(defaults.get(object, {}))
-    for m in overrides:
-        if m.object == object and m.direction == "write":
-            if m.source:
-                targets[m.target] = m.source
-            else:
-                targets.pop(m.target, None)
-    return targets
-
-
 def targets_for(engine: Engine, connection: Any, defaults: dict[str, dict[str, str]] | None = None) -> dict[str, dict[str, str]]:
-    """Score key -> CRM field per scored object for this connection."""
-    if defaults is None:
-        defaults = importlib.import_module(f"adapters.{connection.kind}.mapping").DEFAULT_WRITE
-    fm = FieldMapping.__table__  # type: ignore[attr-defined]
-    with engine.connect() as conn:
-        overrides = list(conn.execute(sa.select(fm).where(fm.c.connection_id == connection.id)))
-    return {obj: write_targets(defaults, overrides, obj) for obj in SCORED_OBJECTS}
+    """Score key -> CRM field per scored object: the connection's write mapping (or `defaults`)."""
+    write = defaults if defaults is not None else load_mapping(engine, connection.id, connection.kind).write
+    return {obj: dict(write.get(obj, {})) for obj in SCORED_OBJECTS}
 
 
 def writeback_connection(
@@ -249,7 +232,7 @@ def writeback_connection(
     *,
     dry_run: bool = False,
     adapter: Adapter | None = None,
-    external_ids: dict[str, Sequence[str]] | None = None,
+    external_ids: Mapping[str, Sequence[str]] | None = None,
     defaults: dict[str, dict[str, str]] | None = None,
     trigger: str = "manual",
     job_id: str | None = None,

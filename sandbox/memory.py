@@ -322,7 +322,8 @@ class MemoryAdapter:
                 elif unknown:
                     results.append(WriteResult(item.external_id, False, "INVALID_FIELD", f"no field {unknown[0]}"))
                 else:
-                    self.crm.update(object, item.external_id, item.values)
+                    self.crm.update(object, item.external_id, {k: stamp_text(v) if isinstance(v, datetime) else v
+                                                               for k, v in item.values.items()})
                     results.append(WriteResult(item.external_id, True))
         return results
 

@@ -1,0 +1,201 @@
+"""Freshness: webhook events → fetch the changed records → apply → rescore the touched accounts →
+write back their scores, all in one job that takes every pending event of the connection at once.
+
+Events are claimed atomically, so two jobs never process the same one; a claim left by a killed
+worker is released after `STALE_CLAIM`. A change that leaves an account's mapped data as it was
+(our own score write coming back as an echo) touches nothing, so nothing is rescored or written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from adapters.base import Adapter, Change
+from connector.alerts import DEFAULT_DROP_POINTS, raise_alerts
+from connector.config import Settings
+from connector.connections import get_connection, open_adapter
+from connector.errors import RapportError, SkippableError
+from connector.locks import RunLock
+from connector.mappings import load_mapping
+from connector.model import RECORD_MODELS, UNIFIED_OBJECTS, WebhookEvent, utcnow
+from connector.queues import enqueue, job_id, redis_for
+from connector.records import Tally
+from connector.scoring import score_connection
+from connector.sync import apply_changes
+from connector.webhooks import flag_key
+from connector.writeback import SCORE_KEYS, targets_for, writeback_connection
+
+log = logging.getLogger(__name__)
+
+CLAIM_BATCH = 1000
+FETCH_BATCH = 200
+STALE_CLAIM = timedelta(minutes=2)
+LOCK_WAIT_S = 60.0
+_E = WebhookEvent.__table__  # type: ignore[attr-defined]
+
+
+def release_stale_claims(engine: Engine, connection_id: int) -> int:
+    """Put events claimed by a job that died back in the queue; return how many."""
+    with engine.begin() as conn:
+        return conn.execute(
+            sa.update(_E)
+            .where(_E.c.connection_id == connection_id, _E.c.status == "processing",
+                   _E.c.claimed_at < utcnow() - STALE_CLAIM)
+            .values(status="pending", claimed_by=None, claimed_at=None)
+        ).rowcount
+
+
+def claim(engine: Engine, connection_id: int, token: str, limit: int = CLAIM_BATCH) -> list[sa.Row]:
+    """Atomically take up to `limit` pending events, oldest first."""
+    with engine.begin() as conn:
+        ids = sa.select(_E.c.id).where(_E.c.connection_id == connection_id, _E.c.status == "pending") \
+            .order_by(_E.c.id).limit(limit)
+        if conn.dialect.name == "postgresql":
+            ids = ids.with_for_update(skip_locked=True)
+        conn.execute(
+            sa.update(_E).where(_E.c.id.in_(ids.scalar_subquery()), _E.c.status == "pending")
+            .values(status="processing", claimed_by=token, claimed_at=utcnow(), attempts=_E.c.attempts + 1)
+        )
+        return list(conn.execute(sa.select(_E).where(_E.c.claimed_by == token, _E.c.status == "processing")
+                                 .order_by(_E.c.id)))
+
+
+def _finish(engine: Engine, ids: Sequence[int], status: str, error: str | None = None) -> None:
+    if ids:
+        with engine.begin() as conn:
+            conn.execute(sa.update(_E).where(_E.c.id.in_(list(ids)))
+                         .values(status=status, processed_at=utcnow(), error=error))
+
+
+def is_echo(event: sa.Row, own_fields: set[str]) -> bool:
+    """An update that only touched the fields Rapport writes (our own write coming back)."""
+    changed = set((event.payload or {}).get("changed_fields") or ())
+    return event.kind == "updated" and bool(changed) and changed <= own_fields
+
+
+def _own_fields(engine: Engine, connection: Any) -> set[str]:
+    return {f for targets in targets_for(engine, connection).values() for k, f in targets.items() if k in SCORE_KEYS}
+
+
+def _changes(adapter: Adapter, object: str, events: Sequence[sa.Row]) -> list[Change]:
+    """The current state of the records the events name: fetched, or deleted as the event says."""
+    now = utcnow()
+    gone = {e.external_id: e for e in events if e.kind == "deleted"}
+    wanted = sorted({e.external_id for e in events if e.external_id and e.external_id not in gone})
+    for e in events:  # a merge names the losers too: fetch them so they come back merged into the winner
+        wanted += [str(i) for i in (e.payload or {}).get("merged_ids", []) if str(i) not in wanted]
+    changes = [Change(object, i, e.occurred_at or now, {}, deleted=True) for i, e in gone.items()]
+    for start in range(0, len(wanted), FETCH_BATCH):
+        changes += adapter.fetch(object, wanted[start:start + FETCH_BATCH])
+    return changes
+
+
+def _contacts_of(engine: Engine, connection_id: int, accounts: set[str]) -> list[str]:
+    t = RECORD_MODELS["contact"].__table__  # type: ignore[attr-defined]
+    found: list[str] = []
+    ordered = sorted(accounts)
+    with engine.connect() as conn:
+        for start in range(0, len(ordered), 500):
+            found += conn.execute(sa.select(t.c.external_id).where(
+                t.c.connection_id == connection_id, t.c.account_external_id.in_(ordered[start:start + 500]),
+                t.c.is_deleted.is_(False))).scalars().all()
+    return found
+
+
+def _hold(settings: Settings, connection_id: int, name: str, holder: str) -> RunLock | None:
+    lock = RunLock(redis_for(settings), connection_id, name, holder=holder)
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while not lock.acquire():
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.05)
+    return lock
+
+
+def process_pending(engine: Engine, settings: Settings, connection_id: int, *, adapter: Adapter | None = None,
+                    holder: str | None = None) -> dict[str, Any]:
+    """Process every pending event of the connection; returns counts (events, echoes, rescored, written)."""
+    redis_for(settings).delete(flag_key(connection_id))  # from here on, a new event enqueues a new job
+    release_stale_claims(engine, connection_id)
+    token = holder or uuid.uuid4().hex
+    connection = get_connection(engine, connection_id)
+    mapping = load_mapping(engine, connection_id, connection.kind)
+    own = _own_fields(engine, connection)
+    totals: dict[str, Any] = defaultdict(int)
+    try:
+        while events := claim(engine, connection_id, token):
+            adapter = _process(engine, settings, connection, mapping, own, events, adapter, token, totals)
+    except BaseException:
+        unclaim(engine, token)
+        raise
+    return dict(totals)
+
+
+def unclaim(engine: Engine, token: str) -> None:
+    """Hand the events a failed job had claimed back to the queue."""
+    with engine.begin() as conn:
+        conn.execute(sa.update(_E).where(_E.c.claimed_by == token, _E.c.status == "processing")
+                     .values(status="pending", claimed_by=None, claimed_at=None))
+
+
+def _process(engine: Engine, settings: Settings, connection: Any, mapping: Any, own: set[str],
+             events: list[sa.Row], adapter: Adapter | None, token: str, totals: dict[str, Any]) -> Adapter:
+    """One claimed batch: drop echoes, fetch and apply the rest, rescore and write back what changed."""
+    connection_id = connection.id
+    echo = [e.id for e in events if is_echo(e, own)]
+    unmapped = [e.id for e in events if e.id not in echo and e.object not in mapping.objects()]
+    _finish(engine, echo, "ignored", "echo of Rapport's own write")
+    _finish(engine, unmapped, "ignored", "object not mapped on this connection")
+    work = [e for e in events if e.id not in echo and e.id not in unmapped]
+    by_object: dict[str, list[sa.Row]] = defaultdict(list)
+    for e in work:
+        by_object[e.object].append(e)
+    adapter = adapter or open_adapter(engine, settings, connection_id)
+    tally = Tally()
+    for object in [o for o in UNIFIED_OBJECTS if o in by_object]:  # accounts first: children link to them
+        try:
+            apply_changes(engine, connection_id, object, _changes(adapter, object, by_object[object]), mapping,
+                          tally=tally)
+        except SkippableError as exc:
+            _finish(engine, [e.id for e in by_object[object]], "failed", str(exc))
+            del by_object[object]
+    _finish(engine, [e.id for objs in by_object.values() for e in objs], "processed")
+    totals["events"] += len(events)
+    totals["echoes"] += len(echo)
+    totals["skipped"] += len(tally.errors)
+    if tally.touched:
+        totals.update(_rescore(engine, settings, connection, adapter, tally.touched, token, totals))
+    return adapter
+
+
+def _rescore(engine: Engine, settings: Settings, connection: Any, adapter: Adapter, accounts: set[str], token: str,
+             totals: dict[str, Any]) -> dict[str, Any]:
+    """Score the touched accounts (and their contacts) and write the changes back."""
+    assert connection.id is not None
+    score_connection(engine, connection.id, account_ids=sorted(accounts), trigger="webhook")
+    ids = {"account": sorted(accounts), "contact": _contacts_of(engine, connection.id, accounts)}
+    lock = _hold(settings, connection.id, "writeback", token)
+    if lock is None:  # a long write-back holds it: hand these records to a write-back job of their own
+        enqueue(settings, "writeback", "connector.jobs.writeback_job", connection.id,
+                kwargs={"trigger": "webhook", "external_ids": ids}, id=job_id("writeback", connection.id, token))
+        return {"rescored": totals["rescored"] + len(accounts)}
+    try:
+        out = writeback_connection(engine, settings, connection.id, adapter=adapter, external_ids=ids,
+                                   trigger="webhook")
+        points = float(connection.options.get("alert_drop_points", DEFAULT_DROP_POINTS))
+        try:
+            raise_alerts(engine, adapter, connection.id, points=points)
+        except RapportError as exc:  # an alert that cannot be created now is retried next time
+            log.warning("score-drop alerts for connection %s: %s", connection.id, exc)
+    finally:
+        lock.release()
+    return {"rescored": totals["rescored"] + len(accounts), "written": totals["written"] + out.get("written", 0)}
