@@ -19,7 +19,7 @@ from adapters.hubspot import webhooks
 from connector.errors import WebhookRejected
 from connector.model import Connection
 from connector.vault import vault_for
-from connector.webhooks import persist
+from connector.webhooks import accept
 
 log = logging.getLogger(__name__)
 bp = Blueprint("hubspot_hooks", __name__)
@@ -98,7 +98,7 @@ def receive():  # type: ignore[no-untyped-def]
     except WebhookRejected as exc:
         log.warning("HubSpot webhook refused: %s", exc.message)
         return _refuse(exc.status or 400, exc.message, exc.hint)
-    accepted = persist(current_app.extensions["rapport_engine"], connection_id, parsed)
+    accepted = accept(current_app.extensions["rapport_engine"], settings, connection_id, parsed)
     log.info("HubSpot webhook for portal %s: %d new, %d already stored", portal, accepted.new, accepted.duplicates)
     return jsonify(accepted=accepted.new, duplicates=accepted.duplicates), 200
 
