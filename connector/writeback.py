@@ -32,7 +32,7 @@ from connector.store import upsert
 
 MAX_ATTEMPTS = 5
 BACKOFF_BASE = timedelta(minutes=5)
-BATCH = 2000  # records handed to the adapter at once; it splits them into the CRM's own batch size
+BATCH = 50_000  # handed to the adapter at once: it picks its batch size (and Bulk API above its threshold)
 SCORE_KEYS = ("relationship_score", "experience_score", "tier", "drivers", "trend", "scored_at")
 # Codes after which retrying the same write cannot succeed.
 PERMANENT_CODES = frozenset({"ENTITY_IS_DELETED", "OBJECT_NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY", "MALFORMED_ID"})

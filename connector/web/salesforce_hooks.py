@@ -16,7 +16,7 @@ from adapters.salesforce import settings as S
 from adapters.salesforce.webhooks import parse_outbound_message
 from connector.errors import WebhookRejected
 from connector.model import Connection
-from connector.webhooks import persist
+from connector.webhooks import accept
 
 log = logging.getLogger(__name__)
 bp = Blueprint("salesforce_hooks", __name__)
@@ -58,7 +58,7 @@ def outbound_message(connection: str):  # type: ignore[no-untyped-def]
     except WebhookRejected as exc:
         log.warning("outbound message for %s refused: %s", connection, exc.message)
         return _refuse(exc.status or 400, exc.message, exc.hint)
-    accepted = persist(current_app.extensions["rapport_engine"], row.id, events)
+    accepted = accept(current_app.extensions["rapport_engine"], settings, row.id, events)
     log.info(
         "outbound message for %s: %d new, %d already stored", connection, accepted.new, accepted.duplicates
     )
