@@ -50,9 +50,9 @@ def model_view(engine: Engine, ws: int) -> dict[str, Any]:
 
 
 def _field_of(message: str) -> str:
-    for path in sorted(EDITABLE, key=len, reverse=True):
-        if path in message:
-            return path
+    named = [p for p in EDITABLE if p in message]
+    if named:  # the first setting the message names is the one it is about
+        return min(named, key=message.index)
     group = re.search(r"(relationship|experience)\.weights", message)
     return f"{group.group(0)}.{RELATIONSHIP_COMPONENTS[0] if group.group(1) == 'relationship' else EXPERIENCE_COMPONENTS[0]}" \
         if group else "note"
