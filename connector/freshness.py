@@ -40,6 +40,7 @@ CLAIM_BATCH = 1000
 FETCH_BATCH = 200
 STALE_CLAIM = timedelta(minutes=2)
 LOCK_WAIT_S = 60.0
+MERGED_ID_KEYS = ("merged_ids", "mergedObjectIds")  # where a merge event lists the records merged away
 _E = WebhookEvent.__table__  # type: ignore[attr-defined]
 
 
@@ -92,7 +93,9 @@ def _changes(adapter: Adapter, object: str, events: Sequence[sa.Row]) -> list[Ch
     gone = {e.external_id: e for e in events if e.kind == "deleted"}
     wanted = sorted({e.external_id for e in events if e.external_id and e.external_id not in gone})
     for e in events:  # a merge names the losers too: fetch them so they come back merged into the winner
-        wanted += [str(i) for i in (e.payload or {}).get("merged_ids", []) if str(i) not in wanted]
+        payload = e.payload or {}
+        losers = [str(i) for key in MERGED_ID_KEYS for i in payload.get(key) or ()]
+        wanted += [i for i in losers if i not in wanted and i != e.external_id]
     changes = [Change(object, i, e.occurred_at or now, {}, deleted=True) for i, e in gone.items()]
     for start in range(0, len(wanted), FETCH_BATCH):
         changes += adapter.fetch(object, wanted[start:start + FETCH_BATCH])

@@ -72,7 +72,7 @@ def _event(notification: Element) -> WebhookEvent:
         external_id=record.get(S.ID_FIELD),
         kind="updated",
         occurred_at=occurred,
-        changed_fields=tuple(k for k in record if k != S.ID_FIELD),
+        changed_fields=(),  # a message carries the record's current values, not which fields changed
         source="outbound_message",
         payload={"sobject": type_name, "notification_id": nid, "record": record},
     )
