@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -25,12 +26,17 @@ def _world_rows(connection_id: int) -> dict[str, list[dict]]:
 
 
 def _stored(engine: sa.Engine, name: str, connection_id: int) -> list[tuple]:
-    """Every column but the surrogate id and the connection, as the database returns it (raw SQL)."""
+    """Every column but the surrogate id and the connection, as the database returns it (raw SQL).
+
+    JSON is compared as the values it holds, since its spacing may differ between the paths.
+    """
     table = RECORD_MODELS[name].__table__  # type: ignore[attr-defined]
     cols = [c.name for c in table.c if c.name not in ("id", "connection_id")]
+    is_json = [isinstance(table.c[c].type, sa.JSON) for c in cols]
     sql = f'SELECT {", ".join(cols)} FROM "{table.name}" WHERE connection_id = :c ORDER BY external_id'
     with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(sa.text(sql), {"c": connection_id})]
+        rows = conn.execute(sa.text(sql), {"c": connection_id}).all()
+    return [tuple(json.loads(v) if j and isinstance(v, str) else v for v, j in zip(r, is_json, strict=True)) for r in rows]
 
 
 def test_fast_and_sqlalchemy_paths_store_identical_rows(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,7 +46,7 @@ def test_fast_and_sqlalchemy_paths_store_identical_rows(engine: sa.Engine, monke
         rows = _world_rows(cid)
         # an offset other than UTC and a JSON null must come out the same way on both paths
         rows["account"][0]["created_at"] = datetime(2024, 3, 1, 9, 30, 15, 250, tzinfo=timezone(timedelta(hours=2)))
-        rows["account"][0]["custom"] = {"tier": None, "tags": ["a", "é"]}
+        rows["account"][0]["custom"] = {"tier": None, "tags": ["a", "é"], 7: 2**70}
         if cid == slow_id:
             monkeypatch.setattr(store, "fast_upsert", lambda *a, **k: False)
         with engine.begin() as conn:
