@@ -28,6 +28,7 @@ from connector.model import Connection
 from connector.queues import redis_for
 from connector.vault import vault_for
 from connector.web.services.common import Invalid
+from connector.web.services.mappings import INTERACTIVE
 
 _C = Connection.__table__  # type: ignore[attr-defined]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -89,7 +90,8 @@ def add_hubspot_token(engine: Engine, settings: Settings, workspace: str, form: 
     _raise(errors)
     instance = None if api_base == hs.API_BASE else api_base
     secrets_ = {"access_token": token} | ({"app_secret": form["app_secret"].strip()} if form.get("app_secret") else {})
-    client = HubSpotClient(ConnectionInfo(id=0, name=name, kind=hs.CRM, instance_url=instance), secrets_)
+    client = HubSpotClient(ConnectionInfo(id=0, name=name, kind=hs.CRM, instance_url=instance, options=INTERACTIVE),
+                           secrets_)
     try:
         client.call("crm.objects.basic_api", "get_page", object=hs.COMPANIES, object_type=hs.COMPANIES, limit=1)
     except RapportError as exc:
