@@ -8,7 +8,7 @@ scoring), a record marked closed is closed even if its close date lies ahead.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -76,14 +76,28 @@ class _Scope:
         self.scoped = account_ids is not None
         self.values: dict[str, Any] = {"cid": connection_id, "as_of": as_of, "day": self.day,
                                        "ids": list(account_ids or [])}
-        self.values |= {f"from_{k}": self.day - windows[k] for k in WINDOWS}
+        self.values |= {f"ts_{k}": as_of - timedelta(days=windows[k]) for k in WINDOWS}
+        self.values |= {f"date_{k}": (as_of - timedelta(days=windows[k])).date() for k in WINDOWS}
+        self.values["as_of_date"] = as_of.date()
         self.cid = sa.bindparam("cid", type_=sa.Integer)
         self.as_of = sa.bindparam("as_of", type_=UTCDateTime())
-        self.at = sa.bindparam("day", type_=sa.Float)
+        self.as_of_date = sa.bindparam("as_of_date", type_=sa.Date)
 
+    # Conditions compare the stored values with bound dates, so the database does no date arithmetic per
+    # row; days are computed only from the aggregated values.
     def since(self, window: str) -> Any:
-        """The first day of a window (bound), e.g. since("value_days")."""
-        return sa.bindparam(f"from_{window}", type_=sa.Float)
+        """The start of a window as a bound timestamp, e.g. since("case_days")."""
+        return sa.bindparam(f"ts_{window}", type_=UTCDateTime())
+
+    def since_date(self, window: str) -> Any:
+        """The start of a window as a bound date (for date columns such as a deal's close date)."""
+        return sa.bindparam(f"date_{window}", type_=sa.Date)
+
+    def date_of(self, col: Any) -> Any:
+        """The UTC calendar date of a timestamp column."""
+        if self.dialect == "sqlite":
+            return sa.func.date(col)
+        return sa.cast(sa.func.timezone("UTC", col), sa.Date)
 
     def visible(self, t: Any, col: Any) -> Any:
         """Live rows of table t, created by as_of when point-in-time."""
@@ -119,29 +133,14 @@ def _accounts(s: _Scope) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _deals(s: _Scope) -> Any:
+    """One narrow row per deal: account, amount, closed, won, close day, renewal; aggregated in numpy."""
     d = _DEAL.c
-    close = sa.func.coalesce(days_since_epoch(s.dialect, d.close_date), days_since_epoch(s.dialect, d.created_at))
-    closed = d.is_closed.is_(True) if not s.pit else sa.and_(d.is_closed.is_(True), close <= s.at)
-    won, lost = sa.and_(closed, d.is_won.is_(True)), sa.and_(closed, d.is_won.is_(False))
-    amount = sa.func.coalesce(d.amount, 0.0)
+    close = sa.func.coalesce(d.close_date, s.date_of(d.created_at))
     renewal = sa.func.lower(sa.func.coalesce(d.deal_type, "")) == "renewal"
-
-    def within(window: str) -> Any:
-        return close > s.since(window)
-
-    q = sa.select(
-        d.account_external_id,
-        sum_if(sa.and_(won, within("value_days")), amount),
-        sum_if(sa.and_(won, within("frequency_days"))),
-        sa.func.max(sa.case((won, close))),
-        sa.func.min(sa.case((won, close))),
-        sum_if(sa.not_(closed), amount),
-        sum_if(sa.not_(closed)),
-        sum_if(sa.and_(won, renewal, within("renewal_days"))),
-        sum_if(sa.and_(lost, renewal, within("renewal_days"))),
-        sum_if(sa.and_(lost, within("loss_days"))),
+    return sa.select(
+        d.account_external_id, sa.func.coalesce(d.amount, 0.0), sa.type_coerce(d.is_closed, sa.Integer),
+        sa.type_coerce(d.is_won, sa.Integer), days_since_epoch(s.dialect, close), sa.type_coerce(renewal, sa.Integer),
     ).where(s.visible(_DEAL, d.created_at), d.account_external_id.is_not(None), s.by_account(_DEAL))
-    return q.group_by(d.account_external_id)
 
 
 def _contacts(s: _Scope, account_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -173,33 +172,21 @@ def _group_index(account_ids: np.ndarray, contact_ids: np.ndarray, contact_accou
 def _activities(s: _Scope) -> Any:
     """Activities grouped by (account, contact): last day, count in the activity window, count in the breadth window."""
     a = _ACT.c
-    day = days_since_epoch(s.dialect, a.occurred_at)
-    q = sa.select(a.account_external_id, a.contact_external_id, sa.func.max(day),
-                  sum_if(day > s.since("activity_days")), sum_if(day > s.since("breadth_days"))).where(
+    q = sa.select(a.account_external_id, a.contact_external_id, days_since_epoch(s.dialect, sa.func.max(a.occurred_at)),
+                  sum_if(a.occurred_at > s.since("activity_days")), sum_if(a.occurred_at > s.since("breadth_days"))).where(
         live_rows(_ACT, s.cid), a.occurred_at <= s.as_of, s.by_account(_ACT))
     return q.group_by(a.account_external_id, a.contact_external_id)
 
 
 def _cases(s: _Scope) -> Any:
-    """Cases grouped by (account, contact, priority) with every count the experience score needs."""
+    """One narrow row per case (opened/closed as days since 1970); aggregated in numpy."""
     k = _CASE.c
-    opened = sa.func.coalesce(days_since_epoch(s.dialect, k.opened_at), days_since_epoch(s.dialect, k.created_at))
-    closed_day = days_since_epoch(s.dialect, k.closed_at)
-    closed = k.is_closed.is_(True) if not s.pit else sa.and_(k.is_closed.is_(True), sa.or_(closed_day.is_(None), closed_day <= s.at))
-    load = sa.and_(opened > s.since("case_days"), opened <= s.at)
-    quality = sa.and_(opened > s.since("quality_days"), opened <= s.at)
-    still_open = sa.and_(sa.not_(closed), opened <= s.at)
-    rated = sa.and_(quality, closed, k.satisfaction.is_not(None))
-    timed = sa.and_(quality, closed, closed_day.is_not(None), closed_day >= opened)
-    prio = sa.func.lower(sa.func.coalesce(k.priority, "none"))
-    q = sa.select(
-        k.account_external_id, k.contact_external_id, prio,
-        sum_if(load), sum_if(quality), sum_if(sa.and_(quality, closed)), sum_if(sa.and_(quality, k.is_escalated.is_(True))),
-        sum_if(sa.and_(quality, closed), sa.func.coalesce(k.reopen_count, 0)), sum_if(rated, k.satisfaction), sum_if(rated),
-        sum_if(still_open), sum_if(sa.and_(still_open, opened <= s.since("backlog_age_days"))),
-        sum_if(timed), sum_if(timed, (closed_day - opened) * 24.0),
+    return sa.select(
+        k.account_external_id, k.contact_external_id, sa.func.lower(sa.func.coalesce(k.priority, "none")),
+        days_since_epoch(s.dialect, sa.func.coalesce(k.opened_at, k.created_at)), days_since_epoch(s.dialect, k.closed_at),
+        sa.type_coerce(k.is_closed, sa.Integer), sa.type_coerce(k.is_escalated, sa.Integer),
+        sa.func.coalesce(k.reopen_count, 0), k.satisfaction,
     ).where(s.visible(_CASE, k.created_at), s.by_account(_CASE))
-    return q.group_by(k.account_external_id, k.contact_external_id, prio)
 
 
 def _sum_by(index: np.ndarray, values: Any, n: int) -> np.ndarray:
@@ -228,14 +215,27 @@ def load_features(conn: SAConnection, connection_id: int, params: dict[str, Any]
     m = len(con_ids)
     cols: dict[str, np.ndarray] = {"age_days": age, "contacts": _sum_by(con_acc, np.ones(m), n)}
 
-    table = columns(s.run("deals", _deals), 10)
-    pos, found = index_of(ids, table[0])
-    for name, values, fill in zip(
-        ("won_amount", "won_deals", "last_won", "first_won", "open_pipeline", "open_deals", "renewals_won",
-         "renewals_lost", "recent_losses"), table[1:], (0, 0, np.nan, np.nan, 0, 0, 0, 0, 0), strict=True):
-        cols[name] = _scatter(n, pos, found, values, fill)
-    cols["days_since_won"] = s.day - cols.pop("last_won")
-    cols["days_since_first_won"] = s.day - cols.pop("first_won")
+    acc_d, amount, is_closed, is_won, close, renewal = (np.asarray(c) for c in columns(s.run("deals", _deals), 6))
+    pos, found = index_of(ids, acc_d)
+    d_i = np.where(found, pos, -1)
+    close = close.astype(float)
+    with np.errstate(invalid="ignore"):  # a deal without any date is closed only when not point-in-time
+        closed = is_closed.astype(bool) & ((close <= s.day) | (not point_in_time))
+    won, lost, is_renewal = closed & is_won.astype(bool), closed & ~is_won.astype(bool), renewal.astype(bool)
+    amount = np.nan_to_num(amount.astype(float))
+
+    def since(window: str) -> np.ndarray:
+        return close > s.day - w[window]
+
+    cols["won_amount"] = _sum_by(np.where(won & since("value_days"), d_i, -1), amount, n)
+    cols["won_deals"] = _sum_by(np.where(won & since("frequency_days"), d_i, -1), np.ones(len(d_i)), n)
+    cols["days_since_won"] = s.day - _max_by(np.where(won, d_i, -1), close, n)
+    cols["days_since_first_won"] = s.day + _max_by(np.where(won, d_i, -1), -close, n)
+    cols["open_pipeline"] = _sum_by(np.where(~closed, d_i, -1), amount, n)
+    cols["open_deals"] = _sum_by(np.where(~closed, d_i, -1), np.ones(len(d_i)), n)
+    cols["renewals_won"] = _sum_by(np.where(won & is_renewal & since("renewal_days"), d_i, -1), np.ones(len(d_i)), n)
+    cols["renewals_lost"] = _sum_by(np.where(lost & is_renewal & since("renewal_days"), d_i, -1), np.ones(len(d_i)), n)
+    cols["recent_losses"] = _sum_by(np.where(lost & since("loss_days"), d_i, -1), np.ones(len(d_i)), n)
 
     accs, whos, last, in_activity, in_breadth = columns(s.run("activities", _activities), 5)
     acc_i, act_con = _group_index(ids, con_ids, con_acc, accs, whos)
@@ -245,21 +245,37 @@ def load_features(conn: SAConnection, connection_id: int, params: dict[str, Any]
     cols["activities"] = _sum_by(acc_i, in_activity, n)
     cols["engaged_contacts"] = _sum_by(con_acc, engaged, n)
 
-    rows = columns(s.run("cases", _cases), 14)
-    acc_i, con_i = _group_index(ids, con_ids, con_acc, rows[0], rows[1])
-    is_high = np.array([p in high for p in rows[2]], dtype=bool)
-    for name, values in zip(("cases", "quality_cases", "closed_cases", "escalated", "reopens", "csat_sum", "csat_n"),
-                            rows[3:10], strict=True):
-        cols[name] = _sum_by(acc_i, values, n)
-    cols["open_high"] = _sum_by(np.where(is_high, acc_i, -1), rows[10], n)
-    cols["open_high_stale"] = _sum_by(np.where(is_high, acc_i, -1), rows[11], n)
-    prios = tuple(sorted(set(rows[2])))
+    acc_k, con_k, prio, opened, closed_day, k_closed, escalated, reopens, sat = columns(s.run("cases", _cases), 9)
+    acc_i, con_i = _group_index(ids, con_ids, con_acc, acc_k, con_k)
+    opened_d, closed_d = np.array(opened, dtype=float), np.array(closed_day, dtype=float)
+    rating = np.array(sat, dtype=float)
+    with np.errstate(invalid="ignore"):
+        shut = np.array(k_closed, dtype=bool) & ((not point_in_time) | np.isnan(closed_d) | (closed_d <= s.day))
+        seen = opened_d <= s.day
+        load = seen & (opened_d > s.day - w["case_days"])
+        quality = seen & (opened_d > s.day - w["quality_days"])
+        still_open = seen & ~shut
+        stale = still_open & (opened_d <= s.day - w["backlog_age_days"])
+        timed = quality & shut & (closed_d >= opened_d)
+        rated = quality & shut & np.isfinite(rating)
+    high_row = np.array([p in high for p in prio], dtype=bool)
+    one = np.ones(len(acc_i))
+
+    def by_acc(mask: np.ndarray, values: Any = one) -> np.ndarray:
+        return _sum_by(np.where(mask, acc_i, -1), values, n)
+
+    cols |= {"cases": by_acc(load), "quality_cases": by_acc(quality), "closed_cases": by_acc(quality & shut),
+             "escalated": by_acc(quality & np.array(escalated, dtype=bool)),
+             "reopens": by_acc(quality & shut, np.array(reopens, dtype=float)),
+             "csat_sum": by_acc(rated, np.nan_to_num(rating)), "csat_n": by_acc(rated),
+             "open_high": by_acc(still_open & high_row), "open_high_stale": by_acc(stale & high_row)}
+    names, p_i = np.unique(np.array(prio, dtype=str), return_inverse=True)
+    prios = tuple(str(p) for p in names)
     res_n, res_hours = np.zeros((n, len(prios))), np.zeros((n, len(prios)))
-    if n and prios:
-        p_i = np.searchsorted(np.array(prios, dtype=str), np.array(rows[2], dtype=str))
-        ok = acc_i >= 0
-        np.add.at(res_n, (acc_i[ok], p_i[ok]), np.array(rows[12], dtype=float)[ok])
-        np.add.at(res_hours, (acc_i[ok], p_i[ok]), np.array(rows[13], dtype=float)[ok])
+    ok = timed & (acc_i >= 0)
+    if n and ok.any():
+        np.add.at(res_n, (acc_i[ok], p_i[ok]), 1.0)
+        np.add.at(res_hours, (acc_i[ok], p_i[ok]), (closed_d[ok] - opened_d[ok]) * 24.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         res_hours = np.where(res_n > 0, res_hours / res_n, np.nan)
     accounts = AccountFeatures(ids=ids, cols=cols, priorities=prios, res_n=res_n, res_hours=res_hours)
@@ -268,8 +284,8 @@ def load_features(conn: SAConnection, connection_id: int, params: dict[str, Any]
         "age_days": s.day - con_created,
         "days_since_activity": s.day - con_last,
         "activities": _sum_by(act_con, in_breadth, m),
-        "cases": _sum_by(con_i, rows[3], m),
-        "open_high": _sum_by(np.where(is_high, con_i, -1), rows[10], m),
+        "cases": _sum_by(np.where(load, con_i, -1), one, m),
+        "open_high": _sum_by(np.where(still_open & high_row, con_i, -1), one, m),
     })
     return accounts, contacts
 
