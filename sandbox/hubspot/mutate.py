@@ -46,9 +46,15 @@ class Mutator:
                 return rec
         return None
 
+    def _live_targets(self, object_type: str, rec_id: int, to_type: str) -> list[int]:
+        """Associated records that are live: archived ones keep their edges (a restore brings them back)."""
+        records = self.portal.tables[to_type].records
+        return [i for i in self.portal.assoc.target_ids(object_type, rec_id, to_type)
+                if i in records and not records[i].archived]
+
     def _company_of(self, object_type: str, rec: Record) -> int | None:
-        targets = self.portal.assoc.targets(object_type, rec.id, "companies")
-        return min(targets) if targets else None
+        targets = self._live_targets(object_type, rec.id, "companies")
+        return targets[0] if targets else None
 
     def run(self, count: int, kinds: list[str] | None = None) -> list[dict[str, Any]]:
         """Apply `count` changes; returns what was done (kind, object type, id)."""
@@ -100,7 +106,7 @@ class Mutator:
                   "hs_ticket_category": "PRODUCT_ISSUE", "source_type": "PHONE", "is_escalated": "false",
                   "reopen_count": "0"}
         assocs = [("companies", company.id, 339), ("companies", company.id, 26)]
-        contacts = sorted(self.portal.assoc.targets("companies", company.id, "contacts"))
+        contacts = self._live_targets("companies", company.id, "contacts")
         if contacts:
             assocs.append(("contacts", self.rng.choice(contacts), 16))
         rec = self.portal.create("tickets", values, self._source(), associations=assocs)
@@ -168,8 +174,7 @@ class Mutator:
         if primary is None:
             return None
         company = self._company_of("contacts", primary)
-        others = [c for c in sorted(self.portal.assoc.targets("companies", company, "contacts"))
-                  if c != primary.id and not self.portal.tables["contacts"].records[c].archived]
+        others = [c for c in self._live_targets("companies", company, "contacts") if c != primary.id]
         if not others:
             return None
         loser = self.portal.tables["contacts"].records[self.rng.choice(others)]

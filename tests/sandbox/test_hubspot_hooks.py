@@ -99,6 +99,26 @@ def test_mutations_are_seeded_and_bump_modified_stamps(fresh_sandbox):  # noqa: 
     assert bad.status_code == 400
 
 
+@pytest.mark.parametrize("accounts", [3, 8])
+def test_mutations_only_touch_live_records_whatever_the_seed(accounts):
+    # archived contacts keep their association edges, so a mutation that follows edges must skip them
+    for seed in range(15):
+        sb = HubSpotSandbox("small", seed=seed, accounts=accounts, engagements=False, rate_limits=False)
+        tables, linked_dead = sb.store.tables, []
+
+        def watch(events, tables=tables, linked_dead=linked_dead):
+            for e in events:  # emitted inside the write: the target's state is the one the write saw
+                if e["kind"] == "associationChange" and not e["associationRemoved"]:
+                    target = tables[e["toObjectType"]].records[e["toObjectId"]]
+                    if target.archived:
+                        linked_dead.append(e)
+
+        sb.store.listeners.append(watch)
+        done = sb.mutate(150, seed=seed)
+        assert len(done) == 150 and not linked_dead, seed
+        assert any(r.archived for r in tables["contacts"].records.values()), seed  # the hazard was there
+
+
 def test_reset_returns_to_the_seeded_portal(fresh_sandbox):  # noqa: F811
     sb = fresh_sandbox
     contacts = sorted(sb.store.tables["contacts"].live)
