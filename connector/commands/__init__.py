@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import click
 
-from connector.commands import bench, connections, hubspot, ops, runs, salesforce, sandbox, scoring, sync, users
+from connector.commands import (
+    bench,
+    connections,
+    hubspot,
+    ops,
+    runs,
+    salesforce,
+    sandbox,
+    scoring,
+    sync,
+    users,
+)
 
 COMMANDS: list[click.Command] = [
     *ops.COMMANDS,

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
-import sqlalchemy as sa
 
-from connector.config import get_settings
-from connector.connections import list_connections
-from connector.db import engine_for
-from connector.model import SyncRun, Workspace
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 
 @click.group()
@@ -19,6 +17,10 @@ def connect() -> None:
 
 
 def _last_syncs(engine: sa.Engine) -> dict[int, dict[str, object]]:
+    import sqlalchemy as sa
+
+    from connector.model import SyncRun
+
     t = SyncRun.__table__  # type: ignore[attr-defined]
     newest = (sa.select(t.c.connection_id, sa.func.max(t.c.id).label("id"))
               .where(t.c.kind.in_(("sync_incremental", "sync_full"))).group_by(t.c.connection_id).subquery())
@@ -36,6 +38,13 @@ def _when(sync: dict[str, object] | None) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 def connections_command(as_json: bool) -> None:
     """List the connections with their kind, status and last sync."""
+    import sqlalchemy as sa
+
+    from connector.config import get_settings
+    from connector.connections import list_connections
+    from connector.db import engine_for
+    from connector.model import Workspace
+
     engine = engine_for(get_settings().sqlalchemy_url)
     rows = list_connections(engine)
     last = _last_syncs(engine)

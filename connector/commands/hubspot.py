@@ -7,17 +7,25 @@ their portal id from the token, private apps take it from `--portal-id` (needed 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from adapters.base import ConnectionInfo
-from adapters.hubspot import settings as hs
-from adapters.hubspot.client import HubSpotClient
-from connector.config import get_settings
-from connector.connections import create_connection
-from connector.db import engine_for
-from connector.errors import RapportError
+if TYPE_CHECKING:
+    from connector.config import Settings
+
+
+def get_settings() -> Settings:
+    """The process-wide settings (loaded on first use, so `rapport --help` stays quick)."""
+    from connector import config
+
+    return config.get_settings()
+
+
+def _api_base() -> str:
+    from adapters.hubspot import settings as hs
+
+    return hs.API_BASE
 
 
 def _secrets(token: str | None, client_id: str | None, client_secret: str | None, refresh_token: str | None,
@@ -36,11 +44,12 @@ def _secrets(token: str | None, client_id: str | None, client_secret: str | None
         raise click.UsageError("OAuth needs exactly one of --refresh-token or --code")
     if code and not redirect_uri:
         raise click.UsageError("--code needs the --redirect-uri the app was installed with")
+    if app_secret:
+        raise click.UsageError("an OAuth app's webhooks are signed with its client secret; --app-secret is "
+                               "for private apps only")
     secrets = {"client_id": client_id, "client_secret": client_secret}
     if refresh_token:
         secrets["refresh_token"] = refresh_token
-    if app_secret:
-        secrets["app_secret"] = app_secret
     return secrets
 
 
@@ -54,13 +63,38 @@ def _secrets(token: str | None, client_id: str | None, client_secret: str | None
 @click.option("--redirect-uri", help="The redirect URI the code was issued for.")
 @click.option("--app-secret", help="Secret that signs webhooks (a private app's client secret).")
 @click.option("--portal-id", help="HubSpot portal (hub) id; found from the token for OAuth apps.")
-@click.option("--api-base", default=hs.API_BASE, show_default=True, help="API base URL (a sandbox's api_base).")
+@click.option("--api-base", default=_api_base, show_default="HubSpot's API", help="API base URL (a sandbox's api_base).")
 @click.option("--rate-limit", type=int, help="Published requests per 10 s if not the default for the app kind.")
 @click.option("--workspace", default="default", show_default=True)
 def connect_hubspot(name: str, token: str | None, client_id: str | None, client_secret: str | None,
                     refresh_token: str | None, code: str | None, redirect_uri: str | None, app_secret: str | None,
                     portal_id: str | None, api_base: str, rate_limit: int | None, workspace: str) -> None:
     """Add a HubSpot connection (private-app token or OAuth) after checking the credentials."""
+    shown = connect(get_settings(), name, token=token, client_id=client_id, client_secret=client_secret,
+                    refresh_token=refresh_token, code=code, redirect_uri=redirect_uri, app_secret=app_secret,
+                    portal_id=portal_id, api_base=api_base, rate_limit=rate_limit, workspace=workspace)
+    click.echo(json.dumps(shown))
+    if not shown["portal_id"]:
+        click.echo("note: without --portal-id, webhooks from this portal cannot be matched to the connection",
+                   err=True)
+    elif not (app_secret or client_secret):
+        click.echo("note: without --app-secret, webhook signatures cannot be checked; webhooks will be refused",
+                   err=True)
+
+
+def connect(settings: Settings, name: str, *, token: str | None = None, client_id: str | None = None,
+            client_secret: str | None = None, refresh_token: str | None = None, code: str | None = None,
+            redirect_uri: str | None = None, app_secret: str | None = None, portal_id: str | None = None,
+            api_base: str | None = None, rate_limit: int | None = None, workspace: str = "default") -> dict[str, Any]:
+    """Check the credentials, store the connection and return what `rapport connect hubspot` prints."""
+    from adapters.base import ConnectionInfo
+    from adapters.hubspot import settings as hs
+    from adapters.hubspot.client import HubSpotClient
+    from connector.connections import create_connection
+    from connector.db import engine_for
+    from connector.errors import RapportError
+
+    api_base = api_base or hs.API_BASE
     secrets = _secrets(token, client_id, client_secret, refresh_token, code, redirect_uri, app_secret)
     auth = hs.auth_kind(secrets)
     instance_url = None if api_base.rstrip("/") == hs.API_BASE else api_base.rstrip("/")
@@ -78,15 +112,8 @@ def connect_hubspot(name: str, token: str | None, client_id: str | None, client_
     options: dict[str, Any] = {"auth": auth}
     if rate_limit:
         options["rate_limit"] = rate_limit
-    settings = get_settings()
     connection_id = create_connection(engine_for(settings.sqlalchemy_url), settings, kind=hs.CRM, name=name,
                                       secrets=client.secrets, instance_url=instance_url,
                                       external_org_id=portal_id, options=options, workspace=workspace)
-    click.echo(json.dumps({"id": connection_id, "name": name, "kind": hs.CRM, "auth": auth, "portal_id": portal_id,
-                           "api_base": api_base.rstrip("/")}))
-    if not portal_id:
-        click.echo("note: without --portal-id, webhooks from this portal cannot be matched to the connection",
-                   err=True)
-    elif not (secrets.get("app_secret") or secrets.get("client_secret")):
-        click.echo("note: without --app-secret, webhook signatures cannot be checked; webhooks will be refused",
-                   err=True)
+    return {"id": connection_id, "name": name, "kind": hs.CRM, "auth": auth, "portal_id": portal_id,
+            "api_base": api_base.rstrip("/")}

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from connector.config import get_settings
-from connector.db import engine_for
-from connector.migrate import upgrade
-
 
 @click.command()
 def migrate() -> None:
     """Apply the database migrations (the Procfile's release step)."""
+    from connector.config import get_settings
+    from connector.db import engine_for
+    from connector.migrate import upgrade
+
     settings = get_settings()
     upgrade(engine_for(settings.sqlalchemy_url))
     click.echo("database is at the newest schema")

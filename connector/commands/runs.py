@@ -6,19 +6,17 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rq.cron import CronScheduler
-from rq.job import Job, JobStatus
 
-from connector.config import Settings, get_settings
-from connector.db import engine_for
-from connector.model import utcnow
-from connector.queues import drain, enqueue_steps, redis_for, steps_for, worker_for
-from connector.runs import fail_stale_runs, list_runs
+if TYPE_CHECKING:
+    from rq.cron import CronScheduler
 
-FAILED_JOB = {JobStatus.FAILED.value, JobStatus.STOPPED.value, JobStatus.CANCELED.value}
+    from connector.config import Settings
+
+# RQ job states (rq.job.JobStatus values) after which a job will not run again.
+FAILED_JOB = {"failed", "stopped", "canceled"}
 
 
 def _connection_id(engine: Any, name: str) -> int:
@@ -31,7 +29,9 @@ def _connection_id(engine: Any, name: str) -> int:
 
 def _start(settings: Settings) -> None:
     """What every long-running process does first: fail the runs a killed worker left "running"."""
+    from connector.db import engine_for
     from connector.jobs import lock_vouches
+    from connector.runs import fail_stale_runs
 
     engine = engine_for(settings.sqlalchemy_url)
     failed = fail_stale_runs(engine, alive=lock_vouches(settings))
@@ -41,7 +41,10 @@ def _start(settings: Settings) -> None:
 
 
 def _cron(settings: Settings, every: int = 60) -> CronScheduler:
+    from rq.cron import CronScheduler
+
     from connector.jobs import dispatch_schedules_job
+    from connector.queues import redis_for
 
     cron = CronScheduler(connection=redis_for(settings))
     # An interval job also fires at start, which catches up on slots missed while nothing ran;
@@ -53,6 +56,8 @@ def _cron(settings: Settings, every: int = 60) -> CronScheduler:
 
 def _embedded_loop(settings: Settings, *, burst: bool, every: int = 60) -> None:
     """No REDIS_URL: this process's queue is private, so it dispatches schedules and works them itself."""
+    from connector.queues import drain
+
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -70,6 +75,9 @@ def _embedded_loop(settings: Settings, *, burst: bool, every: int = 60) -> None:
 @click.option("--name", default=None, help="Worker name shown by `rq info`.")
 def worker(burst: bool, name: str | None) -> None:
     """Work the queues (webhooks > sync > score > writeback), with RQ's scheduler for retries."""
+    from connector.config import get_settings
+    from connector.queues import worker_for
+
     settings = get_settings()
     _start(settings)
     if settings.embedded:
@@ -85,6 +93,8 @@ def worker(burst: bool, name: str | None) -> None:
 )
 def scheduler(every: int) -> None:
     """Dispatch due schedules through RQ's cron (run one; extra ones are harmless)."""
+    from connector.config import get_settings
+
     settings = get_settings()
     _start(settings)
     if settings.embedded:
@@ -148,6 +158,10 @@ def _run_rows(engine: Any, rows: list[Any]) -> str:
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 def runs_cmd(name: str | None, limit: int) -> None:
     """Run history, newest first: status, counts, API calls, errors, duration."""
+    from connector.config import get_settings
+    from connector.db import engine_for
+    from connector.runs import list_runs
+
     settings = get_settings()
     engine = engine_for(settings.sqlalchemy_url)
     rows = list_runs(engine, connection_id=_connection_id(engine, name) if name else None, limit=limit)
@@ -155,6 +169,10 @@ def runs_cmd(name: str | None, limit: int) -> None:
 
 
 def _job_states(settings: Settings, ids: list[str]) -> dict[str, str]:
+    from rq.job import Job, JobStatus
+
+    from connector.queues import redis_for
+
     jobs = Job.fetch_many(ids, connection=redis_for(settings))
     # Finished jobs keep no result (result_ttl=0), so a job that is gone has finished.
     return {
@@ -164,6 +182,8 @@ def _job_states(settings: Settings, ids: list[str]) -> dict[str, str]:
 
 
 def _settled(states: dict[str, str]) -> bool:
+    from rq.job import JobStatus
+
     failed_before = False
     for state in states.values():
         if state in FAILED_JOB:
@@ -175,6 +195,9 @@ def _settled(states: dict[str, str]) -> bool:
 
 def _follow(settings: Settings, engine: Any, ids: list[str], since: Any, timeout: float, wait: bool) -> None:
     """Run (embedded) or wait for (Redis) the jobs, then show their runs; exit 1 if one failed."""
+    from connector.queues import drain
+    from connector.runs import list_runs
+
     if settings.embedded:
         drain(settings, max_wait_s=timeout)
     elif wait:
@@ -201,6 +224,11 @@ def _follow(settings: Settings, engine: Any, ids: list[str], since: Any, timeout
 @click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds to wait at most.")
 def run_cmd(name: str, full: bool, wait: bool, timeout: float) -> None:
     """Sync → score → write-back for one connection, as chained jobs."""
+    from connector.config import get_settings
+    from connector.db import engine_for
+    from connector.model import utcnow
+    from connector.queues import enqueue_steps, steps_for
+
     settings = get_settings()
     engine = engine_for(settings.sqlalchemy_url)
     since = utcnow()
@@ -220,6 +248,9 @@ def schedules() -> None:
 @click.argument("name", required=False)
 def schedules_list(name: str | None) -> None:
     """List schedules with their last and next slot."""
+    from connector.config import get_settings
+    from connector.db import engine_for
+    from connector.model import utcnow
     from connector.schedules import list_schedules, next_slot
 
     settings = get_settings()
@@ -244,6 +275,9 @@ def schedules_list(name: str | None) -> None:
 @click.argument("cron")
 def schedules_add(name: str, kind: str, cron: str) -> None:
     """Add a schedule: KIND is sync_incremental, sync_full, reconcile, score, writeback or run."""
+    from connector.config import get_settings
+    from connector.db import engine_for
+    from connector.model import utcnow
     from connector.schedules import add_schedule, get_schedule, next_slot
 
     settings = get_settings()
@@ -259,6 +293,8 @@ def schedules_add(name: str, kind: str, cron: str) -> None:
 @click.argument("schedule_id", type=int)
 def schedules_remove(schedule_id: int) -> None:
     """Remove a schedule."""
+    from connector.config import get_settings
+    from connector.db import engine_for
     from connector.schedules import remove_schedule
 
     settings = get_settings()
@@ -271,6 +307,9 @@ def schedules_remove(schedule_id: int) -> None:
 @click.option("--timeout", type=float, default=3600, show_default=True)
 def schedules_run(schedule_id: int, timeout: float) -> None:
     """Enqueue a schedule's run now (in the embedded default, also run it)."""
+    from connector.config import get_settings
+    from connector.db import engine_for
+    from connector.model import utcnow
     from connector.schedules import run_now
 
     settings = get_settings()

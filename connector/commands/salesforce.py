@@ -4,21 +4,36 @@ from __future__ import annotations
 
 import importlib
 import json
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from adapters.base import ConnectionInfo, FieldSpec
-from adapters.salesforce import SalesforceAdapter, auth
-from adapters.salesforce import settings as S
-from connector.config import get_settings
-from connector.connections import create_connection, get_connection, open_adapter
-from connector.db import engine_for
 from connector.errors import ConfigError
-from connector.mappings import load_mapping
-from connector.model import SCORED_OBJECTS
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from adapters.base import FieldSpec
+    from connector.config import Settings
+
+
+# The credential options of `connect` (private_key is the path of a PEM file).
+SECRET_OPTIONS = ("access_token", "username", "password", "security_token", "client_id", "client_secret",
+                  "refresh_token", "private_key")
+
+
+def get_settings() -> Settings:
+    """The process-wide settings (loaded on first use, so `rapport --help` stays quick)."""
+    from connector import config
+
+    return config.get_settings()
+
+
+def _login_url() -> str:
+    from adapters.salesforce import settings as S
+
+    return S.DEFAULT_LOGIN_URL
 
 
 def _read(path: str | None, what: str) -> str | None:
@@ -45,6 +60,8 @@ def credentials(
     private_key: str | None,
 ) -> dict[str, Any]:
     """The secrets to store, checked to allow one way in (a clear error says what is missing)."""
+    from adapters.salesforce import auth
+
     secrets = {
         k: v
         for k, v in dict(
@@ -86,8 +103,8 @@ def credentials(
 )
 @click.option(
     "--login-url",
-    default=S.DEFAULT_LOGIN_URL,
-    show_default=True,
+    default=_login_url,
+    show_default="Salesforce's production login host",
     help="Login host: the default, the sandbox login host, or the org's My Domain URL.",
 )
 @click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False), help="CA bundle for a private CA.")
@@ -96,8 +113,34 @@ def connect_salesforce(
     name: str, instance_url: str | None, login_url: str, ca_bundle: str | None, workspace: str, **given: Any
 ) -> None:
     """Add a Salesforce org: signs in once to check the credentials and learn the organization id."""
+    shown = connect(get_settings(), name, instance_url=instance_url, login_url=login_url, ca_bundle=ca_bundle,
+                    workspace=workspace, **given)
+    click.echo(json.dumps(shown))
+
+
+def connect(
+    settings: Settings,
+    name: str,
+    *,
+    instance_url: str | None = None,
+    login_url: str | None = None,
+    ca_bundle: str | None = None,
+    workspace: str = "default",
+    **given: Any,
+) -> dict[str, Any]:
+    """Sign in once, store the connection and return what `rapport connect salesforce` prints."""
+    from adapters.base import ConnectionInfo
+    from adapters.salesforce import SalesforceAdapter, auth
+    from adapters.salesforce import settings as S
+    from connector.connections import create_connection
+    from connector.db import engine_for
+
+    unknown = sorted(set(given) - set(SECRET_OPTIONS))
+    if unknown:
+        raise TypeError(f"unknown credential option(s): {', '.join(unknown)}")
+    given = {k: given.get(k) for k in SECRET_OPTIONS}
     secrets = credentials(instance_url=instance_url, **given)
-    options: dict[str, Any] = {"login_url": auth.require_https(login_url, "login URL")}
+    options: dict[str, Any] = {"login_url": auth.require_https(login_url or S.DEFAULT_LOGIN_URL, "login URL")}
     if ca_bundle:
         options["ca_bundle"] = str(Path(ca_bundle).resolve())
     adapter = SalesforceAdapter(ConnectionInfo(0, name, S.CRM, instance_url, None, options), secrets)
@@ -105,7 +148,6 @@ def connect_salesforce(
     if auth.flow_for(secrets) is not None and not given.get("access_token"):
         org_id = adapter.client.refresh().organization_id
     org_id = org_id or adapter.organization_id()
-    settings = get_settings()
     cid = create_connection(
         engine_for(settings.sqlalchemy_url),
         settings,
@@ -117,23 +159,21 @@ def connect_salesforce(
         options=options,
         workspace=workspace,
     )
-    click.echo(
-        json.dumps(
-            {
-                "id": cid,
-                "name": name,
-                "kind": S.CRM,
-                "instance_url": adapter.client.instance_url,
-                "organization_id": org_id,
-                "flow": auth.flow_for(secrets) or "access_token",
-                "api_calls": adapter.api_calls,
-            }
-        )
-    )
+    return {
+        "id": cid,
+        "name": name,
+        "kind": S.CRM,
+        "instance_url": adapter.client.instance_url,
+        "organization_id": org_id,
+        "flow": auth.flow_for(secrets) or "access_token",
+        "api_calls": adapter.api_calls,
+    }
 
 
 def score_specs(kind: str, object: str, targets: dict[str, str]) -> list[FieldSpec]:
     """The score fields of a CRM kind, renamed to the connection's write mapping targets."""
+    from dataclasses import replace
+
     module = importlib.import_module(f"adapters.{kind}.mapping")
     defaults: dict[str, str] = module.DEFAULT_WRITE.get(object, {})
     by_name = {spec.name: spec for spec in module.score_fields(object)}
@@ -148,21 +188,34 @@ def score_specs(kind: str, object: str, targets: dict[str, str]) -> list[FieldSp
 @click.argument("name")
 def provision(name: str) -> None:
     """Create the score fields on accounts and contacts of a connection's CRM (idempotent)."""
+    from connector.db import engine_for
+
     settings = get_settings()
-    engine = engine_for(settings.sqlalchemy_url)
-    row = get_connection(engine, name)
-    assert row.id is not None
-    mapping = load_mapping(engine, row.id, row.kind)
-    adapter = open_adapter(engine, settings, row.id)
-    for object in SCORED_OBJECTS:
-        specs = score_specs(row.kind, object, mapping.write.get(object, {}))
-        created = adapter.ensure_fields(object, specs)
-        kept = [s.name for s in specs if s.name not in created]
+    done = provision_fields(engine_for(settings.sqlalchemy_url), settings, name)
+    for object, (created, kept) in done["objects"].items():
         click.echo(
             f"{object}: created {', '.join(created) or 'nothing'}"
             + (f"; already there: {', '.join(kept)}" if kept else "")
         )
-    click.echo(f"API calls: {adapter.api_calls}")
+    click.echo(f"API calls: {done['api_calls']}")
+
+
+def provision_fields(engine: Engine, settings: Settings, name: str | int) -> dict[str, Any]:
+    """Create the missing score fields; {"objects": {object: (created, already there)}, "api_calls": n}."""
+    from connector.connections import get_connection, open_adapter
+    from connector.mappings import load_mapping
+    from connector.model import SCORED_OBJECTS
+
+    row = get_connection(engine, name)
+    assert row.id is not None
+    mapping = load_mapping(engine, row.id, row.kind)
+    adapter = open_adapter(engine, settings, row.id)
+    objects: dict[str, tuple[list[str], list[str]]] = {}
+    for object in SCORED_OBJECTS:
+        specs = score_specs(row.kind, object, mapping.write.get(object, {}))
+        created = adapter.ensure_fields(object, specs)
+        objects[object] = (list(created), [s.name for s in specs if s.name not in created])
+    return {"objects": objects, "api_calls": adapter.api_calls}
 
 
 COMMANDS: list[click.Command] = [provision]

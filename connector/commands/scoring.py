@@ -9,19 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import click
-import sqlalchemy as sa
 
-from connector import score_models
-from connector.backtest import run_backtest
-from connector.config import get_settings
-from connector.connections import get_connection
-from connector.db import engine_for
 from connector.errors import ConfigError
-from connector.model import Score, SyncRun
-from connector.scoring import score_connection
 
 
 def _connection(name: str) -> tuple[Any, int, int]:
+    from connector.config import get_settings
+    from connector.connections import get_connection
+    from connector.db import engine_for
+
     engine = engine_for(get_settings().sqlalchemy_url)
     connection = get_connection(engine, name)
     assert connection.id is not None
@@ -50,6 +46,11 @@ def parse_date(text: str) -> datetime:
 @click.option("--account", "accounts", multiple=True, help="Only this account (CRM id; repeatable) and its contacts.")
 def score(name: str, accounts: tuple[str, ...]) -> None:
     """Score the connection's accounts and contacts with the published model and store a history snapshot."""
+    import sqlalchemy as sa
+
+    from connector.model import Score, SyncRun
+    from connector.scoring import score_connection
+
     engine, cid, _ = _connection(name)
     run_id = score_connection(engine, cid, account_ids=list(accounts) or None, trigger="cli")
     s, r = Score.__table__, SyncRun.__table__  # type: ignore[attr-defined]
@@ -93,6 +94,9 @@ def _fmt(x: float | None) -> str:
               help="Also write the full result as JSON to this file ('-' for standard output).")
 def backtest(name: str, as_of: str, horizon: str, version: int | None, json_path: Path | None) -> None:
     """Check the scores against what happened next: churn AUC, bottom-decile lift, calibration, per component."""
+    from connector import score_models
+    from connector.backtest import run_backtest
+
     engine, cid, ws = _connection(name)
     params = None
     if version is not None:
@@ -121,6 +125,8 @@ def score_model() -> None:
 @click.option("--version", type=int, default=None, help="This version (default: the published one).")
 def show(name: str, version: int | None) -> None:
     """Print the versions and the parameters of one of them as JSON."""
+    from connector import score_models
+
     engine, _, ws = _connection(name)
     with engine.begin() as conn:
         published, _ = score_models.published(conn, ws)
@@ -140,6 +146,8 @@ def show(name: str, version: int | None) -> None:
 @click.option("--note", default=None, help="Why this version exists.")
 def set_(name: str, settings: tuple[str, ...], file: Path | None, note: str | None) -> None:
     """Create a draft version from the published one with edits, e.g. relationship.weights.value=0.3."""
+    from connector import score_models
+
     engine, _, ws = _connection(name)
     edits: dict[str, Any] = json.loads(file.read_text()) if file else {}
     for item in settings:
@@ -167,6 +175,8 @@ def set_(name: str, settings: tuple[str, ...], file: Path | None, note: str | No
 @click.argument("version", type=int)
 def publish(name: str, version: int) -> None:
     """Make a version the one that scores (the next `rapport score` uses it)."""
+    from connector import score_models
+
     engine, _, ws = _connection(name)
     score_models.publish(engine, ws, version)
     click.echo(f"version {version} is published; run `rapport score {name}` to rescore with it")

@@ -5,18 +5,10 @@ from __future__ import annotations
 import sys
 
 import click
-import sqlalchemy as sa
 
-from connector.config import get_settings
-from connector.connections import get_connection, open_adapter
-from connector.db import engine_for
-from connector.mapping_files import dump, export_document, import_document, parse
-from connector.mappings import load_mapping
-from connector.model import UNIFIED_OBJECTS, SyncRun
-from connector.records import COUNT_KEYS
-from connector.sync import sync_connection
+from connector.commands.lazy import LazyChoice
 
-_OBJECT = click.Choice(UNIFIED_OBJECTS)
+_OBJECT = LazyChoice("connector.model:UNIFIED_OBJECTS")
 
 
 @click.command("sync")
@@ -25,6 +17,15 @@ _OBJECT = click.Choice(UNIFIED_OBJECTS)
 @click.option("--object", "objects", multiple=True, type=_OBJECT, help="Only this object (repeatable).")
 def sync(name: str, full: bool, objects: tuple[str, ...]) -> None:
     """Pull the connection's changes (incremental by default) into the unified tables."""
+    import sqlalchemy as sa
+
+    from connector.config import get_settings
+    from connector.connections import get_connection
+    from connector.db import engine_for
+    from connector.model import SyncRun
+    from connector.records import COUNT_KEYS
+    from connector.sync import sync_connection
+
     settings = get_settings()
     engine = engine_for(settings.sqlalchemy_url)
     connection = get_connection(engine, name)
@@ -51,6 +52,12 @@ def mappings() -> None:
 @click.option("--object", "objects", multiple=True, type=_OBJECT, help="Only this object (repeatable).")
 def show(name: str, objects: tuple[str, ...]) -> None:
     """Print the mapping in use, field by field, and whether it is stored or the CRM kind's default."""
+    from connector.config import get_settings
+    from connector.connections import get_connection
+    from connector.db import engine_for
+    from connector.mappings import load_mapping
+    from connector.model import UNIFIED_OBJECTS
+
     engine = engine_for(get_settings().sqlalchemy_url)
     connection = get_connection(engine, name)
     assert connection.id is not None
@@ -78,6 +85,12 @@ def show(name: str, objects: tuple[str, ...]) -> None:
 @click.option("--object", "objects", multiple=True, type=_OBJECT, help="Only this object (repeatable).")
 def export(name: str, file: str | None, objects: tuple[str, ...]) -> None:
     """Write the mapping in use as YAML to FILE (or standard output)."""
+    from connector.config import get_settings
+    from connector.connections import get_connection
+    from connector.db import engine_for
+    from connector.mapping_files import dump, export_document
+    from connector.mappings import load_mapping
+
     engine = engine_for(get_settings().sqlalchemy_url)
     connection = get_connection(engine, name)
     assert connection.id is not None
@@ -98,6 +111,11 @@ def export(name: str, file: str | None, objects: tuple[str, ...]) -> None:
 @click.option("--no-check", is_flag=True, help="Do not check the source fields against the CRM's own metadata.")
 def import_(name: str, file: click.utils.LazyFile, objects: tuple[str, ...], no_check: bool) -> None:
     """Validate and store the mapping in FILE ("-" for standard input), then re-derive the rows from raw records."""
+    from connector.config import get_settings
+    from connector.connections import get_connection, open_adapter
+    from connector.db import engine_for
+    from connector.mapping_files import import_document, parse
+
     settings = get_settings()
     engine = engine_for(settings.sqlalchemy_url)
     connection = get_connection(engine, name)

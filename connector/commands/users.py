@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from connector import auth
-from connector.config import get_settings
-from connector.db import engine_for
-from connector.model import ROLES
+from connector.commands.lazy import LazyChoice
+
+if TYPE_CHECKING:
+    from connector.config import Settings
+
+
+def get_settings() -> Settings:
+    """The process-wide settings (loaded on first use, so `rapport --help` stays quick)."""
+    from connector import config
+
+    return config.get_settings()
 
 
 @click.group("users")
@@ -19,12 +27,15 @@ def users() -> None:
 
 @users.command("add")
 @click.argument("email")
-@click.option("--role", type=click.Choice(ROLES), default="viewer", show_default=True,
+@click.option("--role", type=LazyChoice("connector.model:ROLES"), default="viewer", show_default=True,
               help="admin: everything; revops: schedules, runs, score model; viewer: read only.")
 @click.option("--workspace", default="default", show_default=True, help="The workspace (created if new).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input instead of asking.")
 def add(email: str, role: str, workspace: str, password_stdin: bool) -> None:
     """Add a user with a password (asked twice, or read from standard input)."""
+    from connector import auth
+    from connector.db import engine_for
+
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -39,6 +50,9 @@ def add(email: str, role: str, workspace: str, password_stdin: bool) -> None:
 @click.option("--workspace", default=None, help="Only this workspace.")
 def list_(workspace: str | None) -> None:
     """List users with their workspace and role."""
+    from connector import auth
+    from connector.db import engine_for
+
     settings = get_settings()
     rows = auth.list_users(engine_for(settings.sqlalchemy_url), workspace)
     if not rows:
