@@ -17,19 +17,29 @@ def _frame(body: str, label: str, width: int = _W, height: int = _H) -> Markup:
                   f'xmlns="http://www.w3.org/2000/svg"><title>{escape(label)}</title>{body}</svg>')
 
 
+def _nice(n: int) -> int:
+    """The smallest round number (1, 2 or 5 times a power of ten, at least 2) not below n, for even grid lines."""
+    step = 1
+    while True:
+        for m in (1, 2, 5):
+            if m * step >= max(n, 2):
+                return m * step
+        step *= 10
+
+
 def _y_axis(top: int, plot_h: int, width: int) -> str:
     out = []
     for frac in (0, 0.5, 1):
         y = _PAD_T + plot_h * (1 - frac)
         out.append(f'<line x1="{_PAD_L}" x2="{width - 4}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-                   f'<text x="{_PAD_L - 4}" y="{y + 4:.1f}" class="tick" text-anchor="end">{round(top * frac)}</text>')
+                   f'<text x="{_PAD_L - 4}" y="{y + 4:.1f}" class="tick" text-anchor="end">{top * frac:g}</text>')
     return "".join(out)
 
 
 def histogram(series: dict[str, Sequence[int]], labels: Sequence[str], title: str) -> Markup:
     """Bars per bin; with two series the bars stand side by side (e.g. published vs draft)."""
     bins = len(labels)
-    top = max([max(s) if len(s) else 0 for s in series.values()] + [1])
+    top = _nice(max([max(s) if len(s) else 0 for s in series.values()] + [1]))
     plot_w, plot_h = _W - _PAD_L - 6, _H - _PAD_T - _PAD_B
     slot = plot_w / max(bins, 1)
     width = slot * 0.8 / max(len(series), 1)
@@ -54,7 +64,7 @@ def tier_bars(tiers: dict[str, int], title: str) -> Markup:
     height = 28 * len(tiers) + 8
     parts = []
     for i, (tier, n) in enumerate(tiers.items()):
-        w = (_W - 120) * n / total
+        w = (_W - 150) * n / total
         y = 6 + i * 28
         parts.append(f'<text x="4" y="{y + 15}" class="label">Tier {escape(tier)}</text>'
                      f'<rect x="56" y="{y}" width="{w:.1f}" height="20" fill="{COLORS.get(tier, "#888")}"/>'

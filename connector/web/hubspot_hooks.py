@@ -1,8 +1,9 @@
 """`POST /webhooks/hubspot`: verify HubSpot's v3 signature, persist the batch, acknowledge fast.
 
-The portal id in the events names the connection; its app secret checks the signature over the
-full URL HubSpot called (rebuilt from RAPPORT_PUBLIC_URL behind a proxy). Anything refused gets
-a 4xx with the reason and is stored nowhere; no CRM call happens in the request.
+The portal id in the events names the connection; its signing secret (a private app's secret, an
+OAuth app's client secret) checks the signature over the full URL HubSpot called (rebuilt from
+RAPPORT_PUBLIC_URL behind a proxy). Anything refused gets a 4xx with the reason and is stored
+nowhere; no CRM call happens in the request.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ _CACHE_S = 10.0  # a changed secret or a disabled connection takes effect within
 
 
 def _secrets_for(portal: str) -> list[tuple[int, str]]:
-    """(connection id, app secret) of the portal's active HubSpot connections, cached briefly per app."""
+    """(connection id, signing secret) of the portal's active HubSpot connections, cached briefly per process."""
     cache: dict[str, tuple[float, list[tuple[int, str]]]] = current_app.extensions.setdefault(
         "hubspot_webhook_secrets", {})
     hit = cache.get(portal)
@@ -57,10 +58,9 @@ def _load_secrets(portal: str) -> list[tuple[int, str]]:
     for row in rows:
         if row.status == "disabled":
             continue
-        secrets = vault.decrypt(row.credentials_encrypted)
-        secret = secrets.get("app_secret") or secrets.get("client_secret")
+        secret = webhooks.signing_secret(vault.decrypt(row.credentials_encrypted))
         if secret:
-            out.append((int(row.id), str(secret)))
+            out.append((int(row.id), secret))
     return out
 
 

@@ -96,7 +96,7 @@ SCHEMAS: dict[str, S] = {
         "model_version": _n(INT), "bins": _arr(STR),
         "histograms": _obj({"relationship": _arr(INT), "experience": _arr(INT)}),
         "tiers": _obj({"A": INT, "B": INT, "C": INT}), "at_risk_count": INT,
-        "risers": _arr(_ref("AccountScore")), "fallers": _arr(_ref("AccountScore")),
+        "top": _arr(_ref("AccountScore")), "risers": _arr(_ref("AccountScore")), "fallers": _arr(_ref("AccountScore")),
         "at_risk": _arr(_ref("AccountScore"))}),
     "AccountDetail": _obj({
         "connection": _obj({"id": INT, "name": STR, "kind": STR}), "external_id": STR, "account": OBJ, "name": STR,

@@ -58,6 +58,7 @@ def summary(engine: Engine, ws: int, connection_id: Any) -> dict[str, Any]:
         has_trend = _S.c.trend.is_not(None)
         risers = _accounts(conn, cid, sa.and_(has_trend, _S.c.trend > 0), (_S.c.trend.desc(), _S.c.id), TOP)
         fallers = _accounts(conn, cid, sa.and_(has_trend, _S.c.trend < 0), (_S.c.trend.asc(), _S.c.id), TOP)
+        top = _accounts(conn, cid, _S.c.relationship.is_not(None), (_S.c.relationship.desc(), _S.c.id), TOP)
         at_risk = _accounts(conn, cid, _S.c.at_risk.is_(True), (_S.c.tier.asc(), _S.c.relationship.desc(), _S.c.id),
                             AT_RISK_SHOWN)
     count, rel, exp, scored_at, version, risky = stats
@@ -71,7 +72,7 @@ def summary(engine: Engine, ws: int, connection_id: Any) -> dict[str, Any]:
         "histograms": histograms,
         "tiers": {t: int(tiers.get(t, 0)) for t in ("A", "B", "C")},
         "at_risk_count": int(risky or 0),
-        "risers": risers, "fallers": fallers, "at_risk": at_risk,
+        "top": top, "risers": risers, "fallers": fallers, "at_risk": at_risk,
     }
 
 
