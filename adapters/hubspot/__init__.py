@@ -82,11 +82,11 @@ class HubSpotAdapter:
     def parse_webhook(self, headers: Mapping[str, str], body: bytes, url: str,
                       method: str = "POST") -> list[WebhookEvent]:
         """Verify (v3 signature, 5-minute window) and parse one webhook request."""
-        secret = self.client.secrets.get("app_secret") or self.client.secrets.get("client_secret")
+        secret = webhooks.signing_secret(self.client.secrets)
         if not secret:
-            raise ConfigError("this HubSpot connection has no app secret to check webhook signatures",
+            raise ConfigError("this HubSpot connection has no secret to check webhook signatures",
                               crm="hubspot", hint="reconnect with --app-secret (private app) or an OAuth client")
-        return webhooks.parse(headers, body, url, method, str(secret))
+        return webhooks.parse(headers, body, url, method, secret)
 
     def create_task(self, spec: TaskSpec) -> str:
         """A follow-up task associated with the company or contact."""

@@ -10,7 +10,8 @@ No authentication and no rate limits: these are for the test or demo that owns t
     PUT    limits                {enabled, burst, oauth_burst, window_s, daily, search_per_second}
     PUT    config                {search_lag_s, filters_per_group, filters_total, token_ttl_s}
     POST   mutate                {count, seed?, kinds?} -> {applied: [{kind, objectType, id}]}
-    PUT    webhooks              {targetUrl, subscriptions: [{subscriptionType, propertyName?}],
+    PUT    webhooks              {targetUrl, app: "private"|"public" (whose secret signs),
+                                  subscriptions: [{subscriptionType, propertyName?}],
                                   maxConcurrentRequests, maxBatch, batchWindowSeconds, retryHorizonSeconds,
                                   maxRetries, timeoutSeconds}
     GET    webhooks/deliveries   every delivery attempt: batch, attemptNumber, events, status, error
@@ -29,7 +30,7 @@ from werkzeug.wrappers import Request
 
 from sandbox.hubspot.errors import ApiError, not_found, validation
 from sandbox.hubspot.faults import FaultConfig
-from sandbox.hubspot.webhooks import parse_subscriptions
+from sandbox.hubspot.webhooks import APPS, parse_subscriptions
 
 if TYPE_CHECKING:
     from sandbox.hubspot.sandbox import HubSpotSandbox
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 LIMIT_KEYS = {"enabled": bool, "burst": int, "oauth_burst": int, "window_s": float, "daily": int,
               "search_per_second": int}
 CONFIG_KEYS = {"search_lag_s": float, "filters_per_group": int, "filters_total": int, "token_ttl_s": float}
-WEBHOOK_KEYS = {"targetUrl": "target_url", "maxConcurrentRequests": "max_concurrent",
+WEBHOOK_KEYS = {"targetUrl": "target_url", "app": "app", "maxConcurrentRequests": "max_concurrent",
                 "batchWindowSeconds": "batch_window_s", "maxBatch": "max_batch",
                 "retryHorizonSeconds": "retry_horizon_s", "maxRetries": "max_retries", "timeoutSeconds": "timeout_s"}
 
@@ -133,6 +134,9 @@ def configure_webhooks(sb: HubSpotSandbox, body: Any) -> None:
             if attr == "target_url":
                 if value is not None and not str(value).startswith(("http://", "https://")):
                     raise validation("targetUrl must be an absolute http(s) URL.")
+            elif attr == "app":
+                if value not in APPS:
+                    raise validation(f"app must be one of {', '.join(APPS)} (whose secret signs the requests).")
             elif attr in ("max_concurrent", "max_batch", "max_retries"):
                 value = int(value)
                 if value < 1 or (attr == "max_batch" and value > 100):
@@ -148,4 +152,4 @@ def webhooks_json(sb: HubSpotSandbox) -> dict[str, Any]:
     return {"targetUrl": s.target_url, "maxConcurrentRequests": s.max_concurrent,
             "batchWindowSeconds": s.batch_window_s, "maxBatch": s.max_batch,
             "retryHorizonSeconds": s.retry_horizon_s, "maxRetries": s.max_retries, "timeoutSeconds": s.timeout_s,
-            "subscriptions": [sub.json() for sub in s.subscriptions], "appId": sb.oauth.private_app_id}
+            "subscriptions": [sub.json() for sub in s.subscriptions], "app": s.app, "appId": sb.webhooks.apps[s.app][0]}

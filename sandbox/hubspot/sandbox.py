@@ -25,7 +25,7 @@ from sandbox.hubspot.seed import Seeded, seed
 from sandbox.hubspot.server import App
 from sandbox.hubspot.store import Portal
 from sandbox.hubspot.values import now_ms
-from sandbox.hubspot.webhooks import WebhookSender, WebhookSettings, parse_subscriptions
+from sandbox.hubspot.webhooks import APPS, WebhookSender, WebhookSettings, parse_subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class HubSpotSandbox:
                  webhook_subscriptions: list[dict[str, Any]] | None = None,
                  webhook_retry_horizon_s: float = 86_400.0, webhook_batch_window_s: float = 0.05,
                  webhook_timeout_s: float = 5.0, webhook_max_concurrent: int = 10,
-                 engagements: bool = True) -> None:
+                 webhook_app: str = "private", engagements: bool = True) -> None:
         self.size, self.seed, self.accounts = size, seed, accounts
         self.engagements = engagements  # False: no calls/emails/meetings (about half the memory on big worlds)
         self._bundles = list(bundles) if bundles is not None else None  # kept for reset()
@@ -79,9 +79,14 @@ class HubSpotSandbox:
         self.faults, self.stats = Faults(), Stats()
         subs = parse_subscriptions(webhook_subscriptions if webhook_subscriptions is not None
                                    else DEFAULT_SUBSCRIPTIONS if webhook_url else [], start_id=100_001)
-        self.webhooks = WebhookSender(self.portal_id, self.oauth.private_app_id, self.oauth.app_secret,
-                                      WebhookSettings(webhook_url, webhook_max_concurrent, webhook_batch_window_s,
-                                                      100, webhook_retry_horizon_s, 10, webhook_timeout_s, subs))
+        if webhook_app not in APPS:
+            raise ValueError(f"webhook_app must be one of {', '.join(APPS)}, not {webhook_app!r}")
+        # a private app signs with its own secret, a public (OAuth) app with its client secret
+        apps = {"private": (self.oauth.private_app_id, self.oauth.app_secret),
+                "public": (self.oauth.public_app_id, self.oauth.client_secret)}
+        self.webhooks = WebhookSender(self.portal_id, apps, WebhookSettings(
+            webhook_url, webhook_app, webhook_max_concurrent, webhook_batch_window_s, 100, webhook_retry_horizon_s,
+            10, webhook_timeout_s, subs))
         self.store.listeners.append(self.webhooks.on_store_events)
         self.seeded = Seeded()
         self.objects_api = ObjectsApi(self.store, "", self.search_limits)

@@ -7,6 +7,7 @@ import json
 import pytest
 from hubspot.utils.signature import Signature
 
+from adapters.hubspot import settings as hs_settings
 from adapters.hubspot import webhooks
 from connector.errors import WebhookRejected
 
@@ -52,6 +53,32 @@ def test_uri_escapes_are_decoded_as_documented():
     encoded = "https://example.com/hook%3Fa%3D1%2C2%40x%21%24%27%28%29%2A%3B%3Aok%2Fz%20space"
     assert webhooks.decode_uri(encoded) == "https://example.com/hook?a%3D1,2@x!$'()*;:ok/z%20space"
     assert webhooks.decode_uri("https://e.com/a%3fb%2cc") == "https://e.com/a?b,c"
+    # one pass over the escapes: an escaped percent sign stays, so "%253A" is not read as ":"
+    assert webhooks.decode_uri("https://e.com/a?v=%253A%25%2F") == "https://e.com/a?v=%253A%25/"
+
+
+def test_receiver_decodes_exactly_as_the_sandbox_signs():
+    import random
+
+    from sandbox.hubspot.webhooks import signed_uri
+
+    pieces = [*hs_settings.URI_DECODES, "%3a", "%2f", "%25", "%20", "%3D", "%", "3A", "a", "/", "?", "&", "="]
+    rng = random.Random(4)
+    for _ in range(500):
+        url = "https://rapport.example.com/webhooks/hubspot?" + "".join(rng.choices(pieces, k=rng.randrange(12)))
+        assert webhooks.decode_uri(url) == signed_uri(url), url
+
+
+@pytest.mark.parametrize(("secrets", "expected"), [
+    ({"access_token": "pat-na1-x", "app_secret": "private-secret"}, "private-secret"),
+    ({"access_token": "pat-na1-x"}, None),
+    # a public app signs with its client secret, even if an app secret was stored too
+    ({"client_id": "c", "client_secret": "client-secret", "refresh_token": "r", "app_secret": "other"},
+     "client-secret"),
+    ({"refresh_token": "r", "client_secret": "client-secret"}, "client-secret"),
+])
+def test_signing_secret_follows_the_kind_of_app(secrets, expected):
+    assert webhooks.signing_secret(secrets) == expected
 
 
 NOW = 1_750_000_000.0

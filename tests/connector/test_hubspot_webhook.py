@@ -122,7 +122,8 @@ def test_refused_requests_store_nothing(hook, case):
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_sandbox_deliveries_are_stored_once_each(make_settings, db_url):
+@pytest.mark.parametrize(("app", "connected_as"), [("private", "private"), ("public", "oauth"), ("public", "private")])
+def test_sandbox_deliveries_are_stored_once_each(make_settings, db_url, app, connected_as):
     import threading
 
     from werkzeug.serving import make_server
@@ -130,26 +131,37 @@ def test_sandbox_deliveries_are_stored_once_each(make_settings, db_url):
     from sandbox.hubspot import HubSpotSandbox
 
     settings = make_settings(DATABASE_URL=db_url)
-    app = create_app(settings)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    app_ = create_app(settings)
+    server = make_server("127.0.0.1", 0, app_, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{server.server_port}/webhooks/hubspot"
+    # the query string carries escapes that the v3 signature covers decoded
+    url = f"http://127.0.0.1:{server.server_port}/webhooks/hubspot?tenant=acme%3Aeu&t=a%2Cb%20c"
     sb = HubSpotSandbox(size="small", seed=4, accounts=10, rate_limits=False, webhook_url=url,
-                        webhook_batch_window_s=0.02).start()
+                        webhook_batch_window_s=0.02, webhook_app=app, webhook_retry_horizon_s=0.5).start()
     engine = make_engine(settings.sqlalchemy_url)
+    info = sb.info
+    # a public (OAuth) app signs with its client secret, a private app with its own secret
+    secrets = ({"access_token": info["access_token"], "app_secret": info["app_secret"]} if connected_as == "private"
+               else {"client_id": info["client_id"], "client_secret": info["client_secret"],
+                     "refresh_token": "na1-refresh", "app_secret": info["app_secret"]})
     try:
         create_connection(engine, settings, kind="hubspot", name="hs", external_org_id=str(sb.portal_id),
-                          secrets={"access_token": sb.info["access_token"], "app_secret": sb.info["app_secret"]})
+                          secrets=secrets)
         sb.mutate(30, seed=2)
         assert sb.webhooks.flush(timeout=20)
         deliveries = list(sb.webhooks.deliveries)
+        rows = _stored(engine)
+        if app == "public" and connected_as == "private":  # signed with a secret this connection does not hold
+            assert deliveries and {d["status"] for d in deliveries} == {401}
+            assert rows == []
+            return
         assert deliveries and all(d["status"] == 200 for d in deliveries), deliveries[:3]
         sent = sum(d["events"] for d in deliveries)
-        rows = _stored(engine)
         assert len(rows) == sent  # every event of every batch, none twice
         assert {r.kind for r in rows} >= {"created", "updated"}
         assert all(r.payload["portalId"] == sb.portal_id for r in rows)
+        assert {r.payload["appId"] for r in rows} == {info["app_id"] if app == "private" else sb.oauth.public_app_id}
     finally:
         sb.stop()
         server.shutdown()

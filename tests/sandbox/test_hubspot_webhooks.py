@@ -97,6 +97,30 @@ def test_ui_changes_merges_and_deletions():
     assert deletion["objectId"] == int(other.id) and deletion["changeFlag"] == "DELETED"
 
 
+def test_a_public_app_signs_with_its_client_secret():
+    with Receiver() as rx:
+        sb = _sandbox(rx.url)
+        try:
+            hook = sb.api_base + "/__sandbox__/webhooks"
+            assert requests.put(hook, json={"app": "marketplace"}, timeout=10).status_code == 400
+            answer = requests.put(hook, json={"app": "public"}, timeout=10).json()
+            assert answer["app"] == "public" and answer["appId"] == sb.oauth.public_app_id != sb.info["app_id"]
+            client(sb).crm.contacts.basic_api.create({"properties": {"email": "public@example.com"}})
+            assert sb.webhooks.flush(10)
+        finally:
+            sb.stop()
+    assert rx.requests
+    uri = rx.url.replace("%3A", ":").replace("%2C", ",")
+    for r in rx.requests:
+        h = {k.lower(): v for k, v in r["headers"].items()}
+        for secret, valid in ((sb.info["client_secret"], True), (sb.info["app_secret"], False)):
+            assert Signature.is_valid(h["x-hubspot-signature-v3"], secret, r["body"], http_uri=uri,
+                                      http_method="POST", signature_version="v3",
+                                      timestamp=h["x-hubspot-request-timestamp"]) is valid
+            assert Signature.is_valid(h["x-hubspot-signature"], secret, r["body"], signature_version="v1") is valid
+        assert {e["appId"] for e in r["events"]} == {sb.oauth.public_app_id}
+
+
 def test_batches_hold_at_most_100_events_and_at_most_10_requests_fly():
     with Receiver(delay=0.15) as rx:
         sb = _sandbox(rx.url, webhook_subscriptions=[{"subscriptionType": "contact.creation"}])
