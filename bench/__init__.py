@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench import pipeline, scoring, storage, world
+from bench import pipeline, scoring, storage, web, world
 from bench.context import BenchContext
 
 Figures = dict[str, float | int | str]
@@ -23,4 +23,5 @@ SECTIONS: dict[str, Callable[[BenchContext], Figures]] = {
     "storage": storage.run,
     "scoring": scoring.run,
     "pipeline": pipeline.run,
+    "web": web.run,
 }
