@@ -12,7 +12,6 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
 
 import redis
 import sqlalchemy as sa
@@ -208,8 +207,3 @@ class LoginThrottle:
     def succeeded(self, address: str, email: str) -> None:
         """Forget the failures of this address and email."""
         self.conn.delete(self._key(address, email))
-
-
-def last_used_text(value: datetime | None) -> str:
-    """'never' or the ISO time a token was last used."""
-    return "never" if value is None else value.isoformat(timespec="seconds")

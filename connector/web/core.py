@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 
 from flask import (
     Flask,
-    Response,
     current_app,
     g,
     jsonify,
@@ -25,6 +24,7 @@ from flask import (
     url_for,
 )
 from sqlalchemy.engine import Engine
+from werkzeug.wrappers import Response
 
 from connector import auth
 from connector.config import Settings

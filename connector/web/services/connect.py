@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import re
 import secrets
 from typing import Any
@@ -238,17 +237,3 @@ def _finish_salesforce(engine: Engine, settings: Settings, pending: dict[str, An
     return create_connection(engine, settings, kind=S.CRM, name=pending["name"], secrets=secrets_,
                              instance_url=token.instance_url, external_org_id=token.organization_id,
                              options=options | {"auth": "oauth"}, workspace=pending["workspace"])
-
-
-def describe_pending(settings: Settings, state: str) -> dict[str, Any] | None:
-    """The name and kind of a pending install (for messages), or None."""
-    token = redis_for(settings).get(_pending_key(state))
-    if not token:
-        return None
-    data = vault_for(settings).decrypt(token.decode() if isinstance(token, bytes) else token)
-    return {"name": data.get("name"), "kind": data.get("kind")}
-
-
-def dumps(value: Any) -> str:
-    """JSON text (for logging pending installs without their secrets)."""
-    return json.dumps({k: v for k, v in value.items() if "secret" not in k and k != "code_verifier"})

@@ -49,7 +49,7 @@ def summary(engine: Engine, ws: int, connection_id: Any) -> dict[str, Any]:
                                        sa.func.max(_S.c.scored_at), sa.func.max(_S.c.model_version),
                                        sa.func.sum(sa.case((_S.c.at_risk, 1), else_=0)))
                              .where(_S.c.connection_id == cid, _S.c.object == "account")).one()
-        tiers = dict(conn.execute(sa.select(_S.c.tier, sa.func.count()).where(
+        tiers: dict[str, int] = dict(conn.execute(sa.select(_S.c.tier, sa.func.count()).where(
             _S.c.connection_id == cid, _S.c.object == "account").group_by(_S.c.tier)).all())
         contacts = conn.execute(sa.select(sa.func.count()).where(_S.c.connection_id == cid,
                                                                  _S.c.object == "contact")).scalar_one()
