@@ -1,18 +1,18 @@
 """The fast lane of `store.upsert`: values converted once per column type and sent straight to the driver.
 
-PostgreSQL gets the rows by COPY into a staging table; SQLite one prepared statement and `executemany`.
+SQLite gets one prepared statement and `executemany`; PostgreSQL one JSON document per statement.
 """
 
 # SQLAlchemy's per-row parameter processing costs more than the database's own work on a bulk
 # load, so for the plain column types of the model the INSERT … ON CONFLICT is rendered once and
-# values are converted here exactly as the SQLAlchemy types would (UTC-aware datetimes, naive ones
-# refused; ISO text dates and datetimes on SQLite; JSON text). Other column types take the
-# SQLAlchemy path.
+# values are converted here exactly as the SQLAlchemy types would: UTC-aware datetimes (naive ones
+# refused), ISO text for dates and datetimes on SQLite, JSON text for JSON columns (a None there
+# is JSON null). Other column types, and values JSON cannot carry, take the SQLAlchemy path.
 
 from __future__ import annotations
 
 import json
-import zlib
+import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -25,7 +25,9 @@ from sqlalchemy.engine import Connection as SAConnection
 
 from connector.model import UTCDateTime
 
-Converter = Callable[..., Any] | None  # a function, or a class whose instances convert (one per call)
+PG_ROWS_PER_STATEMENT = 5000
+
+Converter = Callable[..., Any] | None
 
 
 def _utc_text(value: datetime) -> str:
@@ -38,12 +40,8 @@ def _utc_text(value: datetime) -> str:
     return value.isoformat(" ", "microseconds")[:26]
 
 
-class _UtcSqlite:
-    """Marks the datetime columns of a SQLite plan: they are formatted a column at a time."""
-
-
-def _utc_column(column: Sequence[datetime | None], done: list[tuple[Sequence[Any], list[Any]]]) -> list[Any]:
-    """UTC text for one column, reusing text already made for the very same datetime object.
+def _utc_sqlite(column: Sequence[datetime | None], done: list[tuple[Sequence[Any], list[Any]]]) -> list[Any]:
+    """UTC text for one column, reusing the text already made for the very same datetime object.
 
     Rows repeat datetime objects (one `synced_at` for a whole page, `modified_at` often the very
     object of `created_at`), and formatting is the costliest step of a row.
@@ -67,6 +65,14 @@ def _utc_column(column: Sequence[datetime | None], done: list[tuple[Sequence[Any
     return out
 
 
+def _utc_pg(column: Sequence[datetime | None], done: list[tuple[Sequence[Any], list[Any]]]) -> Sequence[Any]:
+    """Aware datetimes pass as they are (the JSON carries their offset); naive ones are refused."""
+    for value in column:
+        if value is not None and value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: Rapport stores timezone-aware UTC only")
+    return column
+
+
 _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
@@ -81,12 +87,6 @@ def _json_text(value: Any) -> str:
         return json.dumps(value)
 
 
-def _utc_pg(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r}: Rapport stores timezone-aware UTC only")
-    return value
-
-
 def _date_sqlite(value: date | None) -> str | None:
     if value is None:
         return None
@@ -97,11 +97,15 @@ def _date_sqlite(value: date | None) -> str | None:
     return value.isoformat()
 
 
+def _finite(value: float | None) -> bool:
+    return value is None or math.isfinite(value)
+
+
 def _converter(column: sa.Column, dialect: sa.Dialect) -> tuple[bool, Converter]:
-    """(supported, converter or None for pass-through) for one column."""
+    """(supported, how values of this column are converted: None to pass them as they are)."""
     sqlite = dialect.name == "sqlite"
     if isinstance(column.type, UTCDateTime):
-        return True, _UtcSqlite if sqlite else _utc_pg
+        return True, _utc_sqlite if sqlite else _utc_pg
     impl = column.type.dialect_impl(dialect)
     if isinstance(impl, sa.JSON):
         return True, getattr(dialect, "_json_serializer", None) or _json_text
@@ -111,7 +115,9 @@ def _converter(column: sa.Column, dialect: sa.Dialect) -> tuple[bool, Converter]
         return False, None
     if isinstance(impl, sa.Date):
         return True, _date_sqlite if sqlite else None
-    if isinstance(impl, sa.Integer | sa.String | sa.Float | sa.Boolean):
+    if isinstance(impl, sa.Float):
+        return True, None if sqlite else _finite  # JSON has no NaN or infinity
+    if isinstance(impl, sa.Integer | sa.String | sa.Boolean):
         return True, None
     return False, None
 
@@ -129,24 +135,28 @@ def _plan(
         if not ok:
             return None
         converters.append(convert)
-    return converters, _upsert_sql(dialect, table.name, columns, keys, update)
-
-
-def _upsert_sql(
-    dialect: sa.Dialect, table: str, columns: Sequence[str], keys: Sequence[str], update: Sequence[str], source: str = ""
-) -> str:
-    """INSERT … ON CONFLICT from one row of placeholders (SQLite) or from a staging table (PostgreSQL)."""
     quote = dialect.identifier_preparer.quote
-    names = ", ".join(quote(c) for c in columns)
-    if source:
-        body = f"SELECT {names} FROM {source}"
-    else:
+    if dialect.name == "sqlite":
         body = "VALUES (" + ", ".join("?" for _ in columns) + ")"
+    else:
+        # One JSON array of row objects per statement, typed by the table's own column types;
+        # JSON columns travel as JSON text and are parsed by the server.
+        fields, select = [], []
+        for name in columns:
+            column = table.c[name]
+            if isinstance(column.type.dialect_impl(dialect), sa.JSON):
+                fields.append(f"{quote(name)} text")
+                select.append(f"COALESCE(x.{quote(name)}::jsonb, 'null'::jsonb)")
+            else:
+                fields.append(f"{quote(name)} {column.type.compile(dialect=dialect)}")
+                select.append(f"x.{quote(name)}")
+        body = f"SELECT {', '.join(select)} FROM json_to_recordset(%s::json) AS x({', '.join(fields)})"
+    names = ", ".join(quote(c) for c in columns)
     conflict = ", ".join(quote(k) for k in keys)
+    action = "DO NOTHING"
     if update:
-        sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in update)
-        return f"INSERT INTO {quote(table)} ({names}) {body} ON CONFLICT ({conflict}) DO UPDATE SET {sets}"
-    return f"INSERT INTO {quote(table)} ({names}) {body} ON CONFLICT ({conflict}) DO NOTHING"
+        action = "DO UPDATE SET " + ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in update)
+    return converters, f"INSERT INTO {quote(table.name)} ({names}) {body} ON CONFLICT ({conflict}) {action}"
 
 
 def fast_upsert(
@@ -164,8 +174,8 @@ def fast_upsert(
     if plan is None:
         return False
     converters, sql = plan
-    pick = itemgetter(*columns)
     width = len(columns)
+    pick = itemgetter(*columns)
     try:
         picked = [pick(row) for row in rows if len(row) == width]
         if len(picked) != len(rows):
@@ -175,52 +185,41 @@ def fast_upsert(
         raise ValueError(
             f"row {number} of {table.name} has columns {sorted(row)}, the first row {sorted(columns)}"
         ) from None
-    if width == 1:
-        picked = [(v,) for v in picked]
     # Convert column by column: one tight loop per converted column instead of calls per row.
-    values: list[Sequence[Any]] = list(zip(*picked, strict=True))
+    values: list[Sequence[Any]] = list(zip(*picked, strict=True)) if width > 1 else [picked]
     done: list[tuple[Sequence[Any], list[Any]]] = []  # datetime columns already formatted
     for i, convert in enumerate(converters):
-        if convert is _UtcSqlite:
-            formatted = _utc_column(values[i], done)
-            done.append((values[i], formatted))
-            values[i] = formatted
+        if convert is _utc_sqlite or convert is _utc_pg:
+            converted = convert(values[i], done)
+            done.append((values[i], converted))
+            values[i] = converted
+        elif convert is _finite:
+            if not all(map(_finite, values[i])):
+                return False
         elif convert is not None:
             values[i] = list(map(convert, values[i]))
     params = list(zip(*values, strict=True))
     if bind.dialect.name == "sqlite":
         bind.exec_driver_sql(sql, params)
-    else:
-        _pg_copy(bind, table.name, columns, tuple(keys), tuple(update), params)
-    return True
+        return True
+    return _pg_json(bind, sql, columns, keys, params)
 
 
-def _pg_copy(
-    bind: SAConnection,
-    table: str,
-    columns: tuple[str, ...],
-    keys: tuple[str, ...],
-    update: tuple[str, ...],
-    params: Sequence[Sequence[Any]],
-) -> None:
-    """COPY the rows into a per-connection staging table, then one INSERT … SELECT … ON CONFLICT."""
-    quote = bind.dialect.identifier_preparer.quote
-    names = ", ".join(quote(c) for c in columns)
-    stage = quote(f"_rapport_stage_{table}_{zlib.crc32(','.join(columns).encode()):08x}")
+def _pg_json(
+    bind: SAConnection, sql: str, columns: tuple[str, ...], keys: Sequence[str], params: list[tuple[Any, ...]]
+) -> bool:
     # One statement may not touch a row twice (ON CONFLICT DO UPDATE refuses), so the last row
     # per key wins, as it would had the rows been sent one by one.
     key_index = [columns.index(k) for k in keys]
-    latest = {tuple(values[i] for i in key_index): values for values in params}
-    driver = bind.connection.driver_connection
-    assert driver is not None
-    with driver.cursor() as cur:
-        # The staging table lives as long as the connection and is emptied at every commit.
-        cur.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "
-            f"AS SELECT {names} FROM {quote(table)} WITH NO DATA"
-        )
-        with cur.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
-            for values in latest.values():
-                copy.write_row(values)
-        cur.execute(_upsert_sql(bind.dialect, table, columns, keys, update, source=stage))
-        cur.execute(f"DELETE FROM {stage}")
+    latest = {tuple(row[i] for i in key_index): row for row in params}
+    rows = [dict(zip(columns, row, strict=True)) for row in latest.values()]
+    try:  # every document is made before the first is sent, so a refusal leaves nothing half done
+        documents = [
+            orjson.dumps(rows[start : start + PG_ROWS_PER_STATEMENT]).decode()
+            for start in range(0, len(rows), PG_ROWS_PER_STATEMENT)
+        ]
+    except TypeError:  # a value JSON cannot carry (a Decimal, a huge int): SQLAlchemy adapts it
+        return False
+    for document in documents:
+        bind.exec_driver_sql(sql, (document,))
+    return True
