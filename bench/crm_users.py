@@ -20,7 +20,7 @@ class CrmUser(Protocol):
 
     kind: str
 
-    def win_deal(self, account_id: str, n: int) -> None: ...
+    def win_deal(self, account_id: str, n: int) -> str: ...
 
     def scores(self, account_ids: Sequence[str]) -> dict[str, float | None]: ...
 
@@ -40,12 +40,12 @@ class SalesforceUser:
                              version=sf.API_VERSION)
         self.field = sf.SCORE_FIELDS["relationship_score"]
 
-    def win_deal(self, account_id: str, n: int) -> None:
-        """Create a closed-won renewal on the account."""
+    def win_deal(self, account_id: str, n: int) -> str:
+        """Create a closed-won renewal on the account; its id."""
         opportunity: Any = self.sf.Opportunity  # SFType, resolved by attribute at run time
-        opportunity.create({"AccountId": account_id, "Name": f"Bench renewal {n}", "StageName": "Closed Won",
+        return str(opportunity.create({"AccountId": account_id, "Name": f"Bench renewal {n}", "StageName": "Closed Won",
                                     "CloseDate": datetime.now(UTC).date().isoformat(), "Amount": BIG_WIN,
-                                    "Type": "Renewal"})
+                                    "Type": "Renewal"})["id"])
 
     def scores(self, account_ids: Sequence[str]) -> dict[str, float | None]:
         """The relationship score field of these accounts, as the CRM shows it."""
@@ -68,8 +68,8 @@ class HubSpotUser:
         self.client = HubSpot(access_token=info["access_token"], host=info["api_base"])
         self.prop = hs.SCORE_PROPERTIES["relationship_score"]
 
-    def win_deal(self, account_id: str, n: int) -> None:
-        """Create a closed-won deal associated with the company."""
+    def win_deal(self, account_id: str, n: int) -> str:
+        """Create a closed-won deal associated with the company; its id."""
         from hubspot.crm.deals import (
             AssociationSpec,
             PublicAssociationsForObject,
@@ -85,7 +85,7 @@ class HubSpotUser:
                 to=PublicObjectId(id=account_id),
                 types=[AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=5)])],
         )
-        self.client.crm.deals.basic_api.create(simple_public_object_input_for_create=body)
+        return str(self.client.crm.deals.basic_api.create(simple_public_object_input_for_create=body).id)
 
     def scores(self, account_ids: Sequence[str]) -> dict[str, float | None]:
         """The relationship score property of these companies, as the CRM shows it."""

@@ -142,6 +142,26 @@ def _guarded(
         return result
 
 
+JOB_MODULES = ("connector.freshness", "connector.sync", "connector.scoring", "connector.writeback", "connector.alerts")
+
+
+def preload() -> None:
+    """Import what jobs run, once, in the worker's parent: each job's forked process then starts warm.
+
+    Adapter packages may list lazily imported modules of their own in a `PRELOAD` tuple.
+    """
+    import importlib
+
+    from adapters import ADAPTERS
+
+    for name in JOB_MODULES:
+        importlib.import_module(name)
+    for path in ADAPTERS.values():
+        package = importlib.import_module(path.partition(":")[0])
+        for name in getattr(package, "PRELOAD", ()):
+            importlib.import_module(name)
+
+
 def sync_job(connection_id: int, full: bool = False, trigger: str = "manual") -> Any:
     """Pull the connection's changes (or everything, `full`) from the CRM into the unified tables."""
 

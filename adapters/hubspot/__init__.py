@@ -22,6 +22,11 @@ from adapters.base import (
 from adapters.hubspot import webhooks
 from connector.errors import ConfigError
 
+# Imported lazily here (the web process needs none of it); a worker preloads it before forking jobs.
+PRELOAD = ("adapters.hubspot.client", "adapters.hubspot.reads", "adapters.hubspot.writes", "hubspot.crm.objects",
+           "hubspot.crm.companies", "hubspot.crm.contacts", "hubspot.crm.deals", "hubspot.crm.tickets",
+           "hubspot.crm.associations.v4", "hubspot.crm.pipelines", "hubspot.crm.properties")
+
 if TYPE_CHECKING:
     from adapters.hubspot.client import HubSpotClient
     from adapters.hubspot.reads import Reader

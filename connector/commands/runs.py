@@ -84,6 +84,9 @@ def worker(burst: bool, name: str | None) -> None:
         click.echo("no REDIS_URL: working the in-process queue and dispatching schedules in this process")
         _embedded_loop(settings, burst=burst)
         return
+    from connector.jobs import preload
+
+    preload()  # jobs fork from this process: import their code once, here
     worker_for(settings, name=name).work(burst=burst, with_scheduler=True)
 
 
