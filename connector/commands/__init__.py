@@ -7,6 +7,7 @@ import click
 from connector.commands import (
     bench,
     connections,
+    demo,
     hubspot,
     ops,
     runs,
@@ -18,6 +19,7 @@ from connector.commands import (
 )
 
 COMMANDS: list[click.Command] = [
+    *demo.COMMANDS,
     *ops.COMMANDS,
     *runs.COMMANDS,
     *connections.COMMANDS,
