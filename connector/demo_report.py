@@ -18,7 +18,7 @@ def pick_targets(engine: Engine, connection_id: int) -> dict[str, tuple[str, str
     The deal goes to the weakest relationship that has an open deal; the escalation to the newest
     open, unescalated case of another account (the case that just came in), so both show.
     """
-    s, d, c = (m.__table__ for m in (Score, Deal, Case))  # type: ignore[attr-defined]
+    s, d, c = Score.__table__, Deal.__table__, Case.__table__  # type: ignore[attr-defined]
     joined = sa.and_(s.c.connection_id == connection_id, s.c.object == "account")
     with engine.connect() as conn:
         deal = conn.execute(
@@ -55,9 +55,9 @@ def figures(engine: Engine, connection_id: int, targets: dict[str, dict[str, str
     with engine.connect() as conn:
         runs = conn.execute(sa.select(r.c.kind, r.c.trigger, r.c.counts, r.c.api_calls)
                             .where(r.c.connection_id == connection_id).order_by(r.c.id)).all()
-        events = dict(conn.execute(sa.select(e.c.status, sa.func.count()).where(e.c.connection_id == connection_id)
+        events: dict[str, int] = dict(conn.execute(sa.select(e.c.status, sa.func.count()).where(e.c.connection_id == connection_id)
                                    .group_by(e.c.status)).all())
-    scored = next((run.counts for run in runs if run.kind == "score"), {}) or {}
+    scored: dict[str, Any] = next((dict(run.counts or {}) for run in runs if run.kind == "score"), {})
     written = fields = 0
     for run in runs:
         if run.kind != "writeback":
