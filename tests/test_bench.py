@@ -39,10 +39,12 @@ def test_bench_on_the_small_world_prints_a_table_and_writes_json(tmp_path: Path)
     world, storage = payload["sections"]["world"], payload["sections"]["storage"]
     assert world["accounts"] == 100
     assert world["records"] == sum(world[k] for k in ("accounts", "contacts", "deals", "cases", "activities"))
-    for key in ("records_per_s", "peak_rss_delta_mb", "peak_rss_delta_mb_small", "tracemalloc_peak_mb"):
+    for key in ("records_per_s", "records_per_cpu_s", "peak_rss_delta_mb", "peak_rss_delta_mb_small",
+                "tracemalloc_peak_mb"):
         assert world[key] >= 0, key
     assert storage["rows"] == world["records"]
-    for key in ("sqlite_rows_per_s", "pg_rows_per_s", "sqlite_peak_rss_delta_mb", "pg_peak_rss_delta_mb"):
+    for key in ("sqlite_rows_per_s", "pg_rows_per_s", "sqlite_rows_per_cpu_s", "pg_rows_per_cpu_s",
+                "sqlite_peak_rss_delta_mb", "pg_peak_rss_delta_mb"):
         assert storage[key] > 0, key
     assert "records_per_s" in result.output and "pg_rows_per_s" in result.output
     assert _scratch_databases() == set()
