@@ -6,6 +6,7 @@ raw facts behind each component (what a rep can check in the CRM).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -23,7 +24,7 @@ MINUS = "\u2212"
 
 def whole(x: float) -> int:
     """A count for display: rounded, 0 when unknown or negative."""
-    return int(round(x)) if np.isfinite(x) and x > 0 else 0
+    return int(round(x)) if math.isfinite(x) and x > 0 else 0
 
 
 def signed(points: float) -> str:
@@ -34,7 +35,7 @@ def signed(points: float) -> str:
 
 def money(amount: float) -> str:
     """$950, $24k, $1.2M."""
-    a = abs(float(amount)) if np.isfinite(amount) else 0.0
+    a = abs(float(amount)) if math.isfinite(amount) else 0.0
     if a >= 1e6:
         return f"${a / 1e6:.1f}M".replace(".0M", "M")
     if a >= 1e3:
@@ -76,7 +77,14 @@ def _years(days: float) -> str:
 def account_texts(acc: AccountFeatures, exp_signals: dict[str, np.ndarray], parts: dict[str, np.ndarray],
                   params: dict[str, Any]) -> dict[str, Callable[[int], str]]:
     """One function per component: account index -> the facts behind that component."""
-    c, w = acc.col, params["windows"]
+    w = params["windows"]
+    # plain Python lists: formatting a few reasons per record from numpy scalars costs several times more
+    lists = {k: v.tolist() for k, v in acc.cols.items()}
+    sig = {k: exp_signals[k].tolist() for k in ("load", "speed")}
+    part_l = {k: v.tolist() for k, v in parts.items()}
+
+    def c(name: str) -> list[float]:
+        return lists[name]
 
     def value(i: int) -> str:
         won = c("won_amount")[i]
@@ -87,21 +95,21 @@ def account_texts(acc: AccountFeatures, exp_signals: dict[str, np.ndarray], part
         return f"{plural(c('won_deals')[i], 'deal')} won in {span(w['frequency_days'])}, {talks} in {span(w['activity_days'])}"
 
     def recency(i: int) -> str:
-        d = np.fmin(c("days_since_won")[i], c("days_since_activity")[i])
-        if np.isfinite(d):
-            return f"last won deal or activity {ago(d)}"
+        known = [d for d in (c("days_since_won")[i], c("days_since_activity")[i]) if math.isfinite(d)]
+        if known:
+            return f"last won deal or activity {ago(min(known))}"
         age = c("age_days")[i]
-        return f"no won deal or activity since the account was created {ago(age)}" if np.isfinite(age) else "no won deal or activity"
+        return f"no won deal or activity since the account was created {ago(age)}" if math.isfinite(age) else "no won deal or activity"
 
     def tenure(i: int) -> str:
         d = c("days_since_first_won")[i]
-        return f"customer for {_years(d)}" if np.isfinite(d) and d > 0 else "not a customer yet (no deal won)"
+        return f"customer for {_years(d)}" if math.isfinite(d) and d > 0 else "not a customer yet (no deal won)"
 
     def breadth(i: int) -> str:
         return f"{plural(c('engaged_contacts')[i], 'contact')} engaged in {span(w['breadth_days'])}"
 
     def momentum(i: int) -> str:
-        moves = {p: abs(parts[p][i] - 0.5) if np.isfinite(parts[p][i]) else -1.0 for p in parts}
+        moves = {p: abs(part_l[p][i] - 0.5) if math.isfinite(part_l[p][i]) else -1.0 for p in part_l}
         part = max(moves, key=lambda p: moves[p])
         if part == "pipeline":
             pipe = c("open_pipeline")[i]
@@ -115,10 +123,10 @@ def account_texts(acc: AccountFeatures, exp_signals: dict[str, np.ndarray], part
         n = c("cases")[i]
         if not n > 0:
             return f"no support case in {span(w['case_days'])}"
-        return f"{-exp_signals['load'][i]:.1f} cases per contact per quarter ({plural(n, 'case')} in {span(w['case_days'])})"
+        return f"{-sig['load'][i]:.1f} cases per contact per quarter ({plural(n, 'case')} in {span(w['case_days'])})"
 
     def speed(i: int) -> str:
-        ratio = float(np.exp(-exp_signals["speed"][i]))
+        ratio = math.exp(-sig["speed"][i])
         if ratio >= 1:
             return f"cases resolved {ratio:.1f}× slower than usual for their priority"
         return f"cases resolved {1 / ratio:.1f}× faster than usual for their priority"
@@ -155,8 +163,10 @@ def slots(b: Breakdown, texts: dict[str, Callable[[int], str]]) -> tuple[np.ndar
     pts = np.take_along_axis(b.points, order, axis=1)
     keep = np.abs(pts) >= MIN_POINTS
     words = np.full((n, k), "", dtype=object)
-    for i, j in zip(*np.nonzero(keep), strict=True):
-        words[i, j] = texts[b.names[order[i, j]]](int(i))
+    rows, cols = np.nonzero(keep)
+    comp_of = order[rows, cols].tolist()
+    for i, j, k in zip(rows.tolist(), cols.tolist(), comp_of, strict=True):
+        words[i, j] = texts[b.names[k]](i)
     return np.where(keep, pts, 0.0), order, words
 
 
@@ -187,9 +197,12 @@ def assemble(points: np.ndarray, names: list[tuple[str, str]], component: np.nda
     unique, inverse = np.unique(key[keep], return_inverse=True)
     frags = np.empty(len(unique) + 1, dtype=object)
     frags[-1] = ""
-    for u, (c, t, i) in enumerate(zip((unique >> 36) // 4096, ((unique >> 36) % 4096) - 2048, unique & (2**36 - 1), strict=True)):
-        score, name = names[int(c)]
-        frags[u] = fragment(score, name, int(t) / 10.0, render(name, int(i)))
+    heads = ((unique >> 36) // 4096).tolist()
+    tenths_l = (((unique >> 36) % 4096) - 2048).tolist()
+    texts = (unique & (2**36 - 1)).tolist()
+    for u in range(len(heads)):
+        score, name = names[heads[u]]
+        frags[u] = fragment(score, name, tenths_l[u] / 10.0, render(name, texts[u]))
     cell = np.full(keep.shape, len(unique), dtype=np.int64)
     cell[keep] = inverse
     parts = frags[cell]

@@ -109,9 +109,11 @@ def score_accounts(acc: AccountFeatures, portfolio: Portfolio, params: dict[str,
     points = np.hstack([slots["relationship"][0], slots["experience"][0]])
     component = np.hstack([slots["relationship"][1], slots["experience"][1] + len(rel.names)])
     words = np.hstack([slots["relationship"][2], slots["experience"][2]])
-    cell = np.arange(words.size, dtype=np.int64).reshape(words.shape)
-    flat = words.ravel()
-    listed = drivers.assemble(points, names, component, cell, lambda _name, i: str(flat[i]))
+    # the same words (e.g. "no open deal") get one id, so they are rendered once
+    ids: dict[str, int] = {}
+    cell = np.array([ids.setdefault(w, len(ids)) for w in words.ravel().tolist()], dtype=np.int64).reshape(words.shape)
+    distinct = list(ids)
+    listed = drivers.assemble(points, names, component, cell, lambda _name, i: distinct[i])
     return Scored(acc.ids, rel, exp, tier, risk, trend, listed, slots)
 
 
