@@ -51,8 +51,8 @@ def progress_count(progress: dict[str, Any] | None) -> int:
 
 
 @contextmanager
-def watch_runs(engine: Any, connection_id: int, *, desc: str, unit: str = "records", every: float = 0.5,
-               enabled: bool | None = None) -> Iterator[tqdm]:
+def watch_runs(engine: Any, connection_id: int, *, desc: str, unit: str = " records", every: float = 0.5,
+               enabled: bool | None = None, file: IO[str] | None = None) -> Iterator[tqdm]:
     """Show the progress of the runs of one connection that start inside the block, per object."""
     import sqlalchemy as sa
 
@@ -62,7 +62,7 @@ def watch_runs(engine: Any, connection_id: int, *, desc: str, unit: str = "recor
     since = utcnow()
     stop = threading.Event()
     done: dict[tuple[int, str], int] = {}  # (run, object) -> records handled, as last reported
-    with bar(desc=desc, unit=unit, enabled=enabled) as b:
+    with bar(desc=desc, unit=unit, enabled=enabled, file=file) as b:
         if b.disable:
             yield b
             return
@@ -77,8 +77,8 @@ def watch_runs(engine: Any, connection_id: int, *, desc: str, unit: str = "recor
                     done[(run_id, obj)] = max(done.get((run_id, obj), 0), progress_count(progress))
                     if obj:
                         b.set_postfix_str(obj, refresh=False)
-                total = sum(done.values())
-                b.update(total - b.n)
+                if not b.update(sum(done.values()) - b.n):
+                    b.refresh()  # a new object or a quiet run still shows
 
         thread = threading.Thread(target=poll, name="progress", daemon=True)
         thread.start()
