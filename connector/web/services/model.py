@@ -4,6 +4,7 @@ published version on a connection's data, then publish.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,11 +14,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from connector import score_models
-from connector.backtest import run_backtest
+from connector.backtest import outcomes
 from connector.errors import ConfigError
 from connector.features import load_account_features
-from connector.model import RECORD_MODELS, utcnow
+from connector.model import RECORD_MODELS, SyncRun, utcnow
 from connector.web.services.common import Invalid, NotFound, connection_row
+from enrichment.backtest import evaluate
 from enrichment.params import EXPERIENCE_COMPONENTS, RELATIONSHIP_COMPONENTS
 from enrichment.scores import fit_portfolio, score_accounts
 
@@ -28,6 +30,9 @@ EDITABLE = (
 )
 BINS = 10
 _ACT = RECORD_MODELS["activity"].__table__  # type: ignore[attr-defined]
+_RUN = SyncRun.__table__  # type: ignore[attr-defined]
+CACHED_COMPARISONS = 16  # a comparison is recomputed only when the versions, dates or data change
+_compared: dict[tuple[Any, ...], dict[str, Any]] = {}
 
 
 def _get(params: dict[str, Any], path: str) -> Any:
@@ -117,11 +122,31 @@ def data_now(engine: Engine, connection_id: int) -> datetime:
     return min(latest, now)
 
 
-def _distribution(engine: Engine, cid: int, params: dict[str, Any], now: datetime) -> dict[str, Any]:
+def _feature_key(params: dict[str, Any]) -> str:
+    """What the feature load depends on: the windows and which priorities count as high."""
+    return json.dumps([params["windows"], params["experience"]["high_priorities"]], sort_keys=True)
+
+
+def _scored(engine: Engine, cid: int, models: list[dict[str, Any]], as_of: datetime, *, point_in_time: bool,
+            horizon: int | None = None) -> list[tuple[Any, Any]]:
+    """Each model's account scores as of a date, loading the features once per distinct feature settings;
+    with a horizon, also the (churned, expanded) outcomes of those accounts."""
+    loaded: dict[str, tuple[Any, Any]] = {}
+    out = []
     with engine.connect() as conn:
-        acc = load_account_features(conn, cid, params, as_of=now)
-    scored = score_accounts(acc, fit_portfolio(acc, None, params), params)
-    out: dict[str, Any] = {"accounts": len(acc), "histograms": {}, "average": {}}
+        for params in models:
+            key = _feature_key(params)
+            if key not in loaded:
+                acc = load_account_features(conn, cid, params, as_of=as_of, point_in_time=point_in_time)
+                events = outcomes(conn, cid, acc.ids, as_of, horizon) if horizon else None
+                loaded[key] = (acc, events)
+            acc, events = loaded[key]
+            out.append((score_accounts(acc, fit_portfolio(acc, None, params), params), events))
+    return out
+
+
+def _distribution(scored: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"accounts": len(scored.ids), "histograms": {}, "average": {}}
     for name, b in (("relationship", scored.relationship), ("experience", scored.experience)):
         values = b.score[np.isfinite(b.score)]
         out["histograms"][name] = np.histogram(values, bins=BINS, range=(0, 100))[0].astype(int).tolist()
@@ -129,13 +154,20 @@ def _distribution(engine: Engine, cid: int, params: dict[str, Any], now: datetim
     tiers = scored.tier.astype(str)
     out["tiers"] = {t: int((tiers == t).sum()) for t in ("A", "B", "C")}
     out["at_risk"] = int(np.asarray(scored.at_risk, dtype=bool).sum())
-    out["_tier"] = tiers
     return out
 
 
-def _metrics(result: dict[str, Any]) -> dict[str, Any]:
-    return {name: {k: result["scores"][name][k] for k in ("churn_auc", "bottom_decile_churn_lift", "expansion_auc")}
-            for name in ("relationship", "experience")}
+def _metrics(scored: Any, events: tuple[np.ndarray, np.ndarray]) -> tuple[dict[str, Any], dict[str, Any]]:
+    result = evaluate({"relationship": scored.relationship.score, "experience": scored.experience.score}, *events)
+    metrics = {name: {k: result["scores"][name][k] for k in ("churn_auc", "bottom_decile_churn_lift", "expansion_auc")}
+               for name in ("relationship", "experience")}
+    return metrics, result
+
+
+def _data_version(engine: Engine, cid: int) -> Any:
+    """Changes whenever a run (sync, webhook, score) touched the connection's data."""
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.max(_RUN.c.id)).where(_RUN.c.connection_id == cid)).scalar()
 
 
 def compare(engine: Engine, ws: int, version: Any, connection_id: Any, *, as_of: str | None = None,
@@ -164,20 +196,25 @@ def compare(engine: Engine, ws: int, version: Any, connection_id: Any, *, as_of:
             errors["as_of"] = "a date as YYYY-MM-DD"
     if errors:
         raise Invalid("the comparison was not run: fix the fields marked", errors)
-    base, draft = _distribution(engine, cid, current, now), _distribution(engine, cid, params, now)
-    moved = int((base.pop("_tier") != draft.pop("_tier")).sum()) if base["accounts"] == draft["accounts"] else None
-    try:
-        bt_base = run_backtest(engine, cid, as_of=when, horizon_days=horizon, params=current)
-        bt_draft = run_backtest(engine, cid, as_of=when, horizon_days=horizon, params=params)
-        backtest: dict[str, Any] | None = {"as_of": bt_base["as_of"], "horizon_days": horizon,
-                                           "accounts": bt_base["accounts"], "churn_rate": bt_base["churn_rate"],
-                                           "expansion_rate": bt_base["expansion_rate"],
-                                           "published": _metrics(bt_base), "draft": _metrics(bt_draft)}
-    except ConfigError as exc:
-        raise Invalid("the backtest could not run", {"as_of": exc.message}) from None
-    return {"connection": {"id": cid, "name": row.name}, "version": v, "status": status, "published": current_v,
-            "distribution": {"published": base, "draft": draft, "tier_changes": moved},
-            "backtest": backtest, "bins": [f"{i * 10}-{(i + 1) * 10}" for i in range(BINS)]}
+    key = (cid, v, current_v, when.isoformat(), horizon, _data_version(engine, cid))
+    if key in _compared:
+        return _compared[key]
+    (base, _), (draft, _) = _scored(engine, cid, [current, params], now, point_in_time=False)
+    (bt_base, events), (bt_draft, draft_events) = _scored(engine, cid, [current, params], when, point_in_time=True,
+                                                          horizon=horizon)
+    published_metrics, result = _metrics(bt_base, events)
+    draft_metrics, _ = _metrics(bt_draft, draft_events)
+    moved = int((base.tier.astype(str) != draft.tier.astype(str)).sum()) if len(base.ids) == len(draft.ids) else None
+    answer = {"connection": {"id": cid, "name": row.name}, "version": v, "status": status, "published": current_v,
+              "distribution": {"published": _distribution(base), "draft": _distribution(draft), "tier_changes": moved},
+              "backtest": {"as_of": when.isoformat(), "horizon_days": horizon, "accounts": result["accounts"],
+                           "churn_rate": result["churn_rate"], "expansion_rate": result["expansion_rate"],
+                           "published": published_metrics, "draft": draft_metrics},
+              "bins": [f"{i * 10}-{(i + 1) * 10}" for i in range(BINS)]}
+    if len(_compared) >= CACHED_COMPARISONS:
+        _compared.pop(next(iter(_compared)))
+    _compared[key] = answer
+    return answer
 
 
 def publish(engine: Engine, ws: int, version: Any) -> dict[str, Any]:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from connector.model import RECORD_MODELS, Score, ScoreHistory
+from connector.scoring import PORTFOLIO
 from connector.web.services.common import NotFound, connection_row, iso
 
 _S = Score.__table__  # type: ignore[attr-defined]
@@ -19,25 +21,55 @@ AT_RISK_SHOWN = 50
 HISTORY_POINTS = 365
 
 
-def _histogram(conn: sa.Connection, cid: int, column: sa.Column) -> list[int]:
-    bucket = sa.cast(column / (100 / BINS), sa.Integer)
-    rows = conn.execute(sa.select(bucket, sa.func.count()).where(_S.c.connection_id == cid, _S.c.object == "account",
-                                                                 column.is_not(None)).group_by(bucket)).all()
-    counts = [0] * BINS
-    for b, n in rows:
-        counts[min(max(int(b), 0), BINS - 1)] += int(n)
-    return counts
+def _names(conn: sa.Connection, cid: int, ids: list[str]) -> dict[str, str]:
+    if not ids:
+        return {}
+    rows = conn.execute(sa.select(_A.c.external_id, _A.c.name).where(_A.c.connection_id == cid,
+                                                                   _A.c.external_id.in_(ids)))
+    return {r.external_id: r.name for r in rows if r.name}
 
 
-def _accounts(conn: sa.Connection, cid: int, where: Any, order: Any, limit: int) -> list[dict[str, Any]]:
-    q = (sa.select(_S.c.external_id, _S.c.relationship, _S.c.experience, _S.c.tier, _S.c.trend, _S.c.at_risk,
-                   _A.c.name)
-         .select_from(_S.outerjoin(_A, sa.and_(_A.c.connection_id == _S.c.connection_id,
-                                               _A.c.external_id == _S.c.external_id)))
-         .where(_S.c.connection_id == cid, _S.c.object == "account", where).order_by(*order).limit(limit))
-    return [{"external_id": r.external_id, "name": r.name or r.external_id, "relationship": r.relationship,
-             "experience": r.experience, "tier": r.tier, "trend": r.trend, "at_risk": bool(r.at_risk)}
-            for r in conn.execute(q)]
+def _pick(data: dict[str, np.ndarray], order: np.ndarray, names: dict[str, str]) -> list[dict[str, Any]]:
+    def num(x: float) -> float | None:
+        return None if np.isnan(x) else float(x)
+
+    return [{"external_id": str(data["ids"][i]), "name": names.get(str(data["ids"][i])) or str(data["ids"][i]),
+             "relationship": num(data["rel"][i]), "experience": num(data["exp"][i]), "tier": data["tier"][i],
+             "trend": num(data["trend"][i]), "at_risk": bool(data["risk"][i])} for i in order]
+
+
+def _raw(conn: sa.Connection, stmt: sa.Select) -> list[tuple[Any, ...]]:
+    """Plain DB-API rows of a select of plain columns: a whole portfolio without per-row result objects."""
+    compiled = stmt.compile(dialect=conn.dialect)
+    params: Any = compiled.params
+    if compiled.positional:
+        params = tuple(compiled.params[k] for k in compiled.positiontup or ())
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(str(compiled), params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def _load(conn: sa.Connection, cid: int) -> tuple[dict[str, np.ndarray], Any, Any]:
+    """The accounts' scores of a connection as columns, in one narrow read (the rows also carry wide JSON)."""
+    rows = _raw(conn, sa.select(_S.c.external_id, _S.c.relationship, _S.c.experience, _S.c.tier, _S.c.trend,
+                                _S.c.at_risk).where(_S.c.connection_id == cid, _S.c.object == "account"))
+    stamp = conn.execute(sa.select(sa.func.max(_S.c.scored_at), sa.func.max(_S.c.model_version))
+                         .where(_S.c.connection_id == cid, _S.c.object == PORTFOLIO)).one()
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 6
+    data = {"ids": np.array(cols[0], dtype=object), "tier": np.array(cols[3], dtype=object),
+            "risk": np.array(cols[5], dtype=bool)}
+    for key, i in (("rel", 1), ("exp", 2), ("trend", 4)):
+        data[key] = np.array(cols[i], dtype=float)  # NULL becomes NaN
+    return data, stamp[0], stamp[1]
+
+
+def _top(keys: tuple[np.ndarray, ...], mask: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the first n rows of `mask` ordered by `keys` (np.lexsort: the last key sorts first)."""
+    idx = np.flatnonzero(mask)
+    return idx[np.lexsort(tuple(k[idx] for k in keys))][:n]
 
 
 def summary(engine: Engine, ws: int, connection_id: Any) -> dict[str, Any]:
@@ -45,34 +77,37 @@ def summary(engine: Engine, ws: int, connection_id: Any) -> dict[str, Any]:
     row = connection_row(engine, ws, connection_id)
     cid = int(row.id)
     with engine.connect() as conn:
-        stats = conn.execute(sa.select(sa.func.count(), sa.func.avg(_S.c.relationship), sa.func.avg(_S.c.experience),
-                                       sa.func.max(_S.c.scored_at), sa.func.max(_S.c.model_version),
-                                       sa.func.sum(sa.case((_S.c.at_risk, 1), else_=0)))
-                             .where(_S.c.connection_id == cid, _S.c.object == "account")).one()
-        tiers: dict[str, int] = dict(conn.execute(sa.select(_S.c.tier, sa.func.count()).where(
-            _S.c.connection_id == cid, _S.c.object == "account").group_by(_S.c.tier)).all())
+        d, scored_at, version = _load(conn, cid)
         contacts = conn.execute(sa.select(sa.func.count()).where(_S.c.connection_id == cid,
                                                                  _S.c.object == "contact")).scalar_one()
-        histograms = {"relationship": _histogram(conn, cid, _S.c.relationship),
-                      "experience": _histogram(conn, cid, _S.c.experience)}
-        has_trend = _S.c.trend.is_not(None)
-        risers = _accounts(conn, cid, sa.and_(has_trend, _S.c.trend > 0), (_S.c.trend.desc(), _S.c.id), TOP)
-        fallers = _accounts(conn, cid, sa.and_(has_trend, _S.c.trend < 0), (_S.c.trend.asc(), _S.c.id), TOP)
-        top = _accounts(conn, cid, _S.c.relationship.is_not(None), (_S.c.relationship.desc(), _S.c.id), TOP)
-        at_risk = _accounts(conn, cid, _S.c.at_risk.is_(True), (_S.c.tier.asc(), _S.c.relationship.desc(), _S.c.id),
-                            AT_RISK_SHOWN)
-    count, rel, exp, scored_at, version, risky = stats
+        n = len(d["ids"])
+        order = np.arange(n)
+        trend = np.nan_to_num(d["trend"], nan=0.0)
+        tier_rank = np.select([d["tier"] == "A", d["tier"] == "B"], [0, 1], 2)
+        rel = np.nan_to_num(d["rel"], nan=-1.0)
+        lists = {
+            "top": _top((order, -rel), ~np.isnan(d["rel"]), TOP),
+            "risers": _top((order, -trend), trend > 0, TOP),
+            "fallers": _top((order, trend), trend < 0, TOP),
+            "at_risk": _top((order, -rel, tier_rank), d["risk"], AT_RISK_SHOWN),
+        }
+        wanted = sorted({str(d["ids"][i]) for idx in lists.values() for i in idx})
+        names = _names(conn, cid, wanted)
+    histograms = {}
+    for name, key in (("relationship", "rel"), ("experience", "exp")):
+        values = d[key][~np.isnan(d[key])]
+        histograms[name] = np.histogram(np.clip(values, 0, 100), bins=BINS, range=(0, 100))[0].astype(int).tolist()
+    average = {name: (round(float(np.nanmean(d[key])), 1) if n and not np.isnan(d[key]).all() else None)
+               for name, key in (("relationship", "rel"), ("experience", "exp"))}
     return {
         "connection": {"id": cid, "name": row.name, "kind": row.kind},
-        "accounts": int(count or 0), "contacts": int(contacts or 0),
-        "average": {"relationship": round(float(rel), 1) if rel is not None else None,
-                    "experience": round(float(exp), 1) if exp is not None else None},
+        "accounts": n, "contacts": int(contacts or 0), "average": average,
         "scored_at": iso(scored_at), "model_version": version,
         "bins": [f"{i * 100 // BINS}-{(i + 1) * 100 // BINS}" for i in range(BINS)],
         "histograms": histograms,
-        "tiers": {t: int(tiers.get(t, 0)) for t in ("A", "B", "C")},
-        "at_risk_count": int(risky or 0),
-        "top": top, "risers": risers, "fallers": fallers, "at_risk": at_risk,
+        "tiers": {t: int((d["tier"] == t).sum()) for t in ("A", "B", "C")},
+        "at_risk_count": int(d["risk"].sum()),
+        **{key: _pick(d, idx, names) for key, idx in lists.items()},
     }
 
 
