@@ -149,3 +149,21 @@ def test_salesforce_jwt_connection_and_its_errors(admin, web_engine) -> None:
         good = client.post("/connections/new/salesforce/jwt", data=form)
         assert good.status_code == 302, good.get_data(as_text=True)
         assert get_connection(web_engine, "sf-jwt").external_org_id == info["organization_id"]
+
+
+def test_the_api_adds_a_private_app_connection_and_starts_oauth(admin, hubspot, web_engine) -> None:
+    client, csrf = admin
+    info = hubspot.info
+    headers = {"X-CSRF-Token": csrf}
+    bad = client.post("/api/v1/connections", json={"kind": "hubspot", "name": "", "token": ""}, headers=headers)
+    assert bad.status_code == 400 and set(bad.get_json()["fields"]) == {"name", "token"}
+    made = client.post("/api/v1/connections", headers=headers, json={
+        "kind": "hubspot", "name": "hs-api", "token": info["access_token"], "api_base": info["api_base"],
+        "portal_id": str(info["portal_id"]), "app_secret": info["app_secret"]})
+    assert made.status_code == 201, made.get_json()
+    body = made.get_json()
+    assert body["webhook"]["secret_set"] and info["app_secret"] not in str(body)  # masked unless revealed
+    started = client.post("/api/v1/oauth/hubspot/start", headers=headers, json={
+        "name": "hs-api-oauth", "client_id": info["client_id"], "client_secret": info["client_secret"],
+        "api_base": info["api_base"]})
+    assert started.status_code == 201 and started.get_json()["authorize_url"].startswith(info["authorize_url"])
