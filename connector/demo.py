@@ -22,7 +22,7 @@ from typing import Any
 
 from connector import demo_stack
 from connector.config import Settings, get_settings
-from connector.demo_report import account_name, figures, pick_targets, render
+from connector.demo_report import account_name, figures, pick_targets, render, why_stale
 
 BIG_DEAL = 2_500_000.0  # the amount of the deal won live
 CHANGE_TIMEOUT_S = 60.0
@@ -72,34 +72,24 @@ class Steps:
         self.echo(f"{'':9s} {text}")
 
 
-def demo_settings(data_dir: Path | None) -> tuple[Settings, Path | None]:
-    """The embedded default in RAPPORT_DATA_DIR (if set) or a fresh temporary directory."""
+def demo_settings(data_dir: Path | None) -> tuple[Settings, Path | None, list[str]]:
+    """The embedded default in `data_dir`, RAPPORT_DATA_DIR or a fresh temporary directory; what it ignores."""
     base = get_settings()
     if base.env == "production":
         raise DemoFailed("prepare", "RAPPORT_ENV=production: the demo only runs on the embedded default")
     temp = None
     if data_dir is None and "data_dir" not in base.model_fields_set:
         temp = data_dir = Path(tempfile.mkdtemp(prefix="rapport-demo-"))
-    folder = data_dir or base.data_dir
-    return base.model_copy(update={"database_url": None, "redis_url": None, "data_dir": folder}), temp
-
-
-def pump(settings: Settings) -> int:
-    """Work whatever the embedded queue holds (webhook jobs the web app enqueued); how many ran."""
-    from connector.queues import drain, queues_for
-
-    return drain(settings) if any(q.count for q in queues_for(settings)) else 0
+    ignored = [name for name, value in (("DATABASE_URL", base.database_url), ("REDIS_URL", base.redis_url)) if value]
+    update = {"database_url": None, "redis_url": None, "data_dir": data_dir or base.data_dir}
+    return base.model_copy(update=update), temp, ignored
 
 
 def _free_name(engine: Any, wanted: str) -> str:
     from connector.connections import list_connections
 
     taken = {c.name for c in list_connections(engine)}
-    n, name = 1, wanted
-    while name in taken:
-        n += 1
-        name = f"{wanted}-{n}"
-    return name
+    return next(n for n in (wanted, *(f"{wanted}-{i}" for i in range(2, 10_000))) if n not in taken)
 
 
 def run_demo(*, size: str = "small", seed: int = 0, data_dir: Path | None = None, serve: bool = False,
@@ -114,14 +104,15 @@ def run_demo(*, size: str = "small", seed: int = 0, data_dir: Path | None = None
     step = Steps(echo)
     with ExitStack() as stack:
         with step("prepare the embedded database and queue"):
-            settings, temp = demo_settings(data_dir)
+            settings, temp, ignored = demo_settings(data_dir)
             if temp is not None:
                 stack.callback(shutil.rmtree, temp, True)
             engine = engine_for(settings.sqlalchemy_url)
             stack.callback(engine.dispose)
             upgrade(engine)
             queues.redis_for(settings).flushdb()  # the in-process queue of this process: a fresh start
-            step.done(f"SQLite in {settings.data_dir}, in-process queue")
+            step.done(f"SQLite in {settings.data_dir}, in-process queue"
+                      + (f" ({' and '.join(ignored)} not used)" if ignored else ""))
         with step("serve the Rapport web app"):
             web = demo_stack.WebApp()
             stack.callback(web.stop)
@@ -223,31 +214,11 @@ def _load(step: Steps, engine: Any, settings: Settings, crms: list[Crm], sandbox
         if not demo_stack.settle(sandboxes):
             raise RuntimeError("the sandboxes still hold undelivered webhooks after 30 s; see their "
                                "/__sandbox__/outbound and /__sandbox__/webhooks/deliveries logs")
-        _drain_events(engine, settings, crms)
+        demo_stack.drain_events(engine, settings, [c.id for c in crms])
         for crm in crms:
             fig = figures(engine, crm.id, {})
             step.done(f"{crm.kind}: {sum(fig['webhook_events'].values())} webhook events, "
                       f"{fig['webhook_rescores']} rescores")
-
-
-def _drain_events(engine: Any, settings: Settings, crms: list[Crm], timeout: float = 30.0) -> None:
-    """Work the queue until no webhook event of these connections is waiting."""
-    import sqlalchemy as sa
-
-    from connector.model import WebhookEvent
-
-    e = WebhookEvent.__table__  # type: ignore[attr-defined]
-    deadline = time.monotonic() + timeout
-    while True:
-        pump(settings)
-        with engine.connect() as conn:
-            waiting = conn.execute(sa.select(sa.func.count()).select_from(e).where(
-                e.c.connection_id.in_([c.id for c in crms]), e.c.status.in_(("pending", "processing")))).scalar_one()
-        if not waiting:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{waiting} webhook event(s) still waiting after {timeout:.0f}s")
-        time.sleep(POLL_S)
 
 
 def _live_changes(step: Steps, engine: Any, settings: Settings, crms: list[Crm], timeout: float) -> list[dict]:
@@ -268,27 +239,6 @@ def _live_changes(step: Steps, engine: Any, settings: Settings, crms: list[Crm],
     return changes
 
 
-def _why_stale(engine: Any, crm: Crm, account: str, since: Any) -> str:
-    """What Rapport did with a change that left no new score in the CRM."""
-    import sqlalchemy as sa
-
-    from connector.model import ScoreHistory, WebhookEvent
-
-    e, h = WebhookEvent.__table__, ScoreHistory.__table__  # type: ignore[attr-defined]
-    with engine.connect() as conn:
-        events = conn.execute(sa.select(e.c.status, sa.func.count()).where(
-            e.c.connection_id == crm.id, e.c.received_at >= since).group_by(e.c.status)).all()
-        rescored = conn.execute(sa.select(sa.func.count()).select_from(h).where(
-            h.c.connection_id == crm.id, h.c.object == "account", h.c.external_id == account,
-            h.c.scored_at >= since)).scalar_one()
-    if not events:
-        return "no webhook arrived; check the CRM's webhook settings and the web app"
-    if rescored:
-        return ("the account was rescored but no score moved by a point and its tier and drivers stayed, "
-                "so nothing was written back")
-    return f"webhook events {dict(events)} did not lead to a rescore; see `rapport runs {crm.name}`"
-
-
 def _wait_fresh(engine: Any, settings: Settings, crm: Crm, account: str, before: dict[str, Any], changed: float,
                 timeout: float, what: str) -> tuple[dict[str, Any], float]:
     """Work the queue and read the account through the CRM API until its score was rewritten."""
@@ -296,14 +246,14 @@ def _wait_fresh(engine: Any, settings: Settings, crm: Crm, account: str, before:
 
     started = utcnow() - timedelta(seconds=time.monotonic() - changed + 1)
     while True:
-        pump(settings)
+        demo_stack.pump(settings)
         now = crm.view.scores(account)
         seen = time.monotonic()
         if now.get("scored_at") != before.get("scored_at") and now.get("relationship_score") is not None:
             return now, seen - changed
         if seen - changed > timeout:
             raise RuntimeError(f"no new score on {crm.kind} account {account} within {timeout:.0f}s of the change "
-                               f"({what}): {_why_stale(engine, crm, account, started)}")
+                               f"({what}): {why_stale(engine, crm.id, crm.name, account, started)}")
         time.sleep(POLL_S)
 
 
@@ -344,7 +294,7 @@ def _serve(engine: Any, settings: Settings, url: str, crms: list[Crm], echo: Cal
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         while not stop.wait(0.5):
-            pump(settings)
+            demo_stack.pump(settings)
     except KeyboardInterrupt:
         pass
     echo("stopped")

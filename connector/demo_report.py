@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from connector.model import Account, Case, Deal, Score, SyncRun, WebhookEvent
+from connector.model import Account, Case, Deal, Score, ScoreHistory, SyncRun, WebhookEvent
 
 
 def pick_targets(engine: Engine, connection_id: int) -> dict[str, tuple[str, str]]:
@@ -75,6 +75,23 @@ def figures(engine: Engine, connection_id: int, targets: dict[str, dict[str, str
         "webhook_rescores": sum(1 for run in runs if run.kind == "score" and run.trigger == "webhook"),
         "webhook_events": {str(k): int(v) for k, v in events.items()},
     }
+
+
+def why_stale(engine: Engine, connection_id: int, name: str, account: str, since: Any) -> str:
+    """What Rapport did with a change that left no new score in the CRM."""
+    e, h = WebhookEvent.__table__, ScoreHistory.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        events = conn.execute(sa.select(e.c.status, sa.func.count()).where(
+            e.c.connection_id == connection_id, e.c.received_at >= since).group_by(e.c.status)).all()
+        rescored = conn.execute(sa.select(sa.func.count()).select_from(h).where(
+            h.c.connection_id == connection_id, h.c.object == "account", h.c.external_id == account,
+            h.c.scored_at >= since)).scalar_one()
+    if not events:
+        return "no webhook arrived; check the CRM's webhook settings and the web app"
+    if rescored:
+        return ("the account was rescored but no score moved by a point and its tier and drivers stayed, "
+                "so nothing was written back")
+    return f"webhook events {dict(events)} did not lead to a rescore; see `rapport runs {name}`"
 
 
 def _short(value: Any) -> str:

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -16,6 +16,9 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from adapters.hubspot import settings as hs
 from adapters.salesforce import mapping as sf_mapping
 from adapters.salesforce import settings as S
+
+if TYPE_CHECKING:
+    from connector.config import Settings
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -141,3 +144,30 @@ def api_usage(sandboxes: Sandboxes) -> dict[str, int]:
     """API calls each CRM has counted against its daily allocation so far (token grants excluded)."""
     return {"salesforce": int(sandboxes.salesforce.hook("GET", "stats")["api_usage"]["used"]),
             "hubspot": int(hubspot_hook(sandboxes.hubspot, "GET", "stats")["limits"]["daily_used"])}
+
+
+def pump(settings: Settings) -> int:
+    """Work whatever the embedded queue holds (webhook jobs the web app enqueued); how many ran."""
+    from connector.queues import drain, queues_for
+
+    return drain(settings) if any(q.count for q in queues_for(settings)) else 0
+
+
+def drain_events(engine: Any, settings: Settings, connection_ids: list[int], timeout: float = 30.0) -> None:
+    """Work the queue until no webhook event of these connections is waiting."""
+    import sqlalchemy as sa
+
+    from connector.model import WebhookEvent
+
+    e = WebhookEvent.__table__  # type: ignore[attr-defined]
+    deadline = time.monotonic() + timeout
+    while True:
+        pump(settings)
+        with engine.connect() as conn:
+            waiting = conn.execute(sa.select(sa.func.count()).select_from(e).where(
+                e.c.connection_id.in_(connection_ids), e.c.status.in_(("pending", "processing")))).scalar_one()
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{waiting} webhook event(s) still waiting after {timeout:.0f}s")
+        time.sleep(0.2)
