@@ -114,7 +114,11 @@ class _Scope:
         stmt = _STATEMENTS.get(key)
         if stmt is None:
             stmt = _STATEMENTS[key] = build(self)
-        return self.conn.execute(stmt, self.values).all()
+        result = self.conn.execute(stmt, self.values)
+        try:  # plain DBAPI tuples: every column is a plain number or text, so no result processing is needed
+            return result.cursor.fetchall()  # type: ignore[attr-defined]
+        finally:
+            result.close()
 
 
 _STATEMENTS: dict[tuple[str, str, bool, bool], Any] = {}

@@ -73,6 +73,12 @@ def write_scores(conn: SAConnection, connection_id: int, object: str, scored: Sc
     return n
 
 
+_COPY_HISTORY = (
+    f"INSERT INTO score_history ({','.join(_HISTORY)}) SELECT {','.join(_HISTORY)} FROM score "
+    "WHERE connection_id = {cid} AND object = {object} AND scored_at = {stamp}"
+)
+
+
 def _sqlite_bulk(conn: SAConnection, cols: dict[str, list[Any]]) -> None:
     marks = ",".join("?" * len(_COLUMNS))
     updates = ",".join(f"{c}=excluded.{c}" for c in _COLUMNS if c not in SCORE_KEYS)
@@ -81,10 +87,9 @@ def _sqlite_bulk(conn: SAConnection, cols: dict[str, list[Any]]) -> None:
         f"ON CONFLICT (connection_id, object, external_id) DO UPDATE SET {updates}",
         list(zip(*(cols[c] for c in _COLUMNS), strict=True)),
     )
-    conn.exec_driver_sql(
-        f"INSERT INTO score_history ({','.join(_HISTORY)}) VALUES ({','.join('?' * len(_HISTORY))})",
-        list(zip(*(cols[c] for c in _HISTORY), strict=True)),
-    )
+    # the snapshots are the rows just written: copied inside the database rather than sent again
+    conn.exec_driver_sql(_COPY_HISTORY.format(cid="?", object="?", stamp="?"),
+                         (cols["connection_id"][0], cols["object"][0], cols["scored_at"][0]))
 
 
 def _pg_bulk(conn: SAConnection, cols: dict[str, list[Any]]) -> None:
@@ -101,6 +106,5 @@ def _pg_bulk(conn: SAConnection, cols: dict[str, list[Any]]) -> None:
             f"INSERT INTO score ({','.join(_COLUMNS)}) SELECT {','.join(_COLUMNS)} FROM score_stage "
             f"ON CONFLICT (connection_id, object, external_id) DO UPDATE SET {updates}"
         )
-        with cur.copy(f"COPY score_history ({','.join(_HISTORY)}) FROM STDIN") as copy:
-            for row in zip(*(cols[c] for c in _HISTORY), strict=True):
-                copy.write_row(row)
+        cur.execute(_COPY_HISTORY.format(cid="%s", object="%s", stamp="%s"),
+                    (cols["connection_id"][0], cols["object"][0], cols["scored_at"][0]))
