@@ -39,12 +39,18 @@ __all__ = [
     "outcome_of",
     "outcomes",
     "owners",
+    "today",
     "unified_rows",
 ]
 
 SIZES: dict[str, int] = {"small": 100, "medium": 10_000, "large": 100_000}
 DEFAULT_NOW = datetime(2025, 7, 1, tzinfo=UTC)
 DEFAULT_HORIZON_DAYS = 180
+
+
+def today() -> datetime:
+    """Midnight UTC today: the "now" of a sandbox, which emulates a live CRM (same world all day)."""
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def account_count(size: str = "small", accounts: int | None = None) -> int:
@@ -99,7 +105,10 @@ def outcomes(
     horizon_days: int = DEFAULT_HORIZON_DAYS,
     accounts: int | None = None,
 ) -> Iterator[Outcome]:
-    """Ground truth for the horizon after as_of = now - horizon_days, one outcome per account."""
+    """Ground truth for the horizon after as_of = now - horizon_days, one outcome per account.
+
+    Accounts created after as_of are included (a backtest skips them: they were not visible yet).
+    """
     if horizon_days <= 0:
         raise ValueError(f"horizon_days must be positive, got {horizon_days}")
     for bundle in generate(size, seed, now=now, accounts=accounts):
