@@ -12,6 +12,8 @@ import re
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 from adapters import ADAPTERS
@@ -32,7 +34,7 @@ def ensure_workspace(engine: Engine, name: str = "default") -> int:
         found = conn.execute(sa.select(_W.c.id).where(_W.c.name == name)).scalar()
         if found is not None:
             return int(found)
-        insert = (sa.dialects.postgresql.insert if conn.dialect.name == "postgresql" else sa.dialects.sqlite.insert)
+        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         conn.execute(insert(_W).values(name=name, created_at=utcnow()).on_conflict_do_nothing(index_elements=["name"]))
         return int(conn.execute(sa.select(_W.c.id).where(_W.c.name == name)).scalar_one())
 

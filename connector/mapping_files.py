@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from collections.abc import Mapping as MappingABC
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -88,13 +89,22 @@ def read_document(doc: MappingABC[str, Any], kind: str, *,
     return parts
 
 
+@dataclass
+class Imported:
+    """What an import did: the re-derivation per object, and sources the stored raw records may lack."""
+
+    tallies: dict[str, Tally]
+    new_sources: dict[str, list[str]]
+
+
 def import_document(engine: Engine, connection_id: int, doc: MappingABC[str, Any], *,
                     describe: Callable[[str], list[FieldInfo]] | None = None,
-                    objects: Sequence[str] | None = None) -> dict[str, Tally]:
+                    objects: Sequence[str] | None = None) -> Imported:
     """Validate and store a document's mappings, then re-derive the rows of objects whose read mapping changed.
 
     `describe` (the adapter's) checks each source against the CRM's fields; nothing is stored
-    unless the whole document is valid. Returns the re-derivation tally per object.
+    unless the whole document is valid. Sources the previous mapping did not read are reported:
+    the stored raw records hold only what was read, so those need a full sync.
     """
     row = get_connection(engine, connection_id)
     parts = read_document(doc, row.kind, objects=objects)
@@ -102,9 +112,20 @@ def import_document(engine: Engine, connection_id: int, doc: MappingABC[str, Any
         for (object, direction), entries in parts.items():
             if direction == "read":
                 check_sources(object, entries, describe(object))
+    before = load_mapping(engine, connection_id, row.kind)
     with engine.begin() as conn:
         for (object, direction), entries in parts.items():
             save_mapping(conn, connection_id, object, direction, entries)
     mapping = load_mapping(engine, connection_id, row.kind)
-    return {object: reapply(engine, connection_id, object, mapping=mapping)
-            for object in UNIFIED_OBJECTS if (object, "read") in parts}
+    changed = [o for o in UNIFIED_OBJECTS if (o, "read") in parts]
+    new_sources = {}
+    for object in changed:
+        known = _sources(before.read.get(object, {}))
+        fresh = [s for s in _sources(mapping.read[object]) if s not in known]
+        if fresh:
+            new_sources[object] = fresh
+    return Imported({o: reapply(engine, connection_id, o, mapping=mapping) for o in changed}, new_sources)
+
+
+def _sources(specs: MappingABC[str, MappingABC[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(str(s["source"]) for s in specs.values() if s.get("source")))

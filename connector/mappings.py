@@ -7,6 +7,7 @@ per CRM kind come from the adapter's `mapping` module; stored rows replace them 
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import re
 from collections.abc import Mapping as MappingABC
@@ -29,6 +30,7 @@ RESERVED = frozenset({"id", "connection_id", "external_id", "account_id", "raw",
                       "is_deleted", "merged_into"})
 DERIVED_PREFIX = "_rapport."
 _CUSTOM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+_SPEC_ORDER = ("source", "constant", "cast", "format", "map", "default")
 _FM = FieldMapping.__table__  # type: ignore[attr-defined]
 
 
@@ -178,7 +180,7 @@ def check_sources(object: str, specs: MappingABC[str, MappingABC[str, Any]], fie
         if not source or source.startswith(DERIVED_PREFIX):
             continue
         if not any(part in known for part in source.split(".")):
-            close = sorted(n for n in known if n.lower() in source.lower() or source.lower().endswith(n.lower()))
+            close = difflib.get_close_matches(source.split(".")[-1], sorted(known), n=1)
             raise _bad(object, target, f"source {source!r} names no field the CRM has on this object",
                        hint=f"did you mean {close[0]}?" if close else "check the field's API name in the CRM")
 
@@ -198,7 +200,7 @@ def convert(object: str, target: str, spec: MappingABC[str, Any], column: Column
 
 def apply(mapping: Mapping, object: str, raw: MappingABC[str, Any]) -> dict[str, Any]:
     """A unified row (every mappable column, plus `custom`) from a raw record; InvalidRecord if a value cannot fit."""
-    row: dict[str, Any] = {name: (None if col.nullable else transforms.CAST_FUNCS[col.kind](0))
+    row: dict[str, Any] = {name: (None if col.nullable else transforms.CAST_FUNCS[col.kind](0, None))
                            for name, col in COLUMNS[object].items()}
     custom: dict[str, Any] = {}
     for target, spec, column in mapping.compiled(object):
@@ -243,7 +245,8 @@ def load_mapping(engine: Engine, connection_id: int, kind: str) -> Mapping:
     stored: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:
         entries = stored.setdefault((r.object, r.direction), {})
-        entries[r.target] = ({"source": r.source} if r.source is not None else {}) | dict(r.transform)
+        spec = ({"source": r.source} if r.source is not None else {}) | dict(r.transform)
+        entries[r.target] = {k: spec[k] for k in _SPEC_ORDER if k in spec} | spec  # JSONB does not keep key order
         if r.direction == "write":
             entries[r.target] = r.source
     for (object, direction), entries in stored.items():

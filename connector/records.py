@@ -22,6 +22,9 @@ from connector.mappings import Mapping, apply
 from connector.model import RECORD_MODELS, Score, ScoreHistory, utcnow
 
 COUNT_KEYS = ("created", "updated", "deleted", "merged", "unchanged", "skipped")
+# `raw["_rapport"]["keep"]`: derived values an adapter left unread (say, associations, which do not
+# move the modified stamp); the stored record's values stand for them instead of turning null.
+KEEP_STORED = "keep"
 _SCORE = Score.__table__  # type: ignore[attr-defined]
 _HISTORY = ScoreHistory.__table__  # type: ignore[attr-defined]
 
@@ -94,7 +97,12 @@ def apply_page(conn: sa.Connection, connection_id: int, object: str, changes: Se
             tally.add(object, "unchanged")
             del latest[change.external_id]
     recheck = [c.external_id for c in latest.values() if cursor is not None and cursors.needs_check(cursor, c)]
-    stored = _stored(conn, object, connection_id, list(latest), with_raw=recheck)
+    unread = [c.external_id for c in latest.values() if _unread(c)]
+    stored = _stored(conn, object, connection_id, list(latest), with_raw=[*recheck, *unread])
+    if unread:
+        columns = _derived_columns(mapping, object)
+        for ident in unread:
+            latest[ident] = _with_stored_values(latest[ident], stored.get(ident), columns)
     todo = [c for c in latest.values()
             if not (c.external_id in recheck and cursors.unchanged(stored.get(c.external_id), c))]
     tally.add(object, "unchanged", len(latest) - len(todo))
@@ -117,12 +125,53 @@ def apply_page(conn: sa.Connection, connection_id: int, object: str, changes: Se
     store.upsert_records(conn, object, rows)
     if has_fk and rows:
         store.link_accounts(conn, connection_id, object, external_ids=[r["external_id"] for r in rows])
-    if object == "account" and rows:
+    created = [r["external_id"] for r in rows if r["external_id"] not in stored]
+    if object == "account" and created:  # children that arrived before their account get linked now
         for child in RECORD_MODELS:
-            store.link_accounts(conn, connection_id, child, account_external_ids=[r["external_id"] for r in rows])
+            store.link_accounts(conn, connection_id, child, account_external_ids=created)
     for change in todo:
         if change.deleted:
             _bury(conn, connection_id, object, change, stored.get(change.external_id), tally, now)
+
+
+def _unread(change: Change) -> bool:
+    derived = change.raw.get("_rapport") if isinstance(change.raw, dict) else None
+    return not change.deleted and isinstance(derived, dict) and bool(derived.get(KEEP_STORED))
+
+
+def _derived_columns(mapping: Mapping, object: str) -> dict[str, str]:
+    """`_rapport` key -> the column a mapping copies it into unchanged (text, no value map)."""
+    out = {}
+    for target, spec, column in mapping.compiled(object):
+        source = str(spec.get("source") or "")
+        if column is not None and source.startswith("_rapport.") and set(spec) <= {"source", "cast"} \
+                and spec.get("cast", "str") == "str":
+            out[source[len("_rapport."):]] = target
+    return out
+
+
+def _with_stored_values(change: Change, stored: dict[str, Any] | None, columns: dict[str, str]) -> Change:
+    """The change with the derived values its adapter did not read taken from the stored record.
+
+    The stored column wins over the stored raw record (a merge re-points the column, not the raw
+    record). Values the stored record does not know either stay null and keep their mark, until a
+    read that resolves them (a full sync) comes.
+    """
+    derived = dict(change.raw["_rapport"])
+    before = ((stored or {}).get("raw") or {}).get("_rapport") or {}
+    missing = []
+    for key in derived.pop(KEEP_STORED):
+        if stored is None or key in (before.get(KEEP_STORED) or ()):
+            missing.append(key)
+        elif key in columns:
+            derived[key] = stored[columns[key]]
+        elif key in before:
+            derived[key] = before[key]
+        else:
+            missing.append(key)
+    if missing:
+        derived[KEEP_STORED] = missing
+    return replace(change, raw={**change.raw, "_rapport": derived})
 
 
 _NOT_CONTENT = frozenset({"connection_id", "external_id", "modified_at", "synced_at", "raw", "account_id"})

@@ -107,7 +107,7 @@ def sample(object: str, n: int, *, account: str | None = None, contact: str | No
     """Plausible, varied field values for the n-th record of an object (deterministic)."""
     at = START + timedelta(days=n % 400, minutes=n)
     common = {"OwnerId": f"005{n % 7:06d}", "AccountId": account, "ContactId": contact}
-    values: dict[str, Any] = {
+    table: dict[str, dict[str, Any]] = {
         "account": {"Name": f"Company {n}", "Website": f"company{n}.example", "Industry": ["Tech", "Retail", None][n % 3],
                     "Employees": str(10 + n * 7), "Revenue": float(n * 1000), "Segment__x": ["smb", "ent", ""][n % 3]},
         "contact": {"Email": f"person{n}@example.com", "FirstName": f"First{n}", "LastName": f"Last{n}",
@@ -122,7 +122,8 @@ def sample(object: str, n: int, *, account: str | None = None, contact: str | No
                  "Reopens": n % 2, "CSAT": None if n % 2 else float(1 + n % 5)},
         "activity": {"Type": ["Call", "Email", "Meeting"][n % 3], "Subject": f"Touch {n}",
                      "When": (at + timedelta(days=1)).isoformat()},
-    }[object]
+    }
+    values = table[object]
     return {**{k: v for k, v in common.items() if k in SCHEMA[object]}, "CreatedDate": stamp_text(at), **values}
 
 

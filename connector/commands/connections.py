@@ -50,7 +50,7 @@ def connections_command(as_json: bool) -> None:
     last = _last_syncs(engine)
     w = Workspace.__table__  # type: ignore[attr-defined]
     with engine.connect() as conn:
-        workspaces = dict(conn.execute(sa.select(w.c.id, w.c.name)).all())
+        workspaces: dict[int, str] = dict(conn.execute(sa.select(w.c.id, w.c.name)).all())
     if as_json:
         for c in rows:
             click.echo(json.dumps({"id": c.id, "name": c.name, "kind": c.kind, "workspace": workspaces.get(c.workspace_id),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import IO
 
 import click
 
@@ -40,6 +41,8 @@ def sync(name: str, full: bool, objects: tuple[str, ...]) -> None:
         click.echo(object.ljust(10) + "".join(str(counts.get(k, 0)).ljust(10) for k in COUNT_KEYS))
     for error in run["errors"][:20]:
         click.echo(f"skipped {error['object']} {error['external_id']}: {error['message']}", err=True)
+    if run["errors"]:
+        click.echo("skipped records are read again when they change in the CRM, or with --full", err=True)
 
 
 @click.group()
@@ -65,18 +68,16 @@ def show(name: str, objects: tuple[str, ...]) -> None:
     for object in UNIFIED_OBJECTS:
         if objects and object not in objects:
             continue
-        for direction, part in (("read", mapping.read), ("write", mapping.write)):
-            entries = part.get(object)
-            if not entries:
-                continue
-            click.echo(f"{object} {direction} ({mapping.origin.get((object, direction), 'default')})")
-            for target, spec in entries.items():
-                if direction == "write":
-                    click.echo(f"  {target:<24} -> {spec}")
-                    continue
+        if mapping.read.get(object):
+            click.echo(f"{object} read ({mapping.origin.get((object, 'read'), 'default')})")
+            for target, spec in mapping.read[object].items():
                 source = spec.get("source", f"constant {spec.get('constant')!r}")
                 rest = ", ".join(f"{k}={v!r}" for k, v in spec.items() if k not in ("source", "constant"))
                 click.echo(f"  {target:<24} <- {source}" + (f"  ({rest})" if rest else ""))
+        if mapping.write.get(object):
+            click.echo(f"{object} write ({mapping.origin.get((object, 'write'), 'default')})")
+            for key, crm_field in mapping.write[object].items():
+                click.echo(f"  {key:<24} -> {crm_field}")
 
 
 @mappings.command("export")
@@ -109,7 +110,7 @@ def export(name: str, file: str | None, objects: tuple[str, ...]) -> None:
 @click.argument("file", type=click.File("r", encoding="utf-8"))
 @click.option("--object", "objects", multiple=True, type=_OBJECT, help="Only this object of the file (repeatable).")
 @click.option("--no-check", is_flag=True, help="Do not check the source fields against the CRM's own metadata.")
-def import_(name: str, file: click.utils.LazyFile, objects: tuple[str, ...], no_check: bool) -> None:
+def import_(name: str, file: IO[str], objects: tuple[str, ...], no_check: bool) -> None:
     """Validate and store the mapping in FILE ("-" for standard input), then re-derive the rows from raw records."""
     from connector.config import get_settings
     from connector.connections import get_connection, open_adapter
@@ -122,14 +123,17 @@ def import_(name: str, file: click.utils.LazyFile, objects: tuple[str, ...], no_
     assert connection.id is not None
     doc = parse(file.read())
     describe = None if no_check else open_adapter(engine, settings, connection.id).describe
-    tallies = import_document(engine, connection.id, doc, describe=describe, objects=objects or None)
+    imported = import_document(engine, connection.id, doc, describe=describe, objects=objects or None)
     click.echo(f"stored the mapping of {name}")
-    for object, tally in tallies.items():
+    for object, tally in imported.tallies.items():
         counts = tally.counts.get(object, {})
         click.echo(f"{object}: re-derived {counts.get('updated', 0)} row(s) from stored records, "
                    f"{counts.get('skipped', 0)} skipped")
         for error in tally.errors[:20]:
             click.echo(f"  skipped {error['external_id']}: {error['message']}", err=True)
+    for object, sources in imported.new_sources.items():
+        click.echo(f"{object} now reads {', '.join(sources)}, which the stored records may not hold: "
+                   f"run `rapport sync {name} --full` to read them from the CRM")
 
 
 COMMANDS: list[click.Command] = [sync, mappings]

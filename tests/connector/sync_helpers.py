@@ -83,16 +83,20 @@ def mismatches(engine: Engine, crm: MemoryCRM, connection_id: int, objects: Iter
     return problems
 
 
-def add_score(engine: Engine, connection_id: int, object: str, external_id: str, value: float) -> None:
-    """A current score (replaced if there is one) and a history snapshot, as scoring writes them."""
+def add_score(engine: Engine, connection_id: int, object: str, external_ids: str | list[str], value: float) -> None:
+    """Current scores (replacing any) and history snapshots for these records, as a scoring run writes them."""
+    ids = [external_ids] if isinstance(external_ids, str) else external_ids
+    if not ids:
+        return
     s, h = Score.__table__, ScoreHistory.__table__  # type: ignore[attr-defined]
+    now = utcnow()
     with engine.begin() as conn:
         conn.execute(sa.delete(s).where(s.c.connection_id == connection_id, s.c.object == object,
-                                        s.c.external_id == external_id))
-        conn.execute(sa.insert(s).values(connection_id=connection_id, object=object, external_id=external_id,
-                                         relationship=value, drivers=[], components={}, scored_at=utcnow()))
-        conn.execute(sa.insert(h).values(connection_id=connection_id, object=object, external_id=external_id,
-                                         relationship=value, scored_at=utcnow()))
+                                        s.c.external_id.in_(ids)))
+        conn.execute(sa.insert(s), [dict(connection_id=connection_id, object=object, external_id=i, relationship=value,
+                                         drivers=[], components={}, scored_at=now) for i in ids])
+        conn.execute(sa.insert(h), [dict(connection_id=connection_id, object=object, external_id=i, relationship=value,
+                                         scored_at=now) for i in ids])
 
 
 def scores(engine: Engine, connection_id: int) -> tuple[list[tuple[str, str, float]], list[tuple[str, str, float]]]:
