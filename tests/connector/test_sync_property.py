@@ -32,6 +32,7 @@ from tests.connector.sync_helpers import MEMORY, add_score, memory_connection, m
 OBJECTS = ("account", "contact", "deal")
 SCORED = ("account", "contact")
 LOOKBACK_S = 1
+EXAMPLES = 500
 CRASHES = st.sampled_from(["retriable", "budget", "killed"])
 
 
@@ -239,17 +240,15 @@ def memory_kind(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(adapters.ADAPTERS, "memory", MEMORY)
 
 
-def test_unified_tables_follow_the_crm(sqlite_url, make_settings, memory_kind, tmp_path):
+def test_unified_tables_follow_the_crm(sqlite_url, make_settings, memory_kind):
     # One migrated SQLite file, emptied per example: fast enough for 500 examples.
-    shm = tmp_path
     engine = make_engine(sqlite_url)
     app_settings = make_settings(RAPPORT_SYNC_LOOKBACK_SECONDS=LOOKBACK_S)
     try:
         run_state_machine_as_test(
             lambda: SyncMachine(engine, app_settings),
-            settings=settings(max_examples=int(__import__("os").environ.get("N", 500)), stateful_step_count=20, deadline=None, database=None,
+            settings=settings(max_examples=EXAMPLES, stateful_step_count=20, deadline=None, database=None,
                               suppress_health_check=list(HealthCheck)),
         )
     finally:
         engine.dispose()
-        del shm
