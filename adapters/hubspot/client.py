@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
+import orjson
 import urllib3
 from hubspot import HubSpot
 
@@ -172,12 +173,15 @@ class HubSpotClient:
         return self.call_json(api, method, bucket=bucket, object=object, refresh=refresh, **kwargs)[0]
 
     def call_json(self, api: str, method: str, *, bucket: str = "default", object: str | None = None,
-                  refresh: bool = True, **kwargs: Any) -> tuple[Any, Any]:
+                  refresh: bool = True, model: bool = True, **kwargs: Any) -> tuple[Any, Any]:
         """(model, JSON body) of `api.method(**kwargs)`: budget, count, retry by the policy table, map errors.
 
         The model is what the client's own validation accepted; the JSON is the body exactly as
-        HubSpot sent it (what `Change.raw` keeps).
+        HubSpot sent it (what `Change.raw` keeps). Readers that need only the JSON pass
+        `model=False`: the client then skips building models (most of a page's reading time),
+        unless the connection asks for client-side validation.
         """
+        raw = not model and not self.validate
         attempt = 0
         refreshed = False
         while True:
@@ -188,8 +192,13 @@ class HubSpotClient:
             self.api_calls += 1
             target = self.api(api)
             try:
-                data, _status, headers = getattr(target, method + "_with_http_info")(**kwargs)
-                body = self._body(target, api, method, object)
+                if raw:
+                    response = getattr(target, method + "_with_http_info")(**kwargs, _preload_content=False)
+                    data, headers = None, response.headers
+                    body = self._json(response.data, response.status, api, method, object)
+                else:
+                    data, _status, headers = getattr(target, method + "_with_http_info")(**kwargs)
+                    body = self._body(target, api, method, object)
             except RetriableError as exc:
                 self._retry_or_raise(attempt, exc)
                 attempt += 1
@@ -229,12 +238,14 @@ class HubSpotClient:
     def _body(self, target: Any, api: str, method: str, object: str | None) -> Any:
         # the generated client turns a cut-off body into an empty model; refuse it instead
         response = getattr(target.api_client, "last_response", None)
-        text = getattr(response, "data", None)
-        if not text or getattr(response, "status", 200) == 204:
+        return self._json(getattr(response, "data", None), getattr(response, "status", 200), api, method, object)
+
+    def _json(self, text: Any, status: int, api: str, method: str, object: str | None) -> Any:
+        if not text or status == 204:
             return None
         try:
-            return json.loads(text)
-        except ValueError:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
             raise RetriableError(f"{api}.{method}: the response body is not complete JSON", crm=hs.CRM,
                                  object=object, url=self.api_base, hint="the call is retried") from None
 

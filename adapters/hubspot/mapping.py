@@ -190,6 +190,12 @@ def record_stamp(object_type: str, record: Mapping[str, Any]) -> datetime:
     return stamp
 
 
+def created_stamp(object_type: str, record: Mapping[str, Any]) -> datetime | None:
+    """When a record was created: `createdAt`, else its create-date property."""
+    props = record.get("properties") or {}
+    return parse_stamp(record.get("createdAt")) or parse_stamp(props.get(hs.CREATED_PROPERTY.get(object_type, "")))
+
+
 def to_change(object: str, object_type: str, record: dict[str, Any]) -> Change:
     """A live or archived record as a Change (archived ones are deletions, stamped `archivedAt`)."""
     if record.get("archived"):

@@ -2,14 +2,16 @@
 
 Full syncs page the list endpoint with associations inline; incremental syncs search on the
 last-modified property, re-windowing from the last stamp seen when a window reaches the
-10,000-result cap. Companies and contacts of deals, tickets and engagements found by search are
-read in v4 batches of up to 1,000; pipelines are read once and cached.
+10,000-result cap. Search returns no associations, and changing one does not bump the stamp (it
+comes as an associationChange webhook, or with the next full sync), so companies and contacts are
+read (v4 batches of up to 1,000) only for records created inside the window; the others carry
+`_rapport.keep` and keep the association already stored. Pipelines are read once and cached.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
@@ -73,22 +75,20 @@ class Reader:
     def pull(self, unified: str, since: datetime | None, until: datetime, full: bool) -> Iterator[Page]:
         """Pages of Changes; incremental ones ascending by stamp, deletions and merges included."""
         types = object_types(unified)
-        archived_pass = full or since is None or self.options.get("archived_pass", "always") == "always"
+        archived_pass = full or since is None or self._archived_every_run()
         losers: set[str] = set()  # merged-away ids: their archived copy must not undo `merged_into`
         if full or since is None:
-            for t in types:
-                for records in self._listed(t, archived=False):
-                    changes = self._changes(unified, t, records, until=until)
-                    losers.update(c.external_id for c in changes if c.merged_into)
-                    if changes:
-                        yield Page(unified, changes)
+            live = (change for t in types for records in self._listed(t, archived=False)
+                    for change in self._changes(unified, t, records, until=until))
+            for changes in _chunks(live, hs.PAGE_RECORDS):
+                losers.update(c.external_id for c in changes if c.merged_into)
+                yield Page(unified, changes)
             if archived_pass:
-                for t in types:
-                    for records in self._listed(t, archived=True):
-                        gone = [c for c in (mapping.to_change(unified, t, r) for r in records)
-                                if c.external_id not in losers and c.modified_at < until]
-                        if gone:
-                            yield Page(unified, gone)
+                archived = (mapping.to_change(unified, t, r) for t in types
+                            for records in self._listed(t, archived=True) for r in records)
+                gone = (c for c in archived if c.external_id not in losers and c.modified_at < until)
+                for changes in _chunks(gone, hs.PAGE_RECORDS):
+                    yield Page(unified, changes)
             return
         streams: list[Iterator[Change]] = [self._searched(unified, t, since, until) for t in types]
         if archived_pass:
@@ -97,8 +97,23 @@ class Reader:
             streams.append(iter(sorted((g for g in gone if since <= g.modified_at < until),
                                        key=lambda g: g.modified_at)))
         merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda ch: ch.modified_at)
-        for changes in _chunks(self._without_losers(merged, losers), hs.SEARCH_LIMIT):
+        for changes in _chunks(self._without_losers(merged, losers), hs.PAGE_RECORDS):
             yield Page(unified, changes)
+
+    def _archived_every_run(self) -> bool:
+        """Whether incremental runs list archived records too (option `archived_pass`).
+
+        HubSpot lists archived records by id only (no filter or sort on `archivedAt`), so this pass
+        reads every archived record each time: ⌈archived/100⌉ calls per object type, growing with
+        the recycle bin. "always" (the default) catches deletions on every run. "full" leaves them
+        to deletion webhooks and the full / reconcile syncs: merges still arrive by search (the
+        survivor's stamp moves), but a plain deletion is missed until then if its webhook is.
+        """
+        mode = self.options.get("archived_pass") or hs.ARCHIVED_PASS_DEFAULT
+        if mode not in hs.ARCHIVED_PASS_MODES:
+            raise ConfigError(f"archived_pass must be one of {', '.join(hs.ARCHIVED_PASS_MODES)}, not {mode!r}",
+                              crm=hs.CRM, hint="fix the connection's options")
+        return bool(mode == "always")
 
     @staticmethod
     def _without_losers(changes: Iterable[Change], losers: set[str]) -> Iterator[Change]:
@@ -115,17 +130,20 @@ class Reader:
         props = self.properties(t)
 
         def fetch(after: str | None) -> Any:
-            return self.c.call_json(f"{_OBJ}.basic_api", "get_page", object=t, object_type=t, limit=hs.LIST_LIMIT,
-                                    after=after, properties=props, associations=assoc, archived=archived)[1]
+            return self.c.call_json(f"{_OBJ}.basic_api", "get_page", model=False, object=t, object_type=t,
+                                    limit=hs.LIST_LIMIT, after=after, properties=props, associations=assoc,
+                                    archived=archived)[1]
 
         for body in self.c.pages(fetch):
             yield list(body.get("results") or [])
 
-    def _changes(self, unified: str, t: str, records: list[dict[str, Any]], *,
-                 until: datetime | None = None, linked: dict[str, dict[str, str | None]] | None = None) -> list[Change]:
+    def _changes(self, unified: str, t: str, records: list[dict[str, Any]], *, until: datetime | None = None,
+                 linked: Mapping[str, dict[str, str | None] | None] | None = None) -> list[Change]:
         out: list[Change] = []
         for record in records:
-            record["_rapport"] = self._derived(t, record, (linked or {}).get(str(record["id"])))
+            ident = str(record["id"])
+            record["_rapport"] = self._derived(t, record, (linked or {}).get(ident), unread=linked is not None
+                                               and ident in linked and linked[ident] is None)
             change = mapping.to_change(unified, t, record)
             if until is not None and change.modified_at >= until:
                 continue  # changed after the run started: the next incremental run takes it
@@ -137,15 +155,25 @@ class Reader:
     # --- search windows -----------------------------------------------------------------------
 
     def _searched(self, unified: str, t: str, since: datetime, until: datetime) -> Iterator[Change]:
-        """Changes in [since, until) by search, enriched with associations in blocks of 1,000."""
+        """Changes in [since, until) by search; associations read in blocks of 1,000 for new records only."""
         block: list[dict[str, Any]] = []
         for records in self._search_windows(t, since, until):
             block.extend(records)
             if len(block) >= self.association_batch:
-                yield from self._changes(unified, t, block, linked=self._links(t, block))
+                yield from self._changes(unified, t, block, linked=self._new_links(t, block, since))
                 block = []
         if block:
-            yield from self._changes(unified, t, block, linked=self._links(t, block))
+            yield from self._changes(unified, t, block, linked=self._new_links(t, block, since))
+
+    def _new_links(self, t: str, records: Sequence[dict[str, Any]], since: datetime
+                   ) -> dict[str, dict[str, str | None] | None]:
+        """Associations of the records created at or after `since`; None (keep the stored ones) for the rest."""
+        if t not in hs.ASSOCIATED:
+            return {}
+        fresh = [r for r in records if (mapping.created_stamp(t, r) or since) >= since]
+        linked: dict[str, dict[str, str | None] | None] = dict.fromkeys((str(r["id"]) for r in records), None)
+        linked.update(self._links(t, fresh))
+        return linked
 
     def _search_windows(self, t: str, since: datetime, until: datetime) -> Iterator[list[dict[str, Any]]]:
         """Search pages over [since, until), restarting from the last stamp at the 10,000 cap."""
@@ -203,8 +231,8 @@ class Reader:
         def fetch(after: str | None) -> Any:
             body = PublicObjectSearchRequest(filter_groups=[group], properties=props, limit=hs.SEARCH_LIMIT,
                                              after=after, sorts=[{"propertyName": sort, "direction": "ASCENDING"}])
-            return self.c.call_json(f"{_OBJ}.search_api", "do_search", bucket="search", object=t, object_type=t,
-                                    public_object_search_request=body)[1]
+            return self.c.call_json(f"{_OBJ}.search_api", "do_search", bucket="search", model=False, object=t,
+                                    object_type=t, public_object_search_request=body)[1]
 
         consumed = 0
         for page in self.c.pages(fetch):
@@ -224,7 +252,7 @@ class Reader:
             for chunk in _chunks(ids, self.association_batch):
                 body = BatchInputPublicFetchAssociationsBatchRequest(
                     inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in chunk])
-                found = self.c.call_json("crm.associations.v4.batch_api", "get_page", object=t,
+                found = self.c.call_json("crm.associations.v4.batch_api", "get_page", model=False, object=t,
                                          from_object_type=t, to_object_type=to_type,
                                          batch_input_public_fetch_associations_batch_request=body)[1]
                 for result in (found or {}).get("results") or []:
@@ -245,11 +273,14 @@ class Reader:
             found = next((v for (_, s), v in self.stages[t].items() if s == key[1]), None)
         return dict(found) if found else {"stage": stage, "is_closed": False, "is_won": False}
 
-    def _derived(self, t: str, record: dict[str, Any], links: dict[str, str | None] | None) -> dict[str, Any]:
+    def _derived(self, t: str, record: dict[str, Any], links: dict[str, str | None] | None, *,
+                 unread: bool = False) -> dict[str, Any]:
         props = record.get("properties") or {}
         out: dict[str, Any] = {}
         if t == hs.CONTACTS:
             out["account_id"] = str(props.get(hs.CONTACT_COMPANY_PROPERTY) or "") or None
+        elif t in hs.ASSOCIATED and unread:
+            out[hs.KEEP_STORED] = list(hs.ASSOCIATION_KEYS)  # not read: the stored company and contact stand
         elif t in hs.ASSOCIATED:
             assoc = record.get("associations")
             if links is None and assoc is not None:
@@ -276,7 +307,7 @@ class Reader:
                 body = BatchReadInputSimplePublicObjectId(
                     inputs=[SimplePublicObjectId(id=i) for i in chunk], properties=self.properties(t),
                     properties_with_history=[])
-                found_json = self.c.call_json(f"{_OBJ}.batch_api", "read", object=t, object_type=t,
+                found_json = self.c.call_json(f"{_OBJ}.batch_api", "read", model=False, object=t, object_type=t,
                                               batch_read_input_simple_public_object_id=body, archived=False)[1]
                 records = list((found_json or {}).get("results") or [])
                 for change in self._changes(unified, t, records, linked=self._links(t, records)):

@@ -36,6 +36,8 @@ MODIFIED_PROPERTY: dict[str, str] = {
     "emails": "hs_lastmodifieddate",
     "meetings": "hs_lastmodifieddate",
 }
+CREATED_PROPERTY: dict[str, str] = {t: "hs_createdate" if t in ("calls", "emails", "meetings") else "createdate"
+                                    for t in MODIFIED_PROPERTY}
 MERGED_IDS_PROPERTY = "hs_merged_object_ids"
 CONTACT_COMPANY_PROPERTY = "associatedcompanyid"
 
@@ -57,6 +59,13 @@ PROPERTIES: dict[str, tuple[str, ...]] = {
 
 # objects whose company and contact come from associations (contacts carry their company as a property)
 ASSOCIATED = ("deals", "tickets", "calls", "emails", "meetings")
+# the `_rapport` values resolved from associations, and the key listing those an incremental read
+# left unread (the sync keeps what it stored for them)
+ASSOCIATION_KEYS = ("account_id", "contact_id")
+KEEP_STORED = "keep"
+# incremental runs: list archived records every run ("always") or only in full syncs ("full")
+ARCHIVED_PASS_MODES = ("always", "full")
+ARCHIVED_PASS_DEFAULT = "always"
 COMPANIES = "companies"
 CONTACTS = "contacts"
 ACTIVITY_TITLE = {"calls": "hs_call_title", "emails": "hs_email_subject", "meetings": "hs_meeting_title"}
@@ -71,6 +80,7 @@ SEARCH_LIMIT = 200
 SEARCH_RESULT_CAP = 10_000
 BATCH_LIMIT = 100
 ASSOCIATION_BATCH_LIMIT = 1_000  # v4 associations batch read (changelog 2025-02: at most 1,000 ids)
+PAGE_RECORDS = 1_000  # changes per Page handed to the sync (it commits once per Page)
 
 # score properties, group and types
 SCORE_GROUP = "rapport"

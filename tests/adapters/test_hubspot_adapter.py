@@ -104,6 +104,43 @@ def test_incremental_pull_after_changes(sb):
     assert not [k for k in sb.stats.snapshot()["statuses"] if k.startswith("4")]
 
 
+def _assoc_calls(sb) -> int:
+    return sum(n for k, n in sb.stats.snapshot()["calls"].items() if k.startswith("POST /crm/v4/associations/"))
+
+
+def test_incremental_reads_associations_only_for_records_created_in_the_window(sb):
+    adapter = make_adapter(sb)
+    since = datetime.now(UTC) - timedelta(milliseconds=5)
+    done = sb.mutate(80, seed=2, kinds=["deal_stage", "deal_won", "ticket_close", "ticket_escalate"])
+    sb.stats.reset()
+    updated = pulled(adapter, "deal", since) + pulled(adapter, "case", since)
+    assert {c.external_id for c in updated} == {d["id"] for d in done}
+    assert _assoc_calls(sb) == 0  # changes of older records: their stored company and contact stand
+    assert all(c.raw["_rapport"] == {**c.raw["_rapport"], "keep": ["account_id", "contact_id"]} for c in updated)
+    assert all("account_id" not in c.raw["_rapport"] and "is_closed" in c.raw["_rapport"] for c in updated)
+    since = datetime.now(UTC) - timedelta(milliseconds=5)
+    new = {d["id"] for d in sb.mutate(30, seed=3, kinds=["ticket_new", "ticket_close"]) if d["kind"] == "ticket_new"}
+    sb.stats.reset()
+    changes = {c.external_id: c for c in pulled(adapter, "case", since)}
+    assert new and _assoc_calls(sb) == 2  # one v4 batch read each for companies and contacts
+    for ident in new:
+        assert changes[ident].raw["_rapport"]["account_id"] == primary_company(sb, "tickets", int(ident))
+        assert "keep" not in changes[ident].raw["_rapport"]
+
+
+@pytest.mark.parametrize(("mode", "archived_lists"), [(None, 3), ("always", 3), ("full", 0)])
+def test_archived_pass_of_incremental_runs_is_an_option(sb, mode, archived_lists):
+    adapter = make_adapter(sb, **({"archived_pass": mode} if mode else {}))
+    since = datetime.now(UTC) - timedelta(milliseconds=5)
+    sb.stats.reset()
+    pulled(adapter, "activity", since)
+    calls = sb.stats.snapshot()["calls"]
+    assert sum(n for k, n in calls.items() if k.startswith("GET /crm/v3/objects/")) == archived_lists
+    assert sum(n for k, n in calls.items() if k.endswith("/search")) == 3
+    with pytest.raises(Exception, match="archived_pass must be one of"):
+        pulled(make_adapter(sb, archived_pass="sometimes"), "activity", since)
+
+
 def test_fetch_by_id(sb):
     adapter = make_adapter(sb)
     sb.mutate(60, seed=3, kinds=["merge", "archive"])
