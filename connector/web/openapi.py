@@ -67,11 +67,12 @@ SCHEMAS: dict[str, S] = {
     "MappingDraft": {"type": "object", "required": ["read"], "properties": {
         "read": {"type": "object", "additionalProperties": _ref("Spec")},
         "write": {"type": "object", "additionalProperties": STR}}},
-    "Saved": _obj({"saved": BOOL, "object": STR, "rederived": INT, "skipped": INT}),
+    "Saved": _obj({"saved": BOOL, "object": STR, "rederived": INT, "skipped": INT, "new_sources": _arr(STR)}),
     "Preview": _obj({"object": STR, "targets": _arr(STR), "records": _arr(_obj({
         "external_id": STR, "values": OBJ, "error": _n(STR)}))}),
     "Yaml": _obj({"yaml": STR}),
-    "Imported": _obj({"imported": _arr(STR), "rederived": {"type": "object", "additionalProperties": INT}}),
+    "Imported": _obj({"imported": _arr(STR), "rederived": {"type": "object", "additionalProperties": INT},
+                      "new_sources": {"type": "object", "additionalProperties": _arr(STR)}}),
     "Provisioned": {"type": "object", "additionalProperties": _obj({"created": _arr(STR), "existing": _arr(STR)})},
     "Cron": _obj({"cron": STR, "description": STR, "next_runs": _arr(STR)}),
     "Schedule": _obj({"id": INT, "connection_id": INT, "connection": STR, "kind": STR, "kind_words": STR, "cron": STR,

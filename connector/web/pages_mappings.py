@@ -66,6 +66,9 @@ def save(connection_id: str, object: str) -> tuple[str, int] | Response:
     except Invalid as exc:
         return _page(connection_id, object, 400, errors=exc.fields, draft=read, write=write, message=exc.message)
     flash(f"Saved the {object} mapping; {result['rederived']} stored record(s) re-derived.")
+    if result["new_sources"]:
+        flash(f"Newly read CRM fields ({', '.join(result['new_sources'])}) are not in the stored records yet: "
+              "they fill in with the next full sync (Schedules → a full sync → Run now).")
     return redirect(url_for("mappings.edit", connection_id=connection_id, object=object))
 
 
@@ -105,6 +108,9 @@ def import_(connection_id: str) -> tuple[str, int] | Response:
     except Invalid as exc:
         return _page(connection_id, object, 400, errors=exc.fields, message=exc.message, yaml_text=text)
     flash(f"Imported the mapping of {', '.join(result['imported'])}.")
+    fresh = sorted({s for sources in result["new_sources"].values() for s in sources})
+    if fresh:
+        flash(f"Newly read CRM fields ({', '.join(fresh)}) fill in with the next full sync.")
     return redirect(url_for("mappings.edit", connection_id=connection_id, object=object))
 
 

@@ -38,11 +38,21 @@ def _runs_done(page, *, expected: int, timeout: float = 120.0) -> list[str]:
 
 
 def test_admin_connects_hubspot_maps_schedules_runs_and_sees_scores(browser, hubspot, served, screenshots) -> None:
+    page = browser.new_page(viewport={"width": 1360, "height": 900})
+    try:
+        _walk(page, hubspot, served, screenshots)
+    except BaseException:
+        page.screenshot(path=str(screenshots / "failure.png"), full_page=True)
+        raise
+    finally:
+        page.close()
+
+
+def _walk(page, hubspot, served, screenshots) -> None:
     engine = make_engine(served.settings.sqlalchemy_url)
     auth.create_user(engine, "admin@acme.example", PASSWORD, role="admin", workspace="acme")
     info = hubspot.info
-    page = browser.new_page(viewport={"width": 1360, "height": 900})
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(60_000)  # a loaded 2-core machine can be slow
 
     # sign in
     page.goto(served.url + "/connections")
@@ -118,5 +128,4 @@ def test_admin_connects_hubspot_maps_schedules_runs_and_sees_scores(browser, hub
     page.wait_for_selector("#components")
     assert page.locator("svg.chart").count() == 1
     page.screenshot(path=str(screenshots / "08-account.png"), full_page=True)
-    page.close()
     engine.dispose()

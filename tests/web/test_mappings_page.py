@@ -97,6 +97,8 @@ def test_saving_stores_the_mapping_and_rederives_stored_rows(hs, web_engine, web
     assert rows and all(r.industry == (r.raw["properties"].get("city") or None) for r in rows)
     flash = client.get(response.location).get_data(as_text=True)
     assert f"{len(rows)} stored record(s) re-derived" in flash
+    assert "Newly read CRM fields (properties.city, properties.country)" in flash  # raw records lack them
+
 
 
 def test_yaml_export_then_import_round_trips_and_a_broken_file_changes_nothing(hs, web_engine) -> None:

@@ -167,10 +167,11 @@ def save(engine: Engine, settings: Settings, ws: int, connection_id: Any, object
     if write:
         entry["write"] = write
     doc = {"kind": row.kind, "objects": {object: entry}}
-    tally = mapping_files.import_document(engine, int(row.id), doc, objects=[object])
-    counts = tally[object].counts.get(object, {}) if object in tally else {}
+    done = mapping_files.import_document(engine, int(row.id), doc, objects=[object])
+    tally = done.tallies.get(object)
+    counts = tally.counts.get(object, {}) if tally is not None else {}
     return {"saved": True, "object": object, "rederived": int(counts.get("updated", 0)),
-            "skipped": int(counts.get("skipped", 0))}
+            "skipped": int(counts.get("skipped", 0)), "new_sources": done.new_sources.get(object, [])}
 
 
 def _sample_ids(engine: Engine, connection_id: int, object: str) -> list[str]:
@@ -187,18 +188,19 @@ def _fetch_samples(adapter: Any, engine: Engine, connection_id: int, object: str
     if ids:
         return [c for c in adapter.fetch(object, ids) if not c.deleted]
     now = utcnow()
+    found: dict[str, Any] = {}
     for since, full in ((now - timedelta(days=30), False), (None, True)):  # before the first sync
         pages = adapter.pull(object, since, now, full=full)
         try:
             for page in pages:
-                live = [c for c in page.changes if not c.deleted]
-                if live:
-                    return live[:PREVIEW_RECORDS]
+                found.update((c.external_id, c) for c in page.changes if not c.deleted)
+                if len(found) >= PREVIEW_RECORDS:
+                    return list(found.values())[:PREVIEW_RECORDS]
         finally:
             close = getattr(pages, "close", None)
             if close:
                 close()
-    return []
+    return list(found.values())
 
 
 def preview(engine: Engine, settings: Settings, ws: int, connection_id: Any, object: str,
@@ -252,11 +254,12 @@ def import_yaml(engine: Engine, settings: Settings, ws: int, connection_id: Any,
 
     try:
         doc = mapping_files.parse(text)
-        tally = mapping_files.import_document(engine, int(row.id), doc, describe=describe)
+        done = mapping_files.import_document(engine, int(row.id), doc, describe=describe)
     except MappingError as exc:
         raise Invalid("the mapping was not imported; nothing changed", {"yaml": str(exc)}) from None
     return {"imported": sorted(doc["objects"]),
-            "rederived": {o: int(t.counts.get(o, {}).get("updated", 0)) for o, t in tally.items()}}
+            "rederived": {o: int(t.counts.get(o, {}).get("updated", 0)) for o, t in done.tallies.items()},
+            "new_sources": done.new_sources}
 
 
 def score_specs(kind: str, object: str, targets: dict[str, str]) -> list[FieldSpec]:
