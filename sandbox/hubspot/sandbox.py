@@ -106,7 +106,7 @@ class HubSpotSandbox:
         else:
             from sandbox import world
 
-            bundles = world.generate(self.size, self.seed, accounts=self.accounts)
+            bundles = world.generate(self.size, self.seed, now=world.today(), accounts=self.accounts)
             owners = world.owners(self.seed)
         self.seeded = seed(self.store, bundles, owners, now_ms(), engagements=self.engagements)
         self.meta_api.owners = self.seeded.owners

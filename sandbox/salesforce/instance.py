@@ -44,7 +44,7 @@ class WorldSpec:
             return self.bundles(), self.owners() if self.owners else []
         from sandbox import world
 
-        return world.generate(self.size, self.seed, accounts=self.accounts), world.owners(self.seed)
+        return world.generate(self.size, self.seed, now=world.today(), accounts=self.accounts), world.owners(self.seed)
 
 
 class Instance:

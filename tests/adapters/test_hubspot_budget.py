@@ -25,7 +25,7 @@ def _work(settings, info, secrets, company_ids, n, out) -> None:
         adapter = HubSpotAdapter(info, secrets, budget=budget)
         until = datetime.now(UTC) + timedelta(seconds=1)
         deals = sum(len(p.changes) for p in adapter.pull("deal", None, until, full=True))
-        since = datetime(2025, 5, 1, tzinfo=UTC)  # a short window: one search page each
+        since = until - timedelta(days=61)  # a short window: one search page each
         contacts = sum(len(p.changes) for p in adapter.pull("contact", since, until))
         items = [WriteItem("account", i, {"rapport_tier": "ABC"[n % 3]}) for i in company_ids]
         written = sum(r.ok for r in adapter.write("account", items))
