@@ -8,7 +8,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from connector.model import RECORD_MODELS, Score, ScoreHistory
+from connector.model import RECORD_MODELS, Score, ScoreHistory, SyncRun
 from connector.scoring import PORTFOLIO
 from connector.web.services.common import NotFound, connection_row, iso
 
@@ -19,6 +19,9 @@ BINS = 10
 TOP = 10
 AT_RISK_SHOWN = 50
 HISTORY_POINTS = 365
+CACHED_SUMMARIES = 32
+_summaries: dict[tuple[Any, ...], dict[str, Any]] = {}
+_R = SyncRun.__table__  # type: ignore[attr-defined]
 
 
 def _names(conn: sa.Connection, cid: int, ids: list[str]) -> dict[str, str]:
@@ -72,9 +75,27 @@ def _top(keys: tuple[np.ndarray, ...], mask: np.ndarray, n: int) -> np.ndarray:
     return idx[np.lexsort(tuple(k[idx] for k in keys))][:n]
 
 
+def _marker(conn: sa.Connection, cid: int) -> Any:
+    """Moves whenever a run (a rescore, a sync merging records) may have changed the connection's scores."""
+    return conn.execute(sa.select(sa.func.max(_R.c.id)).where(_R.c.connection_id == cid)).scalar()
+
+
 def summary(engine: Engine, ws: int, connection_id: Any) -> dict[str, Any]:
-    """One connection's score distributions, tiers, movers and at-risk accounts."""
+    """One connection's score distributions, tiers, movers and at-risk accounts (kept until the next run)."""
     row = connection_row(engine, ws, connection_id)
+    cid = int(row.id)
+    with engine.connect() as conn:
+        key = (str(engine.url), cid, _marker(conn, cid))
+    if key in _summaries:
+        return {**_summaries[key], "connection": {"id": cid, "name": row.name, "kind": row.kind}}
+    answer = _summary(engine, row)
+    if len(_summaries) >= CACHED_SUMMARIES:
+        _summaries.pop(next(iter(_summaries)))
+    _summaries[key] = answer
+    return answer
+
+
+def _summary(engine: Engine, row: Any) -> dict[str, Any]:
     cid = int(row.id)
     with engine.connect() as conn:
         d, scored_at, version = _load(conn, cid)
