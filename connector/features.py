@@ -38,13 +38,17 @@ def sum_if(cond: Any, value: Any = 1) -> Any:
     return sa.func.coalesce(sa.func.sum(sa.case((cond, value), else_=0)), 0)
 
 
-def index_of(sorted_ids: np.ndarray, keys: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of keys in the sorted ids, and a mask of the keys found there."""
-    k = np.array(keys, dtype=str)
-    if not len(sorted_ids) or not len(k):
-        return np.zeros(len(k), dtype=np.int64), np.zeros(len(k), dtype=bool)
-    pos = np.searchsorted(sorted_ids, k).clip(0, len(sorted_ids) - 1)
-    return pos, sorted_ids[pos] == k
+def lookup_of(ids: np.ndarray) -> dict[str, int]:
+    """External id -> position, for `index_of` (a dict lookup beats searching sorted strings)."""
+    return {k: i for i, k in enumerate(np.asarray(ids).tolist())}
+
+
+def index_of(ids: np.ndarray | dict[str, int], keys: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of keys among the ids (an array or its `lookup_of`), and a mask of the keys found there."""
+    lookup = ids if isinstance(ids, dict) else lookup_of(ids)
+    pos = np.fromiter((lookup.get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+    found = pos >= 0
+    return np.where(found, pos, 0), found
 
 
 def _scatter(n: int, pos: np.ndarray, found: np.ndarray, values: Sequence[Any], fill: float) -> np.ndarray:
@@ -147,7 +151,7 @@ def _deals(s: _Scope) -> Any:
     ).where(s.visible(_DEAL, d.created_at), d.account_external_id.is_not(None), s.by_account(_DEAL))
 
 
-def _contacts(s: _Scope, account_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _contacts(s: _Scope, account_ids: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Contacts sorted by id: (ids, index of their account or -1, created day, own last-activity stamp day)."""
     def build(s: _Scope) -> Any:
         c = _CON.c
@@ -158,12 +162,12 @@ def _contacts(s: _Scope, account_ids: np.ndarray) -> tuple[np.ndarray, np.ndarra
     cids, accs, created, stamps = columns(s.run("contacts", build), 4)
     ids = np.array(cids, dtype=str)
     order = np.argsort(ids, kind="stable")
-    pos, found = index_of(account_ids, np.array(accs, dtype=object)[order] if len(ids) else [])
+    pos, found = index_of(account_ids, np.array(accs, dtype=object)[order].tolist() if len(ids) else [])
     return (ids[order], np.where(found, pos, -1), np.array(created, dtype=float)[order] if len(ids) else np.zeros(0),
             np.array(stamps, dtype=float)[order] if len(ids) else np.zeros(0))
 
 
-def _group_index(account_ids: np.ndarray, contact_ids: np.ndarray, contact_account: np.ndarray,
+def _group_index(account_ids: dict[str, int], contact_ids: dict[str, int], contact_account: np.ndarray,
                  accs: Sequence[Any], whos: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     """For grouped rows: the account index (the row's own, else its contact's) and the contact index (-1: none)."""
     apos, afound = index_of(account_ids, accs)
@@ -215,12 +219,15 @@ def load_features(conn: SAConnection, connection_id: int, params: dict[str, Any]
     s = _Scope(conn, connection_id, as_of, point_in_time, account_ids, w)
     ids, age = _accounts(s)
     n = len(ids)
-    con_ids, con_acc, con_created, con_stamp = _contacts(s, ids)
+    acc_lookup = lookup_of(ids)
+    con_ids, con_acc, con_created, con_stamp = _contacts(s, acc_lookup)
+    con_lookup = lookup_of(con_ids)
     m = len(con_ids)
     cols: dict[str, np.ndarray] = {"age_days": age, "contacts": _sum_by(con_acc, np.ones(m), n)}
 
-    acc_d, amount, is_closed, is_won, close, renewal = (np.asarray(c) for c in columns(s.run("deals", _deals), 6))
-    pos, found = index_of(ids, acc_d)
+    acc_d, *numbers = columns(s.run("deals", _deals), 6)
+    amount, is_closed, is_won, close, renewal = (np.asarray(c, dtype=float) for c in numbers)
+    pos, found = index_of(acc_lookup, acc_d)
     d_i = np.where(found, pos, -1)
     close = close.astype(float)
     with np.errstate(invalid="ignore"):  # a deal without any date is closed only when not point-in-time
@@ -242,7 +249,7 @@ def load_features(conn: SAConnection, connection_id: int, params: dict[str, Any]
     cols["recent_losses"] = _sum_by(np.where(lost & since("loss_days"), d_i, -1), np.ones(len(d_i)), n)
 
     accs, whos, last, in_activity, in_breadth = columns(s.run("activities", _activities), 5)
-    acc_i, act_con = _group_index(ids, con_ids, con_acc, accs, whos)
+    acc_i, act_con = _group_index(acc_lookup, con_lookup, con_acc, accs, whos)
     con_last = np.fmax(con_stamp, _max_by(act_con, last, m))
     engaged = (con_last > s.day - w["breadth_days"]).astype(float)
     cols["days_since_activity"] = s.day - np.fmax(_max_by(acc_i, last, n), _max_by(con_acc, con_stamp, n))
@@ -250,7 +257,7 @@ def load_features(conn: SAConnection, connection_id: int, params: dict[str, Any]
     cols["engaged_contacts"] = _sum_by(con_acc, engaged, n)
 
     acc_k, con_k, prio, opened, closed_day, k_closed, escalated, reopens, sat = columns(s.run("cases", _cases), 9)
-    acc_i, con_i = _group_index(ids, con_ids, con_acc, acc_k, con_k)
+    acc_i, con_i = _group_index(acc_lookup, con_lookup, con_acc, acc_k, con_k)
     opened_d, closed_d = np.array(opened, dtype=float), np.array(closed_day, dtype=float)
     rating = np.array(sat, dtype=float)
     with np.errstate(invalid="ignore"):
