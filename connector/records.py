@@ -211,9 +211,10 @@ def _bury(conn: sa.Connection, connection_id: int, object: str, change: Change, 
           tally: Tally, now: datetime) -> None:
     t = RECORD_MODELS[object].__table__  # type: ignore[attr-defined]
     survivor = change.merged_into if change.merged_into != change.external_id else None
+    heir = _heir(conn, connection_id, object, survivor) if survivor else None
     if stored is not None and not stored["is_deleted"]:
         account = _account_of(object, change.external_id, stored)
-        for touched in (account, survivor if object == "account" else None):
+        for touched in (account, heir if object == "account" else None):
             if touched:
                 tally.touched.add(touched)
     if stored is not None:
@@ -225,8 +226,22 @@ def _bury(conn: sa.Connection, connection_id: int, object: str, change: Change, 
             tally.add(object, "unchanged")
     else:
         tally.add(object, "unchanged")
-    if survivor:
-        merge(conn, connection_id, object, change.external_id, survivor)
+    if heir:
+        merge(conn, connection_id, object, change.external_id, heir)
+
+
+def _heir(conn: sa.Connection, connection_id: int, object: str, survivor: str) -> str:
+    """The record that finally holds a merged one: the survivor, or whom the survivor was merged into since."""
+    t = RECORD_MODELS[object].__table__  # type: ignore[attr-defined]
+    seen = {survivor}
+    # Merges at one stamp come in id order, so "B into C" may be applied before "A into B".
+    while True:
+        onward = conn.execute(sa.select(t.c.merged_into).where(
+            t.c.connection_id == connection_id, t.c.external_id == survivor, t.c.is_deleted.is_(True))).scalar()
+        if not onward or onward in seen:
+            return survivor
+        seen.add(onward)
+        survivor = onward
 
 
 def merge(conn: sa.Connection, connection_id: int, object: str, loser: str, survivor: str) -> None:

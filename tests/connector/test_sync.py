@@ -195,6 +195,25 @@ def test_merge_moves_scores_history_and_children_to_the_survivor(engine, setting
     assert mismatches(engine, crm, cid, ALL) == []
 
 
+@pytest.mark.parametrize("page_size", [1, 3])
+def test_a_chain_of_merges_at_one_stamp_ends_at_the_last_survivor(engine, settings, crm, page_size):
+    crm.page_size = page_size
+    b, a, c = world(crm, 3)  # b has the smallest id: "b into c" is read before "a into b"
+    cid, adapter = memory_connection(engine, settings, crm)
+    sync_connection(engine, settings, cid, adapter=adapter, until=crm.tick())
+    add_score(engine, cid, "account", [a, b], 50.0)
+    crm.merge("account", a, b)
+    crm.merge("account", b, c)  # the same millisecond
+    crm.tick()
+    sync_connection(engine, settings, cid, adapter=adapter, until=crm.now)
+    current, history = scores(engine, cid)
+    assert current == [("account", c, 50.0)] and history == [("account", c, 50.0)] * 2
+    have = rows(engine, "account", cid)
+    assert (have[a]["merged_into"], have[b]["merged_into"]) == (b, c)  # as the CRM says
+    assert {r["account_external_id"] for r in rows(engine, "contact", cid).values()} == {c}
+    assert mismatches(engine, crm, cid, ALL) == []
+
+
 def test_merge_seen_before_the_children_sync_repoints_them_at_once(engine, settings, crm):
     loser, survivor = world(crm, 2)
     cid, adapter = memory_connection(engine, settings, crm)
