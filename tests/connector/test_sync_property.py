@@ -252,3 +252,13 @@ def test_unified_tables_follow_the_crm(sqlite_url, make_settings, memory_kind):
         )
     finally:
         engine.dispose()
+
+
+def test_the_same_on_postgresql_and_sqlite_deterministically(engine, make_settings, memory_kind):
+    # A fixed, smaller set of sequences through the `engine` fixture: PostgreSQL too.
+    app_settings = make_settings(RAPPORT_SYNC_LOOKBACK_SECONDS=LOOKBACK_S)
+    run_state_machine_as_test(
+        lambda: SyncMachine(engine, app_settings),
+        settings=settings(max_examples=6, stateful_step_count=20, deadline=None, database=None, derandomize=True,
+                          suppress_health_check=list(HealthCheck)),
+    )
