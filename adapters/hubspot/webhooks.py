@@ -7,13 +7,13 @@ itself is computed by hubspot-api-client's `Signature` and compared in constant 
 from __future__ import annotations
 
 import hmac
-import json
 import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from hubspot.utils.signature import Signature
 
 from adapters.base import WebhookEvent
@@ -85,7 +85,7 @@ def verify(headers: Mapping[str, str], body: bytes, url: str, method: str, secre
 def parse_body(body: bytes) -> list[dict[str, Any]]:
     """The JSON array of event objects, or a 400 naming what is wrong."""
     try:
-        data = json.loads(body)
+        data = orjson.loads(body)  # several times faster than json on a 100-event batch
     except (ValueError, UnicodeDecodeError) as exc:
         raise WebhookRejected(f"body is not JSON: {exc}", status=400, crm=hs.CRM) from None
     if not isinstance(data, list) or not data:
