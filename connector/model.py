@@ -317,7 +317,12 @@ class ScoreModel(SQLModel, table=True):
 class Score(SQLModel, table=True):
     """The current scores of one account or contact."""
 
-    __table_args__ = (sa.UniqueConstraint("connection_id", "object", "external_id", name="uq_score_record"),)
+    __table_args__ = (
+        sa.UniqueConstraint("connection_id", "object", "external_id", name="uq_score_record"),
+        # Covers the portfolio read of the scores page and API: an index-only scan, no wide JSON rows.
+        sa.Index("ix_score_portfolio", "connection_id", "object", "external_id", "relationship", "experience",
+                 "tier", "trend", "at_risk"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     connection_id: int = _fk("connection.id", index=False)
     object: str = Field(sa_column=sa.Column(sa.String(20), nullable=False))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 08:22:42.603250
+Create Date: 2026-11-22 09:08:04.596893
 """
 from collections.abc import Sequence
 
@@ -193,6 +193,9 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('connection_id', 'object', 'external_id', name='uq_score_record')
     )
+    with op.batch_alter_table('score', schema=None) as batch_op:
+        batch_op.create_index('ix_score_portfolio', ['connection_id', 'object', 'external_id', 'relationship', 'experience', 'tier', 'trend', 'at_risk'], unique=False)
+
     op.create_table('score_alert',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('connection_id', sa.Integer(), nullable=False),
@@ -435,6 +438,9 @@ def downgrade() -> None:
 
     op.drop_table('score_history')
     op.drop_table('score_alert')
+    with op.batch_alter_table('score', schema=None) as batch_op:
+        batch_op.drop_index('ix_score_portfolio')
+
     op.drop_table('score')
     with op.batch_alter_table('schedule', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_schedule_connection_id'))
