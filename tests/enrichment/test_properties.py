@@ -54,7 +54,7 @@ def _check(scored, accounts=None, account_of: np.ndarray | None = None) -> None:
                 acc_b = accounts.relationship if d["score"] == "relationship" else accounts.experience
                 own = acc_b.points_of(d["component"].split(".", 1)[1])[a]
                 share = scored.relationship.weights[i, 0] if d["score"] == "relationship" else scored.experience.weights[i, 0]
-                assert abs(d["points"] - own * share) <= 0.05
+                assert abs(d["points"] - own * share) <= 0.051  # points are shown to 0.1
             else:
                 assert abs(d["points"] - points[f"{d['score']}:{d['component']}"]) <= 0.5
         assert scored.tier[i] in ("A", "B", "C")
