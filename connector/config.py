@@ -31,9 +31,7 @@ class Settings(BaseSettings):
     public_url: str = Field(default="http://127.0.0.1:5000", alias="RAPPORT_PUBLIC_URL")
     api_budget_share: float = Field(default=0.5, alias="RAPPORT_API_BUDGET_SHARE", gt=0, le=1)
     webhook_max_bytes: int = Field(default=1_000_000, alias="RAPPORT_WEBHOOK_MAX_BYTES", gt=0)
-    coalesce_seconds: float = Field(default=1.0, alias="RAPPORT_COALESCE_SECONDS", ge=0)
     sync_lookback_seconds: int = Field(default=60, alias="RAPPORT_SYNC_LOOKBACK_SECONDS", ge=0)
-    page_size: int = Field(default=2000, alias="RAPPORT_PAGE_SIZE", gt=0)
 
     @field_validator("database_url")
     @classmethod
