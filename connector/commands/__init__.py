@@ -16,6 +16,7 @@ from connector.commands import (
     scoring,
     sync,
     users,
+    writeback,
 )
 
 COMMANDS: list[click.Command] = [
@@ -29,6 +30,7 @@ COMMANDS: list[click.Command] = [
     *bench.COMMANDS,
     *scoring.COMMANDS,
     *users.COMMANDS,
+    *writeback.COMMANDS,
 ]
 
 connections.connect.add_command(salesforce.connect_salesforce)
