@@ -264,7 +264,8 @@ def load_features(conn: SAConnection, connection_id: int, params: dict[str, Any]
         shut = np.array(k_closed, dtype=bool) & ((not point_in_time) | np.isnan(closed_d) | (closed_d <= s.day))
         seen = opened_d <= s.day
         load = seen & (opened_d > s.day - w["case_days"])
-        quality = seen & (opened_d > s.day - w["quality_days"])
+        # the quality window applies to closed history: a case open now counts however long ago it was opened
+        quality = seen & ((opened_d > s.day - w["quality_days"]) | ~shut)
         still_open = seen & ~shut
         stale = still_open & (opened_d <= s.day - w["backlog_age_days"])
         timed = quality & shut & (closed_d >= opened_d)
