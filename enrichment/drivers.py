@@ -15,6 +15,7 @@ import numpy as np
 import orjson
 
 from enrichment.combine import Breakdown
+from enrichment.experience import customer_days, exposure
 from enrichment.features import AccountFeatures
 
 TOP = 3
@@ -70,8 +71,17 @@ def plural(n: float, word: str, none: str | None = None) -> str:
     return f"{k} {word}{'' if k == 1 else 's'}"
 
 
-def _years(days: float) -> str:
-    return f"{days / 365.25:.1f} years" if days >= 365 else f"{round(days / 30.44)} months"
+def duration(days: float) -> str:
+    """A length of time: 'under a month', '1 month', '5 months', '2.1 years'."""
+    if days >= 365:
+        return f"{days / 365.25:.1f} years"
+    months = round(days / 30.44) if math.isfinite(days) else 0
+    return "under a month" if months < 1 else f"{months} month{'s' if months != 1 else ''}"
+
+
+def rate(x: float) -> str:
+    """A small rate with two significant digits: '0.04', '0.35', '1.2'."""
+    return f"{x:.1f}" if x >= 1 else f"{x:.2g}"
 
 
 def account_texts(acc: AccountFeatures, exp_signals: dict[str, np.ndarray], parts: dict[str, np.ndarray],
@@ -81,6 +91,8 @@ def account_texts(acc: AccountFeatures, exp_signals: dict[str, np.ndarray], part
     # plain Python lists: formatting a few reasons per record from numpy scalars costs several times more
     lists = {k: v.tolist() for k, v in acc.cols.items()}
     sig = {k: exp_signals[k].tolist() for k in ("load", "speed")}
+    exposed = exposure(acc, params, w["case_days"]).tolist()
+    as_customer = customer_days(acc, params, w["case_days"]).tolist()
     part_l = {k: v.tolist() for k, v in parts.items()}
 
     def c(name: str) -> list[float]:
@@ -103,7 +115,11 @@ def account_texts(acc: AccountFeatures, exp_signals: dict[str, np.ndarray], part
 
     def tenure(i: int) -> str:
         d = c("days_since_first_won")[i]
-        return f"customer for {_years(d)}" if math.isfinite(d) and d > 0 else "not a customer yet (no deal won)"
+        if not math.isfinite(d):
+            return "not a customer yet (no deal won)"
+        # a deal won today (or dated ahead) makes a customer all the same
+        length = duration(d)
+        return "new customer (under a month)" if length == "under a month" else f"customer for {length}"
 
     def breadth(i: int) -> str:
         return f"{plural(c('engaged_contacts')[i], 'contact')} engaged in {span(w['breadth_days'])}"
@@ -120,10 +136,14 @@ def account_texts(acc: AccountFeatures, exp_signals: dict[str, np.ndarray], part
         return f"{plural(c('recent_losses')[i], 'deal')} lost in {span(w['loss_days'])}"
 
     def load(i: int) -> str:
-        n = c("cases")[i]
+        n, days, people = c("cases")[i], as_customer[i], plural(max(whole(c("contacts")[i]), 1), "contact")
+        # the facts a rep can check: cases, contacts and how long the account has been a customer
+        period = span(w["case_days"]) if days >= w["case_days"] - 1 else f"{duration(days)} as a customer"
         if not n > 0:
-            return f"no support case in {span(w['case_days'])}"
-        return f"{-sig['load'][i]:.1f} cases per contact per quarter ({plural(n, 'case')} in {span(w['case_days'])})"
+            return f"no support case from {people} in {period}" if days > 0 else f"no support case in {span(w['case_days'])}"
+        if not exposed[i] > 0:
+            return f"{plural(n, 'case')} in {span(w['case_days'])}"
+        return f"{rate(n / exposed[i])} cases per contact per quarter ({plural(n, 'case')} from {people} in {period})"
 
     def speed(i: int) -> str:
         ratio = math.exp(-sig["speed"][i])
@@ -140,7 +160,8 @@ def account_texts(acc: AccountFeatures, exp_signals: dict[str, np.ndarray], part
         return f"{plural(n, 'high-priority case')} open, {whole(stale)} for over {age} days"
 
     def escalations(i: int) -> str:
-        return f"{whole(c('escalated')[i])} of {plural(c('quality_cases')[i], 'case')} escalated in {span(w['quality_days'])}"
+        return (f"{whole(c('escalated')[i])} of {plural(c('quality_cases')[i], 'case')} escalated "
+                f"(opened in {span(w['quality_days'])}, or still open)")
 
     def reopens(i: int) -> str:
         return f"{plural(c('reopens')[i], 'reopen')} on {plural(c('closed_cases')[i], 'closed case')} in {span(w['quality_days'])}"

@@ -28,13 +28,18 @@ DEFAULT_PARAMS: dict[str, Any] = {
     },
     "experience": {
         "weights": {"load": 0.20, "speed": 0.20, "backlog": 0.15, "escalations": 0.15, "reopens": 0.10, "satisfaction": 0.20},
-        # Rates over few cases are noisy: they are pulled toward the portfolio rate as if this many
-        # average cases had been added (empirical-Bayes smoothing).
+        # Rates over few cases (or, for the support load, little exposure) are noisy: they are pulled
+        # toward the portfolio rate as if this many average cases had been added (empirical-Bayes smoothing).
         "smoothing_cases": 3.0,
-        # Evidence: the whole experience score is pulled toward the baseline by k / (cases + k), so an
-        # account with no case in the quality window sits at the neutral baseline, neither punished nor praised.
+        # Evidence: the whole experience score is pulled toward the baseline by k / (n + k), where n is the
+        # cases the account raised in the quality window or, if more, those its exposure (contact-quarters
+        # as a customer) would have brought at the portfolio's rate. A never-won account without cases sits
+        # at the neutral baseline; a long-standing customer without cases earns a low support load.
         "confidence_cases": 1.0,
         "high_priorities": ["high", "urgent", "critical"],
+        # A won deal makes the account a customer for this long (annual contracts): its exposure to
+        # support runs from the first won deal until this many days after the last one.
+        "customer_term_days": 365,
     },
     "contact": {
         "relationship_weights": {"account": 0.6, "engagement_recency": 0.2, "engagement_volume": 0.2},
@@ -112,6 +117,7 @@ def validate_params(params: dict[str, Any] | None) -> dict[str, Any]:
     e["weights"] = _weights("experience.weights", e["weights"], EXPERIENCE_COMPONENTS)
     e["smoothing_cases"] = _number("experience.smoothing_cases", e["smoothing_cases"], 0.0, 1000.0)
     e["confidence_cases"] = _number("experience.confidence_cases", e["confidence_cases"], 0.0, 1000.0)
+    e["customer_term_days"] = int(_number("experience.customer_term_days", e["customer_term_days"], 1, 3650))
     if not isinstance(e["high_priorities"], list) or not all(isinstance(x, str) for x in e["high_priorities"]):
         raise ConfigError("score model: experience.high_priorities must be a list of priority names, e.g. [\"high\", \"urgent\"]")
     e["high_priorities"] = [x.strip().lower() for x in e["high_priorities"]]

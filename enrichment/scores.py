@@ -50,7 +50,7 @@ def _contact_signals(con: ContactFeatures) -> dict[str, np.ndarray]:
 
 def fit_portfolio(acc: AccountFeatures, con: ContactFeatures | None, params: dict[str, Any]) -> Portfolio:
     """Fit the references on the whole portfolio of one connection."""
-    priors = experience.fit_priors(acc)
+    priors = experience.fit_priors(acc, params)
     sig = relationship.signals(acc) | experience.signals(acc, priors, params)
     if con is not None:
         sig |= _contact_signals(con)

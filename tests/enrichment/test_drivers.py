@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from enrichment.drivers import ago, money, render, signed
+from enrichment import experience
+from enrichment.drivers import account_texts, ago, duration, money, render, signed
+from enrichment.features import AccountFeatures
+from enrichment.params import default_params
+from enrichment.relationship import momentum_parts
+from enrichment.scores import fit_portfolio
 from tests.enrichment.helpers import TYPICAL, index, portfolio, score_records, score_with_contacts
 
 
@@ -73,3 +78,51 @@ def test_render_for_a_crm_field_is_bounded() -> None:
     drivers = [{"score": "relationship", "text": "+18 won $240k in the last 12 months"}] * 200
     text = render(drivers, limit=2000)
     assert len(text) <= 2000 and text.startswith("Relationship: +18 won $240k")
+
+
+@pytest.mark.parametrize(("days", "text"), [(0, "under a month"), (14, "under a month"), (20, "1 month"),
+                                            (150, "5 months"), (800, "2.2 years"), (-3, "under a month")])
+def test_duration(days: float, text: str) -> None:
+    assert duration(days) == text
+
+
+def _texts(records: list[dict]) -> tuple[dict, list[str]]:
+    params = default_params()
+    acc = AccountFeatures.from_records(records)
+    pf = fit_portfolio(acc, None, params)
+    texts = account_texts(acc, experience.signals(acc, pf.priors, params), momentum_parts(acc, pf.refs), params)
+    return texts, acc.ids.tolist()
+
+
+@pytest.mark.parametrize(
+    ("first_won", "text"),
+    [
+        (0.0, "new customer (under a month)"),  # the first deal was won today
+        (9.0, "new customer (under a month)"),
+        (-4.0, "new customer (under a month)"),  # won, with a close date a few days ahead
+        (40.0, "customer for 1 month"),
+        (200.0, "customer for 7 months"),
+        (800.0, "customer for 2.2 years"),
+        (None, "not a customer yet (no deal won)"),
+    ],
+)
+def test_tenure_words_for_short_and_long_customers(first_won: float | None, text: str) -> None:
+    texts, ids = _texts(portfolio(10) + [dict(TYPICAL, id="X", days_since_first_won=first_won,
+                                              days_since_won=first_won)])
+    assert texts["tenure"](ids.index("X")) == text
+
+
+@pytest.mark.parametrize(
+    ("change", "text"),
+    [
+        ({"cases": 0, "contacts": 12}, "no support case from 12 contacts in the last 12 months"),
+        ({"cases": 0, "contacts": 1, "days_since_first_won": 60, "days_since_won": 60},
+         "no support case from 1 contact in 2 months as a customer"),
+        ({"cases": 0, "days_since_first_won": None, "days_since_won": None}, "no support case in the last 12 months"),
+        ({"cases": 6, "contacts": 3}, "0.5 cases per contact per quarter (6 cases from 3 contacts in the last 12 months)"),
+        ({"cases": 2, "days_since_first_won": None, "days_since_won": None}, "2 cases in the last 12 months"),
+    ],
+)
+def test_load_words_name_cases_contacts_and_time_as_a_customer(change: dict, text: str) -> None:
+    texts, ids = _texts(portfolio(10) + [dict(TYPICAL, id="X", **change)])
+    assert texts["load"](ids.index("X")) == text

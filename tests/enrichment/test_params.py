@@ -27,6 +27,7 @@ def test_partial_edit_keeps_the_other_defaults() -> None:
         ({"relationship": {"weights": {**DEFAULT_PARAMS["relationship"]["weights"], "charm": 1}}}, "unknown components"),
         ({"experience": {"weights": {**DEFAULT_PARAMS["experience"]["weights"], "load": "high"}}}, "must be a number"),
         ({"windows": {"value_days": 0}}, "windows.value_days"),
+        ({"experience": {"customer_term_days": 0}}, "experience.customer_term_days"),
         ({"tiers": {"a_min_value": 0.5, "b_min_value": 0.8}}, "must not exceed"),
         ({"colour": "blue"}, "unknown setting 'colour'"),
         ({"at_risk": {"valuable_tiers": ["Z"]}}, "valuable_tiers"),
