@@ -40,7 +40,8 @@ def sync(name: str, full: bool, objects: tuple[str, ...]) -> None:
     for object, counts in run["counts"].items():
         click.echo(object.ljust(10) + "".join(str(counts.get(k, 0)).ljust(10) for k in COUNT_KEYS))
     for error in run["errors"][:20]:
-        click.echo(f"skipped {error['object']} {error['external_id']}: {error['message']}", err=True)
+        which = " ".join(str(error[k]) for k in ("object", "external_id") if error.get(k))
+        click.echo(f"skipped {which}: {error['message']}", err=True)
     if run["errors"]:
         click.echo("skipped records are read again when they change in the CRM, or with --full", err=True)
 
@@ -130,7 +131,7 @@ def import_(name: str, file: IO[str], objects: tuple[str, ...], no_check: bool) 
         click.echo(f"{object}: re-derived {counts.get('updated', 0)} row(s) from stored records, "
                    f"{counts.get('skipped', 0)} skipped")
         for error in tally.errors[:20]:
-            click.echo(f"  skipped {error['external_id']}: {error['message']}", err=True)
+            click.echo(f"  skipped {error.get('external_id', object)}: {error['message']}", err=True)
     for object, sources in imported.new_sources.items():
         click.echo(f"{object} now reads {', '.join(sources)}, which the stored records may not hold: "
                    f"run `rapport sync {name} --full` to read them from the CRM")
