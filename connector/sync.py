@@ -21,7 +21,7 @@ from adapters.base import Adapter, Change
 from connector import cursors, store
 from connector.config import Settings
 from connector.connections import get_connection, open_adapter
-from connector.errors import BudgetExhausted, ConfigError, SkippableError
+from connector.errors import BudgetExhausted, ConfigError, MappingError, SkippableError
 from connector.mappings import COLUMNS, Mapping, apply, load_mapping
 from connector.model import RECORD_MODELS, UNIFIED_OBJECTS, utcnow
 from connector.records import COUNT_KEYS, Tally, apply_page, normalize
@@ -61,10 +61,16 @@ def sync_connection(
         mapping = load_mapping(engine, row.id, row.kind)
         wanted = _objects(mapping, objects)
         adapter = adapter or open_adapter(engine, settings, row.id)
+        if hasattr(adapter, "read_mapping"):
+            adapter.read_mapping = mapping.read  # the adapter selects what the stored mapping reads
         calls_before = adapter.api_calls
         for object in wanted:
-            starts.append(_sync_object(engine, settings, adapter, run_id, row.id, object, mapping, tally,
-                                       full=full, until=bound))
+            try:
+                starts.append(_sync_object(engine, settings, adapter, run_id, row.id, object, mapping, tally,
+                                           full=full, until=bound))
+            except MappingError as exc:  # this object's mapping cannot work; the other objects still sync
+                log.warning("sync of %s %s skipped: %s", row.name, object, exc)
+                tally.errors.append({"object": object, "error": "MappingError", "message": str(exc)})
     except BaseException as exc:
         status = "paused" if isinstance(exc, BudgetExhausted) else "failed"
         calls = adapter.api_calls - calls_before if adapter is not None and calls_before is not None else 0
