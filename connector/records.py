@@ -88,7 +88,7 @@ def _stored(conn: sa.Connection, object: str, connection_id: int, ids: Sequence[
         found.update({r["external_id"]: dict(r) for r in rows})
     wanted = [i for i in with_raw if i in found]
     for start in range(0, len(wanted), 500):
-        raws = _by_ids(conn, t, [t.c.external_id, t.c.raw], connection_id, wanted[start:start + 500])
+        raws: Any = _by_ids(conn, t, [t.c.external_id, t.c.raw], connection_id, wanted[start:start + 500])
         for row in raws:
             found[str(row[0])]["raw"] = row[1]
     return found
