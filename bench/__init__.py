@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench import pipeline, scoring, storage, web, world
+from bench import hubspot, pipeline, scoring, storage, web, world
 from bench.context import BenchContext
 
 Figures = dict[str, float | int | str]
@@ -22,6 +22,7 @@ SECTIONS: dict[str, Callable[[BenchContext], Figures]] = {
     "world": world.run,
     "storage": storage.run,
     "scoring": scoring.run,
+    "hubspot": hubspot.run,
     "pipeline": pipeline.run,
     "web": web.run,
 }
