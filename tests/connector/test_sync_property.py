@@ -247,7 +247,7 @@ def test_unified_tables_follow_the_crm(sqlite_url, make_settings, memory_kind):
     try:
         run_state_machine_as_test(
             lambda: SyncMachine(engine, app_settings),
-            settings=settings(max_examples=EXAMPLES, stateful_step_count=20, deadline=None, database=None,
+            settings=settings(max_examples=EXAMPLES, stateful_step_count=16, deadline=None, database=None,
                               suppress_health_check=list(HealthCheck)),
         )
     finally:
