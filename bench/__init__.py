@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench import hubspot, pipeline, scoring, storage, web, world
+from bench import consistency, hubspot, pipeline, scoring, storage, web, world
 from bench.context import BenchContext
 
 Figures = dict[str, float | int | str]
@@ -25,4 +25,5 @@ SECTIONS: dict[str, Callable[[BenchContext], Figures]] = {
     "hubspot": hubspot.run,
     "pipeline": pipeline.run,
     "web": web.run,
+    "consistency": consistency.run,
 }
