@@ -166,8 +166,30 @@ def check(engine: sa.Engine, settings: Settings, connection_id: int) -> dict[str
         kind = conn.execute(sa.select(_CONN.c.kind).where(_CONN.c.id == connection_id)).scalar_one()
     mapping = load_mapping(engine, connection_id, kind)
     objects = mapping.objects()
-    expected = expected_sides(open_adapter(engine, settings, connection_id), mapping, objects)
-    return compare(expected, unified_sides(engine, connection_id, mapping, objects))
+    adapter = open_adapter(engine, settings, connection_id)
+    expected = expected_sides(adapter, mapping, objects)
+    result = compare(expected, unified_sides(engine, connection_id, mapping, objects))
+    for object, r in result.items():
+        if r.get("differ"):
+            r["differ_fields"] = _differing_fields(engine, adapter, mapping, connection_id, object, r["differ"])
+    return result
+
+
+def _differing_fields(engine: sa.Engine, adapter: Any, mapping: Mapping, connection_id: int, object: str,
+                      ids: list[str]) -> dict[str, dict[str, list[Any]]]:
+    """For a few differing ids: field -> [CRM value, unified value]."""
+    t = RECORD_MODELS[object].__table__  # type: ignore[attr-defined]
+    cols = columns_of(mapping, object)
+    with engine.connect() as conn:
+        stored = {r["external_id"]: dict(r) for r in conn.execute(sa.select(t).where(
+            t.c.connection_id == connection_id, t.c.external_id.in_(ids))).mappings()}
+    out: dict[str, dict[str, list[Any]]] = {}
+    for change in adapter.fetch(object, ids):
+        want = apply(mapping, object, change.raw) if not change.deleted else {}
+        have = stored.get(change.external_id, {})
+        out[change.external_id] = {c: [_canon(want.get(c)), _canon(have.get(c))] for c in cols
+                                   if _canon(want.get(c)) != _canon(have.get(c))}
+    return out
 
 
 def all_equal(result: dict[str, dict[str, Any]]) -> bool:
@@ -199,12 +221,20 @@ class Crm:
         resp.raise_for_status()
         return resp.json() if resp.content else None
 
+    injected: int = 0  # faults injected so far (the sandboxes' own counters reset or not on clearing)
+    _seen: int = 0
+
     def faults(self, rate: float) -> None:
         """Fail this share of the data API's calls with 5xx statuses (0 clears)."""
         if rate:
             self.hook(self.fault_method, "faults", {"error_rate": rate, "statuses": self.fault_statuses, "seed": 11})
+            return
+        if self.kind == "hubspot":
+            now = sum(self.hook("GET", "stats")["faults"]["injected"].values())
+            self.injected, self._seen = self.injected + now - self._seen, now
         else:
-            self.hook("DELETE", "faults")
+            self.injected += sum(self.hook("GET", "faults")["injected"].values())
+        self.hook("DELETE", "faults")
 
 
 def start_salesforce(size: str, seed: int) -> Crm:
@@ -281,6 +311,8 @@ def _round(ctx: BenchContext, crm: Crm, tag: str, fault_rate: float, mutation_se
     prefix = f"{tag}_" if tag != "clean" else ""
     try:
         cid = crm.connect(settings, f"consistency-{crm.kind}-{tag}")
+        crm.faults(0)
+        injected_before = crm.injected
         crm.faults(fault_rate)
         reruns = sync_until_done(engine, settings, cid, full=True)
         crm.faults(0)
@@ -295,6 +327,7 @@ def _round(ctx: BenchContext, crm: Crm, tag: str, fault_rate: float, mutation_se
                 f"{prefix}records_compared": sum(r["expected_live"] + r["expected_deleted"] for r in incr.values())}
         if fault_rate:
             out[f"{prefix}sync_reruns"] = reruns
+            out[f"{prefix}faults_injected"] = crm.injected - injected_before
         out |= _mismatches(f"{prefix}full", full) | _mismatches(f"{prefix}incremental", incr)
     finally:
         crm.faults(0)
