@@ -69,6 +69,16 @@ def window_start(cursor: Cursor, lookback_s: float, *, full: bool) -> datetime |
     return cursor.value - timedelta(seconds=lookback_s)
 
 
+def saved_per_page(since: datetime | None) -> bool:
+    """Whether the cursor may be saved with each page: only windowed reads come ascending.
+
+    A read without a window start (a first or full sync) may come in the CRM's own order (HubSpot
+    lists by id), so a page's newest stamp says nothing of the pages still to come; such a read
+    saves the cursor once the object is done.
+    """
+    return since is not None
+
+
 def already_seen(cursor: Cursor, change: Change) -> bool:
     """True for a change at exactly the cursor's stamp that was already applied with the same content."""
     return change.modified_at == cursor.value and cursor.seen.get(change.external_id) == digest(change)

@@ -106,17 +106,22 @@ def _sync_object(engine: Engine, settings: Settings, adapter: Adapter, run_id: i
     with engine.connect() as conn:
         cursor = cursors.load(conn, connection_id, object)
     since = cursors.window_start(cursor, settings.sync_lookback_seconds, full=full)
+    ascending = cursors.saved_per_page(since)
     pages, beat = 0, time.monotonic()
     for page in adapter.pull(object, since, until, full=full):
         changes = [normalize(c) for c in page.changes]
         with engine.begin() as conn:
             apply_page(conn, connection_id, object, changes, mapping, tally, cursor=None if full else cursor)
             cursor = cursors.advance(cursor, changes)
-            cursors.save(conn, connection_id, object, cursor)
+            if ascending:
+                cursors.save(conn, connection_id, object, cursor)
         pages += 1
         if time.monotonic() - beat >= HEARTBEAT_S:
             heartbeat(engine, run_id, object=object, pages=pages, counts=tally.counts.get(object, {}))
             beat = time.monotonic()
+    if not ascending and cursor.value is not None:
+        with engine.begin() as conn:
+            cursors.save(conn, connection_id, object, cursor)
     if full:
         _sweep(engine, adapter, connection_id, object, mapping, tally, started=started, until=until)
     tally.counts.setdefault(object, dict.fromkeys(COUNT_KEYS, 0))

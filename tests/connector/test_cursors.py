@@ -77,3 +77,7 @@ def test_cursor_is_stored_and_reset_per_object(engine):
         cursors.reset(conn, cid, "account")
         assert cursors.load(conn, cid, "account") == cursors.Cursor()
         assert cursors.load(conn, cid, "contact").value == T - timedelta(days=1)
+
+
+def test_only_windowed_reads_save_the_cursor_page_by_page():
+    assert cursors.saved_per_page(T) and not cursors.saved_per_page(None)

@@ -72,22 +72,40 @@ def test_first_sync_copies_every_object_and_links_accounts(engine, settings, crm
 
 def test_a_crash_between_pages_of_one_stamp_loses_and_doubles_nothing(engine, settings, crm):
     cid, adapter = memory_connection(engine, settings, crm)
-    ids = [crm.create("account") for _ in range(7)]  # all at one stamp, over three pages
+    first = crm.create("account")
+    sync_connection(engine, settings, cid, adapter=adapter, until=crm.tick(2000))  # later reads are windowed
+    ids = [crm.create("account") for _ in range(8)]  # all at one stamp, over three pages with `first`
     crm.tick()
     crm.fail_after(1)
     with pytest.raises(RetriableError):
         sync_connection(engine, settings, cid, adapter=adapter, until=crm.now, objects=["account"])
     failed = last_run(engine)
     assert failed["status"] == "failed" and "connection reset" in failed["error"]
-    assert failed["counts"]["account"]["created"] == 3 and failed["api_calls"] == 2
-    assert sorted(rows(engine, "account", cid)) == ids[:3]
+    assert failed["counts"]["account"]["created"] == 2 and failed["api_calls"] == 2
+    assert sorted(rows(engine, "account", cid)) == [first, *ids[:2]]
     with engine.connect() as conn:
         cursor = cursors.load(conn, cid, "account")
-    assert cursor.value == crm.records["account"][ids[0]].stamp and sorted(cursor.seen) == ids[:3]
+    assert cursor.value == crm.records["account"][ids[0]].stamp and sorted(cursor.seen) == ids[:2]
 
     run_id = sync_connection(engine, settings, cid, adapter=adapter, until=crm.now, objects=["account"])
-    assert run(engine, run_id)["counts"]["account"] == dict(created=4, updated=0, deleted=0, merged=0, unchanged=3,
-                                                           skipped=0)
+    assert run(engine, run_id)["counts"]["account"] == dict(created=6, updated=0, deleted=0, merged=0, unchanged=2,
+                                                           skipped=0)  # the two seen at the cursor's stamp
+    assert mismatches(engine, crm, cid, ["account"]) == []
+
+
+def test_a_first_read_saves_its_cursor_only_when_the_object_is_done(engine, settings, crm):
+    cid, adapter = memory_connection(engine, settings, crm)
+    ids = [crm.create("account") for _ in range(5)]
+    crm.tick()
+    crm.fail_after(1)
+    with pytest.raises(RetriableError):
+        sync_connection(engine, settings, cid, adapter=adapter, until=crm.now, objects=["account"])
+    with engine.connect() as conn:
+        assert cursors.load(conn, cid, "account") == cursors.Cursor()  # not ascending: nothing to resume from
+    assert len(rows(engine, "account", cid)) == 3  # yet the committed page stays
+    sync_connection(engine, settings, cid, adapter=adapter, until=crm.now, objects=["account"])
+    with engine.connect() as conn:
+        assert sorted(cursors.load(conn, cid, "account").seen) == ids
     assert mismatches(engine, crm, cid, ["account"]) == []
 
 
