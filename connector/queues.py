@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 from rq import Queue, Retry, SimpleWorker, Worker
-from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.exceptions import AbandonedJobError, DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.timeouts import TimerDeathPenalty
 
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 QUEUE_NAMES = ("webhooks", "sync", "score", "writeback")
 RETRY_MAX = 3
 RETRY_INTERVALS = (10, 60, 300)  # seconds before the 1st, 2nd and 3rd retry of a failed job
+ABANDONED_MAX = 25  # times a job may lose its worker (killed, machine gone) before that counts as failing
 FAILURE_TTL = 7 * 86400  # failed jobs stay inspectable (`rq info`) for a week
 WAITING_TTL = 3 * 86400  # a step waiting for its predecessor (which may pause for a budget day)
 TIMEOUTS = {"webhooks": 600, "sync": 6 * 3600, "score": 3600, "writeback": 3 * 3600}
@@ -237,6 +238,22 @@ def no_retry_on_fatal(job: Job, exc_type: type, exc_value: BaseException, tb: An
     return True
 
 
+def requeue_abandoned(job: Job, exc_type: type, exc_value: BaseException, tb: Any) -> bool:
+    """Worker exception handler: a job whose worker died is run again without spending an error retry.
+
+    RQ counts a job abandoned by a killed worker as a failed try, but a deploy or a lost machine is
+    no fault of the job, and a long sync may outlive several. The retry is given back up to
+    `ABANDONED_MAX` times; a job that keeps taking its workers down then fails like any other.
+    """
+    if isinstance(exc_value, AbandonedJobError):
+        count = int(job.meta.get("abandoned", 0)) + 1
+        job.meta["abandoned"] = count
+        job.save_meta()
+        if count <= ABANDONED_MAX:
+            job.retries_left = (job.retries_left or 0) + 1
+    return True
+
+
 class InProcessWorker(SimpleWorker):
     """A SimpleWorker that leaves signal handling to its caller, so it also runs outside the main thread."""
 
@@ -259,7 +276,7 @@ def worker_for(settings: Settings, *, simple: bool | None = None, name: str | No
         queues_for(settings),
         connection=redis_for(settings),
         name=name,
-        exception_handlers=[no_retry_on_fatal],
+        exception_handlers=[no_retry_on_fatal, requeue_abandoned],
         # Look for jobs abandoned by a killed worker every minute (RQ's default is ten), so they
         # are retried soon after their 90 s heartbeat lapses.
         maintenance_interval=60,

@@ -24,21 +24,25 @@ from connector.model import (
     SCORED_OBJECTS,
     Connection,
     Score,
+    SyncRun,
     WritebackState,
     utcnow,
 )
-from connector.runs import close_run, open_run
+from connector.runs import STOPPED, close_run, open_run
 from connector.store import upsert
 
 MAX_ATTEMPTS = 5
 BACKOFF_BASE = timedelta(minutes=5)
 BATCH = 50_000  # handed to the adapter at once: it picks its batch size (and Bulk API above its threshold)
+# ...unless the adapter names its batch (`write_batch`): then each CRM batch is recorded as soon as
+# it is answered, so a worker killed midway leaves at most one batch unrecorded.
 SCORE_KEYS = ("relationship_score", "experience_score", "tier", "drivers", "trend", "scored_at")
 # Codes after which retrying the same write cannot succeed.
 PERMANENT_CODES = frozenset({"ENTITY_IS_DELETED", "OBJECT_NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY", "MALFORMED_ID"})
 
 _S = Score.__table__  # type: ignore[attr-defined]
 _W = WritebackState.__table__  # type: ignore[attr-defined]
+_R = SyncRun.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -169,14 +173,30 @@ def _state_rows(
     return ok_rows, failed_rows
 
 
-def execute(engine: Engine, connection_id: int, adapter: Adapter, p: Plan, targets: dict[str, str]) -> dict[str, Any]:
-    """Send a plan through the adapter and record per-record outcomes; returns counts and failures."""
+def _send(adapter: Adapter, object: str, chunk: Sequence[WriteItem], verify: bool) -> tuple[list[WriteResult], int]:
+    """Write a chunk; with `verify`, first skip the records the CRM already holds (results, how many skipped)."""
+    check = getattr(adapter, "already_written", None)
+    held = set(check(object, chunk)) if verify and check is not None else set()
+    todo = [i for i in chunk if i.external_id not in held]
+    results = list(adapter.write(object, todo)) if todo else []
+    return results + [WriteResult(i.external_id, ok=True) for i in chunk if i.external_id in held], len(held)
+
+
+def execute(engine: Engine, connection_id: int, adapter: Adapter, p: Plan, targets: dict[str, str], *,
+            verify: bool = False) -> dict[str, Any]:
+    """Send a plan through the adapter and record per-record outcomes; returns counts and failures.
+
+    `verify` (after a write-back that stopped midway): records whose values the CRM already holds,
+    because the stopped run wrote them but could not record it, are recorded instead of sent again.
+    """
     keys = ("connection_id", "object", "external_id")
-    written = failed = 0
+    written = failed = confirmed = 0
     failures: list[dict[str, Any]] = []
-    for start in range(0, len(p.items), BATCH):
-        chunk = p.items[start : start + BATCH]
-        results = adapter.write(p.object, chunk)
+    size = int(getattr(adapter, "write_batch", 0) or BATCH)
+    for start in range(0, len(p.items), size):
+        chunk = p.items[start : start + size]
+        results, held = _send(adapter, p.object, chunk, verify)
+        confirmed += held
         with engine.begin() as conn:
             rows = conn.execute(
                 sa.select(_W.c.external_id, _W.c.failure_count).where(
@@ -197,7 +217,7 @@ def execute(engine: Engine, connection_id: int, adapter: Adapter, p: Plan, targe
             {"id": r["external_id"], "code": r["last_error_code"], "message": r["last_error"], "gave_up": r["gave_up"]}
             for r in failed_rows
         ]
-    return {"written": written, "failed": failed, "failures": failures}
+    return {"written": written, "failed": failed, "failures": failures, "confirmed": confirmed}
 
 
 def summary(p: Plan) -> dict[str, Any]:
@@ -223,6 +243,21 @@ def targets_for(engine: Engine, connection: Any, defaults: dict[str, dict[str, s
     """Score key -> CRM field per scored object: the connection's write mapping (or `defaults`)."""
     write = defaults if defaults is not None else load_mapping(engine, connection.id, connection.kind).write
     return {obj: dict(write.get(obj, {})) for obj in SCORED_OBJECTS}
+
+
+def stopped_midway(engine: Engine, connection_id: int) -> bool:
+    """True when the connection's last write-back died with its worker (left running, or failed as stopped).
+
+    Call it holding the write-back lock: a run still marked running then has no live worker.
+    """
+    with engine.connect() as conn:
+        last = conn.execute(
+            sa.select(_R.c.status, _R.c.error)
+            .where(_R.c.connection_id == connection_id, _R.c.kind == "writeback")
+            .order_by(_R.c.id.desc())
+            .limit(1)
+        ).first()
+    return last is not None and (last.status == "running" or last.error == STOPPED)
 
 
 def writeback_connection(
@@ -257,15 +292,17 @@ def writeback_connection(
         from connector.connections import open_adapter
 
         adapter = open_adapter(engine, settings, connection_id)
+    verify = stopped_midway(engine, connection_id)
     run_id = open_run(engine, connection_id, "writeback", trigger=trigger, job_id=job_id)
     calls = adapter.api_calls
     totals: dict[str, Any] = {"written": 0, "failed": 0, "failures": []}
     counts: dict[str, Any] = {}
     try:
         for p in plans:
-            outcome = execute(engine, connection_id, adapter, p, targets[p.object])
+            outcome = execute(engine, connection_id, adapter, p, targets[p.object], verify=verify)
             counts[p.object] = {"written": outcome["written"], "failed": outcome["failed"],
-                                "unchanged": p.unchanged, "waiting_for_retry": p.waiting}
+                                "unchanged": p.unchanged, "waiting_for_retry": p.waiting,
+                                "already_in_crm": outcome["confirmed"]}
             totals["written"] += outcome["written"]
             totals["failed"] += outcome["failed"]
             totals["failures"] += outcome["failures"]

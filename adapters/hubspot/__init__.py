@@ -19,6 +19,7 @@ from adapters.base import (
     WriteItem,
     WriteResult,
 )
+from adapters.hubspot import settings as hs
 from adapters.hubspot import webhooks
 from connector.errors import ConfigError
 
@@ -37,6 +38,7 @@ class HubSpotAdapter:
     """HubSpot CRM v3 through hubspot-api-client, for account, contact, deal, case and activity."""
 
     kind = "hubspot"
+    write_batch = hs.BATCH_LIMIT  # records per batch update: write-back records each batch as it is answered
 
     def __init__(self, info: ConnectionInfo, secrets: dict[str, Any], *, budget: Budget | None = None,
                  on_secrets: SecretsSink | None = None) -> None:
@@ -83,6 +85,10 @@ class HubSpotAdapter:
     def write(self, object: str, items: Sequence[WriteItem]) -> list[WriteResult]:
         """Batch-update records, 100 a call."""
         return self.writer.write(object, items)
+
+    def already_written(self, object: str, items: Sequence[WriteItem]) -> set[str]:
+        """Ids of the items the CRM already holds with these values (read back after an interrupted write-back)."""
+        return self.writer.already_written(object, items)
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes, url: str,
                       method: str = "POST") -> list[WebhookEvent]:

@@ -12,8 +12,10 @@ from typing import Any
 
 from hubspot.crm.objects import (
     AssociationSpec,
+    BatchReadInputSimplePublicObjectId,
     PublicAssociationsForObject,
     PublicObjectId,
+    SimplePublicObjectId,
     SimplePublicObjectInputForCreate,
 )
 from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
@@ -33,6 +35,22 @@ def _scored_type(unified: str) -> str:
         raise ConfigError(f"HubSpot cannot write to {unified!r}", crm=hs.CRM,
                           hint=f"write to one of {', '.join(hs.OBJECTS)}")
     return hs.OBJECTS[unified]
+
+
+def _same(current: Any, value: Any) -> bool:
+    """Whether a property as HubSpot returns it holds `value` (numbers and datetimes as HubSpot renders them)."""
+    sent, have = mapping.to_property_value(value), "" if current is None else str(current)
+    if have == sent:
+        return True
+    if isinstance(value, datetime):
+        try:
+            return mapping.parse_stamp(have) == mapping.parse_stamp(sent)
+        except ValueError:
+            return False
+    try:
+        return float(have) == float(sent)
+    except ValueError:
+        return False
 
 
 class Writer:
@@ -78,6 +96,22 @@ class Writer:
                 WriteResult(i.external_id, ok=False, error_code="NOT_CONFIRMED",
                             message="HubSpot did not return this record", retriable=True))
                 for i in items]
+
+    def already_written(self, unified: str, items: Sequence[WriteItem]) -> set[str]:
+        """Ids of the items whose properties already hold the item's values (batch reads, 100 a call)."""
+        t = _scored_type(unified)
+        props = sorted({name for i in items for name in i.values})
+        held: set[str] = set()
+        for start in range(0, len(items), hs.BATCH_LIMIT):
+            chunk = items[start : start + hs.BATCH_LIMIT]
+            body = BatchReadInputSimplePublicObjectId(inputs=[SimplePublicObjectId(id=i.external_id) for i in chunk],
+                                                      properties=props, properties_with_history=[])
+            found = self.c.call_json("crm.objects.batch_api", "read", object=t, object_type=t,
+                                     batch_read_input_simple_public_object_id=body, archived=False)[1]
+            current = {str(r.get("id")): r.get("properties") or {} for r in (found or {}).get("results") or []}
+            held.update(i.external_id for i in chunk if i.external_id in current and all(
+                _same(current[i.external_id].get(name), value) for name, value in i.values.items()))
+        return held
 
     def _refused(self, t: str, items: Sequence[WriteItem], exc: RapportError) -> list[WriteResult]:
         """A whole batch refused: fail the records it names, or split until the bad ones are alone."""

@@ -7,6 +7,7 @@ events that the webhook sender turns into deliveries.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,9 @@ class Portal:
         self.catalog = PropertyCatalog()
         self.assoc = Associations()
         self.listeners: list[Listener] = []
+        # Every update per (changeSource, object type, id), identical rewrites included: lets a test
+        # tell a record written once from one written twice with the same values.
+        self.writes: Counter[tuple[str, str, int]] = Counter()
         self._clock = 0
 
     def clock(self) -> int:
@@ -160,6 +164,7 @@ class Portal:
             changed.add(name)
         changed |= self._derive(object_type, rec, changed, stamp)
         table.set_modified(rec, stamp)
+        self.writes[(source.change_source, object_type, rec.id)] += 1
         self._emit([self._event("propertyChange", object_type, rec.id, stamp, source, propertyName=n,
                                 propertyValue=table.value(rec, n) or "") for n in sorted(changed)])
         return rec
@@ -310,3 +315,4 @@ class Portal:
             self.tables["contacts"].unique["email"] = {}
             self.catalog = PropertyCatalog()
             self.assoc.clear()
+            self.writes.clear()
