@@ -327,7 +327,7 @@ def _round(ctx: BenchContext, crm: Crm, tag: str, fault_rate: float, mutation_se
                 f"{prefix}records_compared": sum(r["expected_live"] + r["expected_deleted"] for r in incr.values())}
         if fault_rate:
             out[f"{prefix}sync_reruns"] = reruns
-            out[f"{prefix}faults_injected"] = crm.injected - injected_before
+            out["faults_injected"] = crm.injected - injected_before
         out |= _mismatches(f"{prefix}full", full) | _mismatches(f"{prefix}incremental", incr)
     finally:
         crm.faults(0)
