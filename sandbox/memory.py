@@ -211,7 +211,7 @@ class MemoryCRM:
         ref = REFERENCES.get(object)
         for child in self.records:
             for other in self.records[child].values():
-                if ref and other.fields.get(ref) == loser and not other.deleted:
+                if ref and other.fields.get(ref) == loser:  # those in the recycle bin too
                     other.fields[ref] = survivor
                     self._stamp(other, None)
         rec.deleted, rec.merged_into = True, survivor
