@@ -97,3 +97,26 @@ def link_accounts(
             _bind(conn).execute(stmt.where(child.c.account_external_id.in_(chunk)))
     else:
         _bind(conn).execute(stmt)
+
+
+def ensure_statistics(conn: SAConnection, *tables: str) -> None:
+    """ANALYZE the tables PostgreSQL has never analysed.
+
+    Without statistics right after a bulk load, the planner takes a 100k-row table for a handful of
+    rows and picks nested loops that never finish; autovacuum fixes that later, this fixes it now.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    never = conn.execute(
+        sa.text("SELECT relname FROM pg_class WHERE relname = ANY(:t) AND relkind = 'r' AND reltuples < 0"),
+        {"t": list(tables)},
+    ).scalars().all()
+    for name in never:
+        conn.execute(sa.text(f'ANALYZE "{name}"'))
+
+
+def analyze(conn: SAConnection, *tables: str) -> None:
+    """ANALYZE tables after a large write (PostgreSQL), so the next queries are planned on real sizes."""
+    if conn.dialect.name == "postgresql":
+        for name in tables:
+            conn.execute(sa.text(f'ANALYZE "{name}"'))

@@ -29,9 +29,10 @@ from connector.model import (
     utcnow,
 )
 from connector.runs import STOPPED, close_run, open_run
-from connector.store import upsert
+from connector.store import analyze, ensure_statistics, upsert
 
 MAX_ATTEMPTS = 5
+ANALYZE_AFTER = 5000  # records written in one run past which the planner's statistics are refreshed
 BACKOFF_BASE = timedelta(minutes=5)
 BATCH = 50_000  # handed to the adapter at once: it picks its batch size (and Bulk API above its threshold)
 # ...unless the adapter names its batch (`write_batch`): then each CRM batch is recorded as soon as
@@ -120,6 +121,7 @@ def plan(
         query = query.where(_S.c.external_id.in_(list(external_ids)))
     result = Plan(object)
     with engine.connect() as conn:
+        ensure_statistics(conn, _S.name, _W.name, rec.name)
         for row in conn.execute(query):
             new = score_values(row)
             old = row.written or {}
@@ -217,6 +219,9 @@ def execute(engine: Engine, connection_id: int, adapter: Adapter, p: Plan, targe
             {"id": r["external_id"], "code": r["last_error_code"], "message": r["last_error"], "gave_up": r["gave_up"]}
             for r in failed_rows
         ]
+    if written + failed >= ANALYZE_AFTER:
+        with engine.begin() as conn:
+            analyze(conn, _W.name)
     return {"written": written, "failed": failed, "failures": failures, "confirmed": confirmed}
 
 
