@@ -88,15 +88,17 @@ def _own_fields(engine: Engine, connection: Any) -> set[str]:
 
 
 def _changes(adapter: Adapter, object: str, events: Sequence[sa.Row]) -> list[Change]:
-    """The current state of the records the events name: fetched, or deleted as the event says."""
-    now = utcnow()
-    gone = {e.external_id: e for e in events if e.kind == "deleted"}
-    wanted = sorted({e.external_id for e in events if e.external_id and e.external_id not in gone})
+    """The current state of the records the events name, fetched (missing ones come back deleted).
+
+    Deleted ones are asked for too: webhooks arrive in any order, and a deletion delivered after the
+    record was restored must not bury it.
+    """
+    wanted = sorted({e.external_id for e in events if e.external_id})
     for e in events:  # a merge names the losers too: fetch them so they come back merged into the winner
         payload = e.payload or {}
         losers = [str(i) for key in MERGED_ID_KEYS for i in payload.get(key) or ()]
         wanted += [i for i in losers if i not in wanted and i != e.external_id]
-    changes = [Change(object, i, e.occurred_at or now, {}, deleted=True) for i, e in gone.items()]
+    changes: list[Change] = []
     for start in range(0, len(wanted), FETCH_BATCH):
         changes += adapter.fetch(object, wanted[start:start + FETCH_BATCH])
     return changes
@@ -134,9 +136,13 @@ def process_pending(engine: Engine, settings: Settings, connection_id: int, *, a
     mapping = load_mapping(engine, connection_id, connection.kind)
     own = _own_fields(engine, connection)
     totals: dict[str, Any] = defaultdict(int)
+    started = utcnow()
     try:
         while events := claim(engine, connection_id, token):
-            adapter = _process(engine, settings, connection, mapping, own, events, adapter, token, totals)
+            # Claimed before this run (by this job before its worker died) or tried before: whatever
+            # that try applied counts as changed, since applying it again changes nothing.
+            again = {e.id for e in events if e.attempts > 1 or (e.claimed_at is not None and e.claimed_at < started)}
+            adapter = _process(engine, settings, connection, mapping, own, events, adapter, token, totals, again)
     except BaseException:
         unclaim(engine, token)
         raise
@@ -151,8 +157,13 @@ def unclaim(engine: Engine, token: str) -> None:
 
 
 def _process(engine: Engine, settings: Settings, connection: Any, mapping: Any, own: set[str],
-             events: list[sa.Row], adapter: Adapter | None, token: str, totals: dict[str, Any]) -> Adapter:
-    """One claimed batch: drop echoes, fetch and apply the rest, rescore and write back what changed."""
+             events: list[sa.Row], adapter: Adapter | None, token: str, totals: dict[str, Any],
+             again: set[int]) -> Adapter:
+    """One claimed batch: drop echoes, fetch and apply the rest, rescore and write back what changed.
+
+    The events are marked processed only once their accounts are rescored and written back, so a
+    worker killed before that leaves them claimed and the job run again finishes the work.
+    """
     connection_id = connection.id
     echo = [e.id for e in events if is_echo(e, own)]
     unmapped = [e.id for e in events if e.id not in echo and e.object not in mapping.objects()]
@@ -171,13 +182,31 @@ def _process(engine: Engine, settings: Settings, connection: Any, mapping: Any, 
         except SkippableError as exc:
             _finish(engine, [e.id for e in by_object[object]], "failed", str(exc))
             del by_object[object]
-    _finish(engine, [e.id for objs in by_object.values() for e in objs], "processed")
+    done = [e for objs in by_object.values() for e in objs]
+    touched = tally.touched | _accounts_of(engine, connection_id, [e for e in done if e.id in again])
+    if touched:
+        totals.update(_rescore(engine, settings, connection, adapter, touched, token, totals))
+    _finish(engine, [e.id for e in done], "processed")
     totals["events"] += len(events)
     totals["echoes"] += len(echo)
     totals["skipped"] += len(tally.errors)
-    if tally.touched:
-        totals.update(_rescore(engine, settings, connection, adapter, tally.touched, token, totals))
     return adapter
+
+
+def _accounts_of(engine: Engine, connection_id: int, events: Sequence[sa.Row]) -> set[str]:
+    """The accounts the events' records belong to (the records themselves, for accounts)."""
+    found = {e.external_id for e in events if e.object == "account" and e.external_id}
+    by_object: dict[str, set[str]] = defaultdict(set)
+    for e in events:
+        if e.object != "account" and e.external_id:
+            by_object[e.object].add(e.external_id)
+    with engine.connect() as conn:
+        for object, ids in by_object.items():
+            t = RECORD_MODELS[object].__table__  # type: ignore[attr-defined]
+            if "account_external_id" in t.c:
+                found.update(conn.execute(sa.select(t.c.account_external_id).where(
+                    t.c.connection_id == connection_id, t.c.external_id.in_(sorted(ids)))).scalars())
+    return {a for a in found if a}
 
 
 def _rescore(engine: Engine, settings: Settings, connection: Any, adapter: Adapter, accounts: set[str], token: str,

@@ -102,6 +102,7 @@ def apply_page(conn: sa.Connection, connection_id: int, object: str, changes: Se
     hold, are left alone.
     """
     now = now or utcnow()
+    store.lock_connection_rows(conn, connection_id)
     latest: dict[str, Change] = {}
     for change in changes:  # ascending, so the last one of an id is its newest state
         latest[change.external_id] = change

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection as SAConnection
 
 from connector.model import Score, ScoreHistory
-from connector.store import upsert
+from connector.store import lock_connection_rows, upsert
 from enrichment.scores import Scored
 
 BULK_MIN = 2000  # below this, the plain upsert is as fast and simpler
@@ -54,6 +54,7 @@ def write_scores(conn: SAConnection, connection_id: int, object: str, scored: Sc
     n = len(scored.ids)
     if n == 0:
         return 0
+    lock_connection_rows(conn, connection_id)  # rescoring on other workers writes the same rows
     dialect = conn.dialect.name
     if n < BULK_MIN or dialect not in ("sqlite", "postgresql"):
         cols = _columns(connection_id, object, scored, version, now)

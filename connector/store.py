@@ -15,6 +15,18 @@ from connector.bulk import fast_upsert
 from connector.model import RECORD_MODELS
 
 UPSERT_CHUNK = 1000
+ROWS_LOCK = 0x7261  # PostgreSQL advisory lock class: "changing one connection's records and scores"
+
+
+def lock_connection_rows(conn: SAConnection, connection_id: int) -> None:
+    """Wait for (and hold until commit) the right to change a connection's records and scores.
+
+    Sync pages, webhook jobs and rescoring on other workers change the same rows (upserts, merges
+    that move scores and re-point children) in different orders, which would deadlock. Each such
+    change takes milliseconds, so taking turns costs little. SQLite writes one at a time anyway.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(ROWS_LOCK, connection_id)))
 
 
 def _bind(conn: Session | SAConnection) -> SAConnection:

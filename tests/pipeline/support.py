@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,8 +22,10 @@ from typing import Any
 
 import psutil
 import pytest
+import requests
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
+from hubspot.utils.signature import Signature
 from rq.job import Job
 from rq.registry import StartedJobRegistry, clean_registries
 from rq.scheduler import RQScheduler
@@ -267,6 +270,55 @@ class CallLog:
         """The n-th call (1-based) that arrived at or after `since`, if it has arrived."""
         found = [a for a in list(self.arrivals) if a[0] >= since]
         return found[n - 1] if len(found) >= n else None
+
+
+class Capture:
+    """A local HTTP endpoint that keeps every JSON array POSTed to it (a sandbox's webhook deliveries)."""
+
+    def __init__(self) -> None:
+        from werkzeug.serving import make_server
+        from werkzeug.wrappers import Request, Response
+
+        self.events: list[dict[str, Any]] = []
+
+        @Request.application
+        def app(request: Request) -> Response:
+            self.events.extend(json.loads(request.get_data()))
+            return Response("ok")
+
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}/hooks"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def start_web(procs: Procs, env: dict[str, str], port: int) -> Proc:
+    """The Procfile's web process (gunicorn serving connector.app:create_app) on 127.0.0.1:port, answering."""
+    line = dict(ln.split(": ", 1) for ln in (ROOT / "Procfile").read_text().splitlines() if ": " in ln)["web"]
+    web = procs.start("web", ["sh", "-c", "exec " + line],
+                      {**env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "2"})
+
+    def healthy() -> bool:
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_for(healthy, "gunicorn to answer /healthz", timeout=90, every=0.3)
+    return web
+
+
+def signed_post(session: requests.Session, url: str, events: list[dict[str, Any]], secret: str) -> int:
+    """POST events as HubSpot does (JSON array, v3 signature over method, URL, body and timestamp); the status."""
+    body = json.dumps(events)
+    stamp = str(int(time.time() * 1000))
+    headers = {"Content-Type": "application/json", "X-HubSpot-Request-Timestamp": stamp,
+               "X-HubSpot-Signature-v3": Signature.get_signature(secret, body, "v3", url, "POST", stamp)}
+    return session.post(url, data=body.encode(), headers=headers, timeout=30).status_code
 
 
 # --- run state -----------------------------------------------------------------------------------

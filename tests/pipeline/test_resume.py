@@ -10,20 +10,25 @@ import pytest
 import sqlalchemy as sa
 from rq.exceptions import AbandonedJobError
 
+from adapters.base import WebhookEvent as HubEvent
 from adapters.base import WriteItem
 from adapters.hubspot import settings as hs
-from connector import queues
+from connector import freshness, queues, webhooks
 from connector.connections import open_adapter
-from connector.model import RECORD_MODELS, SyncRun
+from connector.model import RECORD_MODELS, Score, SyncRun, utcnow
+from connector.model import WebhookEvent as EventRow
 from connector.queues import ABANDONED_MAX, enqueue, redis_for, requeue_abandoned
 from connector.scoring import score_connection
 from connector.sync import sync_connection
 from connector.writeback import writeback_connection
 from sandbox.hubspot import HubSpotSandbox
+from sandbox.hubspot.store import SEED
 from tests.pipeline.support import api_writes, connect_hubspot, new_key, settings_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 _RUN = SyncRun.__table__  # type: ignore[attr-defined]
+_EVENTS = EventRow.__table__  # type: ignore[attr-defined]
+_SCORES = Score.__table__  # type: ignore[attr-defined]
 
 
 class Killed(BaseException):
@@ -131,3 +136,63 @@ def test_already_written_compares_values_as_hubspot_renders_them(portal) -> None
     assert check("account", [WriteItem("account", company, {**values, "rapport_trend": -5})]) == set()
     later = values["rapport_scored_at"] + timedelta(seconds=1)
     assert check("account", [WriteItem("account", company, {**values, "rapport_scored_at": later})]) == set()
+
+
+def _event(object: str, ident: str, kind: str, n: int) -> HubEvent:
+    return HubEvent(dedupe_key=f"test:{object}:{ident}:{kind}:{n}", object=object, external_id=ident,  # type: ignore[arg-type]
+                    kind=kind, occurred_at=utcnow())  # type: ignore[arg-type]
+
+
+def _deleted(engine, cid: int, object: str, ident: str) -> bool:
+    t = RECORD_MODELS[object].__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        return bool(conn.execute(sa.select(t.c.is_deleted).where(t.c.connection_id == cid, t.c.external_id == ident))
+                    .scalar_one())
+
+
+def test_a_deletion_delivered_after_the_restore_does_not_bury_the_record(portal) -> None:
+    sb, settings, engine, cid = portal
+    sync_connection(engine, settings, cid)
+    contact = sb.store.tables["contacts"].records[next(iter(sb.store.tables["contacts"].live))]
+    sb.store.archive("contacts", contact, SEED)
+    sb.store.restore("contacts", contact, SEED)
+    ident = str(contact.id)
+    # the restore arrives first and is processed; the deletion comes late, then both in one batch
+    webhooks.persist(engine, cid, [_event("contact", ident, "restored", 1)])
+    freshness.process_pending(engine, settings, cid)
+    webhooks.persist(engine, cid, [_event("contact", ident, "deleted", 2)])
+    freshness.process_pending(engine, settings, cid)
+    assert not _deleted(engine, cid, "contact", ident)
+    webhooks.persist(engine, cid, [_event("contact", ident, "deleted", 3), _event("contact", ident, "restored", 4)])
+    freshness.process_pending(engine, settings, cid)
+    assert not _deleted(engine, cid, "contact", ident)
+
+
+def test_a_webhook_job_killed_before_rescoring_rescores_when_run_again(portal, monkeypatch) -> None:
+    sb, settings, engine, cid = portal
+    sync_connection(engine, settings, cid)
+    score_connection(engine, cid)
+    writeback_connection(engine, settings, cid)
+    company = str(next(iter(sb.store.tables["companies"].live)))
+    sb.store.update("companies", sb.store.tables["companies"].records[int(company)], {"numberofemployees": "90000"},
+                    SEED)
+    webhooks.persist(engine, cid, [_event("account", company, "updated", 1)])
+    real = freshness.score_connection
+
+    def killed(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise Killed
+
+    monkeypatch.setattr(freshness, "score_connection", killed)
+    monkeypatch.setattr(freshness, "unclaim", lambda engine, token: None)  # SIGKILL: nothing runs after
+    with pytest.raises(Killed):
+        freshness.process_pending(engine, settings, cid, holder="webhook-job-1")
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(_EVENTS.c.status)).scalars().all() == ["processing"]
+        before = conn.execute(sa.select(_SCORES.c.scored_at).where(_SCORES.c.external_id == company)).scalar_one()
+    monkeypatch.setattr(freshness, "score_connection", real)
+    # RQ runs the abandoned job again under its id: it takes its own claim back and finishes it
+    assert freshness.process_pending(engine, settings, cid, holder="webhook-job-1")["rescored"] == 1
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(_EVENTS.c.status, _EVENTS.c.attempts)).all() == [("processed", 1)]
+        after = conn.execute(sa.select(_SCORES.c.scored_at).where(_SCORES.c.external_id == company)).scalar_one()
+    assert after > before
