@@ -92,9 +92,9 @@ class Reader:
             return
         streams: list[Iterator[Change]] = [self._searched(unified, t, since, until) for t in types]
         if archived_pass:
-            gone = [mapping.to_change(unified, t, r) for t in types for records in self._listed(t, archived=True)
+            archived_now = [mapping.to_change(unified, t, r) for t in types for records in self._listed(t, archived=True)
                     for r in records]
-            streams.append(iter(sorted((g for g in gone if since <= g.modified_at < until),
+            streams.append(iter(sorted((g for g in archived_now if since <= g.modified_at < until),
                                        key=lambda g: g.modified_at)))
         merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda ch: ch.modified_at)
         for changes in _chunks(self._without_losers(merged, losers), hs.PAGE_RECORDS):
