@@ -92,6 +92,8 @@ def test_oauth_code_then_refresh_token(cli, portal):
     (["--token", "t", "--client-id", "x"], "not both"),
     ([], "--token PAT"),
     (["--client-id", "x", "--client-secret", "y", "--code", "c"], "--redirect-uri"),
+    # a public app's webhooks are signed with its client secret: a separate app secret has no use
+    (["--client-id", "x", "--client-secret", "y", "--refresh-token", "r", "--app-secret", "s"], "client secret"),
 ])
 def test_bad_credentials_say_what_to_fix_and_store_nothing(cli, portal, args, message):
     run, engine, _ = cli
