@@ -45,7 +45,9 @@ def persist(engine: Engine, connection_id: int, events: Sequence[WebhookEvent]) 
             kind=e.kind, occurred_at=e.occurred_at, status="pending", attempts=0, received_at=now,
             payload={**e.payload, "changed_fields": list(e.changed_fields), "source": e.source},
         )
-        for e in unique.values()
+        # in key order: concurrent requests carrying the same events then wait for each other instead
+        # of deadlocking on the unique index (HubSpot redelivers while the first delivery commits)
+        for e in sorted(unique.values(), key=lambda e: e.dedupe_key[:200])
     ]
     with engine.begin() as conn:
         new = _insert_pg(conn, rows) if conn.dialect.name == "postgresql" else None

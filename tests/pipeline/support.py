@@ -162,14 +162,18 @@ class Proc:
         except psutil.NoSuchProcess:
             return []
 
-    def kill_tree(self) -> list[int]:
-        """SIGKILL the process and all its descendants at once, as when the machine dies; their pids."""
-        victims = self.tree()
-        for p in victims:
-            try:
-                p.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
+    def kill_tree(self, victims: list[psutil.Process] | None = None) -> list[int]:
+        """SIGKILL the process and all its descendants (or `victims`) at once, as when the machine dies."""
+        victims = list(victims or [])
+        for batch in (victims, None):  # the known ones first, then any started meanwhile
+            found = batch if batch is not None else self.tree()
+            for p in found:
+                try:
+                    p.send_signal(signal.SIGKILL)
+                except psutil.NoSuchProcess:
+                    pass
+            if batch is None:
+                victims += found
         self.popen.wait(timeout=30)
         psutil.wait_procs(victims, timeout=10)
         return [p.pid for p in victims]

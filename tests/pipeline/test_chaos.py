@@ -60,7 +60,7 @@ KILLS = int(os.environ.get("RAPPORT_CHAOS_KILLS", "10"))  # per step; the issue 
 ACCOUNTS = 40
 SEED = 11
 READ_DELAY_S = 0.15  # every sandbox API call of the chaos run takes this long...
-CALL_DELAY_S = 0.8  # ...and this long from the write-back on, where a kill must land before the last call ends
+CALL_DELAY_S = 1.0  # ...and this long from the write-back on, where a kill must land before the last call ends
 KILL_WITHIN_S = 0.3  # a kill lands this long after its call arrived, at most (well inside the call's delay)
 SCORE_STATEMENT_DELAY_S = 0.4  # each of scoring's three `score` upserts sleeps this long
 BATCH = 100  # HubSpot batch update size
@@ -194,11 +194,11 @@ def test_killed_workers_leave_crm_and_database_as_an_undisturbed_run(tmp_path, r
                 seen = set(killed[step])
                 run = wait_for(lambda step=step, kind=kind, seen=seen: attempt_started(step, kind, seen),
                                f"attempt {attempt + 1} of the {step} step to start", timeout=120, every=0.02)
-                where = _await_kill_moment(rng, step, attempt, run, engine, cid, sb, calls)
-                late = f"kill {attempt + 1} of the {step} step ({where}) came after its run ended (seed {seed})"
-                assert run_status(engine, run.id) == "running", late
                 victim = Job.fetch(job_ids[step], connection=redis_for(settings)).worker_name
-                live.pop(victim).kill_tree()
+                processes = live[victim].tree()  # worker, work horse, RQ scheduler: found before the moment
+                where = _await_kill_moment(rng, step, attempt, run, engine, cid, sb, calls)
+                live.pop(victim).kill_tree(processes)
+                late = f"kill {attempt + 1} of the {step} step ({where}) came after its run ended (seed {seed})"
                 assert run_status(engine, run.id) == "running", late
                 killed[step].append(run.id)
                 assert recover_abandoned(settings, {victim}) == [job_ids[step]]
