@@ -6,6 +6,8 @@ The kills land at random moments inside each step's run. To make a step last lon
 sandbox answers every API call slowly (its fault hooks) and, since scoring calls no API, a trigger
 in the chaos database makes each statement writing `score` sleep. RQ notices a dead worker's job
 about 90 s after its last heartbeat; the test runs that same recovery at once (support.recover_abandoned).
+Scores depend on the clock (days since the last activity), so the undisturbed run scores at the
+moment the chaos run's successful scoring did.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from sandbox.hubspot.faults import FaultConfig
 from tests.pipeline.support import (
     TERMINAL,
     CallLog,
-    Procs,
     api_writes,
     connect_hubspot,
     crm_scores,
@@ -71,13 +72,6 @@ CREATE FUNCTION rapport_test_slow() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN PERFORM pg_sleep({SCORE_STATEMENT_DELAY_S}); RETURN NULL; END $$;
 CREATE TRIGGER rapport_test_slow BEFORE INSERT ON score FOR EACH STATEMENT EXECUTE FUNCTION rapport_test_slow();
 """
-
-
-@pytest.fixture
-def procs(tmp_path):
-    started = Procs(tmp_path)
-    yield started
-    started.cleanup()
 
 
 def _unrecorded(engine, cid: int) -> dict[str, list[str]]:

@@ -43,7 +43,6 @@ from sandbox.hubspot import HubSpotSandbox
 from tests.pipeline.support import (
     TERMINAL,
     Capture,
-    Procs,
     connect_hubspot,
     db_state,
     free_port,
@@ -68,13 +67,6 @@ ACCOUNTS = 40
 MUTATIONS = 1_800
 _E = EventRow.__table__  # type: ignore[attr-defined]
 _S = Score.__table__  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-def procs(tmp_path):
-    started = Procs(tmp_path)
-    yield started
-    started.cleanup()
 
 
 def _flood(events: list[dict[str, Any]], rng: random.Random) -> list[list[dict[str, Any]]]:

@@ -28,7 +28,6 @@ from sandbox.hubspot.store import Source
 from tests.pipeline.support import (
     BIN,
     ROOT,
-    Procs,
     connect_hubspot,
     free_port,
     new_key,
@@ -39,13 +38,6 @@ from tests.pipeline.support import (
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
-
-
-@pytest.fixture
-def procs(tmp_path):
-    started = Procs(tmp_path)
-    yield started
-    started.cleanup()
 
 
 def _answers(url: str) -> bool:
