@@ -63,14 +63,15 @@ SEED = 11
 READ_DELAY_S = 0.15  # every sandbox API call of the chaos run takes this long...
 CALL_DELAY_S = 1.0  # ...and this long from the write-back on, where a kill must land before the last call ends
 KILL_WITHIN_S = 0.3  # a kill lands this long after its call arrived, at most (well inside the call's delay)
-SCORE_STATEMENT_DELAY_S = 0.4  # each of scoring's three `score` upserts sleeps this long
+SCORE_STATEMENT_DELAY_S = 0.4  # each statement writing `score` (accounts, contacts, ...) sleeps this long
 BATCH = 100  # HubSpot batch update size
 STEPS = (("sync", "sync_incremental"), ("score", "score"), ("writeback", "writeback"))
 
 _SLOW_SCORE = f"""
 CREATE FUNCTION rapport_test_slow() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN PERFORM pg_sleep({SCORE_STATEMENT_DELAY_S}); RETURN NULL; END $$;
-CREATE TRIGGER rapport_test_slow BEFORE INSERT ON score FOR EACH STATEMENT EXECUTE FUNCTION rapport_test_slow();
+CREATE TRIGGER rapport_test_slow BEFORE INSERT OR UPDATE ON score FOR EACH STATEMENT
+EXECUTE FUNCTION rapport_test_slow();
 """
 
 
@@ -104,7 +105,7 @@ def _await_kill_moment(rng: random.Random, step: str, attempt: int, run, engine,
     """Wait for a random moment inside the run that has just started; says where it is."""
     started = run.started_at.timestamp()
     if step == "score":  # no API calls: a random moment of the scoring transaction
-        at = started + rng.uniform(0.05, 3 * SCORE_STATEMENT_DELAY_S - 0.2)
+        at = started + rng.uniform(0.05, 2 * SCORE_STATEMENT_DELAY_S - 0.1)  # accounts, then contacts
         time.sleep(max(0.0, at - time.time()))
         return f"{at - started:.2f} s into scoring"
     # Sync: even the shortest attempt (the last object listed again from the start) makes 19+ calls.
