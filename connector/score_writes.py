@@ -1,111 +1,192 @@
-"""Storing scores: upsert the current `score` rows and append `score_history` snapshots.
+"""Storing scores: rewrite the `score` rows that changed and append their `score_history` snapshots.
 
-Small batches go through `connector.store.upsert`; a whole portfolio (up to millions of rows) is
-written with the driver's bulk path — one executemany on SQLite, COPY into a staging table on
-PostgreSQL — with the JSON already serialised, since per-row ORM processing would dominate the run.
+In a sweep of the whole portfolio a record's row is written, with a snapshot, when it is new, when
+any stored value differs (scores, tier, at-risk, trend, drivers, components, model version), or when
+it was last written on an earlier UTC day. An unchanged record therefore gets at most one snapshot a
+day, which is all the trend needs (it compares with the snapshot nearest 30 days earlier), and a
+second sweep the same day writes only what moved; `scored_at` says when a row was last written.
+Rescoring named accounts (their data just changed) rewrites their rows and snapshots them all, so
+the history shows each such rescore. The comparison runs in the database:
+on SQLite a multi-row upsert whose DO UPDATE only fires for those rows and RETURNs them; on
+PostgreSQL an UPDATE of the changed rows and an INSERT of the new ones (no ON CONFLICT, which would
+draw a sequence value per row on every run) fed from COPY or from arrays, whose RETURNING rows are
+the snapshots. JSON goes over already serialised: per-row ORM processing would dominate the run.
 """
 
 from __future__ import annotations
 
+import itertools
+import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import orjson
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection as SAConnection
 
-from connector.model import Score, ScoreHistory
-from connector.store import lock_connection_rows, upsert
+from connector.store import lock_connection_rows
 from enrichment.scores import Scored
 
-BULK_MIN = 2000  # below this, the plain upsert is as fast and simpler
+BULK_MIN = 2000  # from this many rows PostgreSQL gets them by COPY rather than as array parameters
+SQLITE_ROWS = 4000  # rows per SQLite statement (8 parameters each, under its 32766 limit)
+COPY_ROWS = 20_000  # lines per COPY chunk
 SCORE_KEYS = ("connection_id", "object", "external_id")
-_S = Score.__table__  # type: ignore[attr-defined]
-_H = ScoreHistory.__table__  # type: ignore[attr-defined]
-_COLUMNS = ("connection_id", "object", "external_id", "relationship", "experience", "tier", "at_risk", "trend",
-            "drivers", "components", "model_version", "scored_at")
+# per-row values; connection, object, model version and stamp are bound once per statement
+_VALUES = ("external_id", "relationship", "experience", "tier", "at_risk", "trend", "drivers", "components")
+_COMPARED = ("relationship", "experience", "tier", "at_risk", "trend", "drivers", "components", "model_version")
+_COLUMNS = ("connection_id", "object", *_VALUES, "model_version", "scored_at")
 _HISTORY = ("connection_id", "object", "external_id", "relationship", "experience", "tier", "at_risk",
             "model_version", "scored_at")
 
 
-def _columns(connection_id: int, object: str, scored: Scored, version: int, stamp: Any) -> dict[str, list[Any]]:
-    n = len(scored.ids)
+def _values(scored: Scored) -> list[list[Any]]:
+    """The per-row values as plain Python columns (in `_VALUES` order); NaN trend becomes NULL."""
     trend = np.round(scored.trend, 1)
-    return {
-        "connection_id": [connection_id] * n,
-        "object": [object] * n,
-        "external_id": scored.ids.tolist(),
-        "relationship": np.round(scored.relationship.score, 1).tolist(),
-        "experience": np.round(scored.experience.score, 1).tolist(),
-        "tier": [str(t) for t in scored.tier.tolist()],
-        "at_risk": np.asarray(scored.at_risk, dtype=bool).tolist(),
-        "trend": [None if t != t else t for t in trend.tolist()],  # NaN -> NULL
-        "drivers": scored.drivers,
-        "components": scored.components_json(),
-        "model_version": [version] * n,
-        "scored_at": [stamp] * n,
-    }
+    return [
+        scored.ids.tolist(),
+        np.round(scored.relationship.score, 1).tolist(),
+        np.round(scored.experience.score, 1).tolist(),
+        [str(t) for t in scored.tier.tolist()],
+        np.asarray(scored.at_risk, dtype=bool).tolist(),
+        [None if t != t else t for t in trend.tolist()],
+        list(scored.drivers),
+        scored.components_json(),
+    ]
 
 
 def write_scores(conn: SAConnection, connection_id: int, object: str, scored: Scored, version: int,
-                 now: datetime) -> int:
-    """Upsert the current scores of `object` records and append their history snapshots; returns the count."""
-    n = len(scored.ids)
-    if n == 0:
+                 now: datetime, *, every: bool = False) -> int:
+    """Store the scores of `object` records with a history snapshot for each row written: only rows that
+    changed or were last written before today, or `every` row; returns how many rows were written."""
+    if len(scored.ids) == 0:
         return 0
     lock_connection_rows(conn, connection_id)  # rescoring on other workers writes the same rows
-    dialect = conn.dialect.name
-    if n < BULK_MIN or dialect not in ("sqlite", "postgresql"):
-        cols = _columns(connection_id, object, scored, version, now)
-        cols["drivers"] = [orjson.loads(d) for d in cols["drivers"]]
-        cols["components"] = [orjson.loads(c) for c in cols["components"]]
-        rows = [dict(zip(_COLUMNS, values, strict=True)) for values in zip(*(cols[c] for c in _COLUMNS), strict=True)]
-        upsert(conn, Score, rows, keys=SCORE_KEYS)
-        conn.execute(sa.insert(_H), [{k: r[k] for k in _HISTORY} for r in rows])
-        return n
-    # SQLite keeps UTC as "YYYY-MM-DD HH:MM:SS.ffffff" text, as SQLAlchemy's DATETIME writes it
-    stamp = now.astimezone(UTC).isoformat(" ", "microseconds")[:26] if dialect == "sqlite" else now
-    cols = _columns(connection_id, object, scored, version, stamp)
-    if dialect == "sqlite":
-        _sqlite_bulk(conn, cols)
-    else:
-        _pg_bulk(conn, cols)
-    return n
+    now = now.astimezone(UTC)
+    # rows last written before this moment are rewritten even when unchanged
+    day = datetime.max.replace(tzinfo=UTC) if every else now.replace(hour=0, minute=0, second=0, microsecond=0)
+    values = _values(scored)
+    if conn.dialect.name == "postgresql":
+        return _pg_write(conn, (connection_id, object, version, now, day), values)
+    return _sqlite_write(conn, (connection_id, object, version, _sqlite_stamp(now), _sqlite_stamp(day)), values)
 
 
-_COPY_HISTORY = (
-    f"INSERT INTO score_history ({','.join(_HISTORY)}) SELECT {','.join(_HISTORY)} FROM score "
-    "WHERE connection_id = {cid} AND object = {object} AND scored_at = {stamp}"
-)
+def _sqlite_stamp(value: datetime) -> str:
+    """UTC as SQLite keeps it: "YYYY-MM-DD HH:MM:SS.ffffff" text, as SQLAlchemy's DATETIME writes it."""
+    return value.isoformat(" ", "microseconds")[:26]
 
 
-def _sqlite_bulk(conn: SAConnection, cols: dict[str, list[Any]]) -> None:
-    marks = ",".join("?" * len(_COLUMNS))
+# --- SQLite: multi-row upsert, RETURNING the rows it wrote --------------------------------------
+
+@lru_cache(maxsize=8)
+def _sqlite_upsert(rows: int) -> str:
+    # ?1..?5: connection, object, model version, stamp, start of the day; then 8 values per row
+    width = len(_VALUES)
+    tuples = ",".join(
+        "(?1,?2," + ",".join(f"?{6 + i * width + j}" for j in range(width)) + ",?3,?4)" for i in range(rows))
+    changed = " OR ".join(f"score.{c} IS NOT excluded.{c}" for c in _COMPARED)
     updates = ",".join(f"{c}=excluded.{c}" for c in _COLUMNS if c not in SCORE_KEYS)
-    conn.exec_driver_sql(
-        f"INSERT INTO score ({','.join(_COLUMNS)}) VALUES ({marks}) "
-        f"ON CONFLICT (connection_id, object, external_id) DO UPDATE SET {updates}",
-        list(zip(*(cols[c] for c in _COLUMNS), strict=True)),
-    )
-    # the snapshots are the rows just written: copied inside the database rather than sent again
-    conn.exec_driver_sql(_COPY_HISTORY.format(cid="?", object="?", stamp="?"),
-                         (cols["connection_id"][0], cols["object"][0], cols["scored_at"][0]))
+    return (f"INSERT INTO score ({','.join(_COLUMNS)}) VALUES {tuples} "
+            f"ON CONFLICT (connection_id, object, external_id) DO UPDATE SET {updates} "
+            f"WHERE {changed} OR score.scored_at < ?5 RETURNING id")
 
 
-def _pg_bulk(conn: SAConnection, cols: dict[str, list[Any]]) -> None:
+_SQLITE_HISTORY = (f"INSERT INTO score_history ({','.join(_HISTORY)}) SELECT {','.join(_HISTORY)} FROM score "
+                   "WHERE id IN (SELECT value FROM json_each(?))")
+
+
+def _sqlite_write(conn: SAConnection, consts: tuple[Any, ...], values: list[list[Any]]) -> int:
     raw = conn.connection.driver_connection
-    assert raw is not None
-    with raw.cursor() as cur:
-        cur.execute("CREATE TEMP TABLE IF NOT EXISTS score_stage (LIKE score INCLUDING DEFAULTS) ON COMMIT DROP")
-        cur.execute("TRUNCATE score_stage")
-        with cur.copy(f"COPY score_stage ({','.join(_COLUMNS)}) FROM STDIN") as copy:
-            for row in zip(*(cols[c] for c in _COLUMNS), strict=True):
-                copy.write_row(row)
-        updates = ",".join(f"{c}=excluded.{c}" for c in _COLUMNS if c not in SCORE_KEYS)
-        cur.execute(
-            f"INSERT INTO score ({','.join(_COLUMNS)}) SELECT {','.join(_COLUMNS)} FROM score_stage "
-            f"ON CONFLICT (connection_id, object, external_id) DO UPDATE SET {updates}"
-        )
-        cur.execute(_COPY_HISTORY.format(cid="%s", object="%s", stamp="%s"),
-                    (cols["connection_id"][0], cols["object"][0], cols["scored_at"][0]))
+    assert isinstance(raw, sqlite3.Connection)
+    per = min(SQLITE_ROWS, (raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 5) // len(_VALUES))
+    rows = list(zip(*values, strict=True))
+    written: list[int] = []
+    cur = raw.cursor()
+    try:
+        for start in range(0, len(rows), per):
+            batch = rows[start : start + per]
+            cur.execute(_sqlite_upsert(len(batch)), [*consts, *itertools.chain.from_iterable(batch)])
+            written.extend(r[0] for r in cur.fetchall())
+        if written:  # the snapshots are the rows just written, copied inside the database
+            cur.execute(_SQLITE_HISTORY, ("[" + ",".join(map(str, written)) + "]",))
+    finally:
+        cur.close()
+    return len(written)
+
+
+# --- PostgreSQL: UPDATE the changed rows, INSERT the new ones, snapshot what they return ---------
+
+_PG_TYPES = ("text", "float8", "float8", "text", "boolean", "float8", "jsonb", "jsonb")
+_STAGE = "score_stage"
+
+
+def _pg_statement(source: str) -> str:
+    """One statement: rows of `source` (columns `_VALUES`) update changed rows, insert new ones, and
+    what both return becomes the history snapshots. Parameters: cid, object, version, now, day."""
+    changed = " OR ".join(
+        f"s.{c} IS DISTINCT FROM {'%(version)s' if c == 'model_version' else 'src.' + c}" for c in _COMPARED)
+    sets = ", ".join([f"{c} = src.{c}" for c in _VALUES[1:]] + ["model_version = %(version)s", "scored_at = %(now)s"])
+    same = "s.connection_id = %(cid)s AND s.object = %(object)s AND s.external_id = src.external_id"
+    out = "external_id, relationship, experience, tier, at_risk"
+    return (
+        f"WITH src AS ({source}), "
+        f"up AS (UPDATE score s SET {sets} FROM src WHERE {same} AND ({changed} OR s.scored_at < %(day)s) "
+        f"RETURNING s.external_id, s.relationship, s.experience, s.tier, s.at_risk), "
+        f"ins AS (INSERT INTO score ({','.join(_COLUMNS)}) SELECT %(cid)s, %(object)s, {', '.join(_VALUES)}, "
+        f"%(version)s, %(now)s FROM src WHERE NOT EXISTS (SELECT 1 FROM score s WHERE {same}) RETURNING {out}) "
+        f"INSERT INTO score_history ({','.join(_HISTORY)}) SELECT %(cid)s, %(object)s, {out}, %(version)s, %(now)s "
+        f"FROM (SELECT {out} FROM up UNION ALL SELECT {out} FROM ins) AS written"
+    )
+
+
+_PG_ARRAYS = _pg_statement(  # JSON arrives as text arrays, parsed per element
+    "SELECT " + ", ".join(f"u.{c}::{t} AS {c}" for c, t in zip(_VALUES, _PG_TYPES, strict=True))
+    + " FROM unnest(" + ", ".join(f"%({c})s::{'text' if t == 'jsonb' else t}[]" for c, t in zip(_VALUES, _PG_TYPES, strict=True))
+    + ") AS u(" + ", ".join(_VALUES) + ")")
+_PG_STAGED = _pg_statement(f"SELECT * FROM {_STAGE}")
+
+
+def _pg_write(conn: SAConnection, consts: tuple[Any, ...], values: list[list[Any]]) -> int:
+    cid, object, version, now, day = consts
+    params: dict[str, Any] = {"cid": cid, "object": object, "version": version, "now": now, "day": day}
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur:  # type: ignore[union-attr]
+        if len(values[0]) < BULK_MIN:
+            cur.execute(_PG_ARRAYS, params | dict(zip(_VALUES, values, strict=True)))
+            return int(cur.rowcount)
+        columns = ", ".join(f"{c} {t}" for c, t in zip(_VALUES, _PG_TYPES, strict=True))
+        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ({columns}) ON COMMIT DROP")
+        cur.execute(f"TRUNCATE {_STAGE}")
+        with cur.copy(f"COPY {_STAGE} ({', '.join(_VALUES)}) FROM STDIN") as copy:
+            for chunk in copy_text(values):
+                copy.write(chunk)
+        cur.execute(f"ANALYZE {_STAGE}")  # a temp table has no statistics: the planner would guess 1k rows
+        cur.execute(_PG_STAGED, params)
+        return int(cur.rowcount)
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _escaped(column: list[str], *, json: bool = False) -> list[str]:
+    """Text values as COPY text format needs them. Serialised JSON holds no raw control character,
+    only backslashes (escapes); columns without a special character are passed on as they are."""
+    special = ("\\",) if json else ("\\", "\t", "\n", "\r")
+    if any(c in v for v in column for c in special):
+        return [v.translate(_ESCAPES) for v in column]
+    return column
+
+
+def copy_text(values: list[list[Any]]) -> Iterator[bytes]:
+    """The `_VALUES` columns as COPY text-format lines, in chunks (one string join per chunk, not a
+    driver call per value)."""
+    ext, rel, exp, tier, risk, trend, drivers, components = values
+    ext, tier = _escaped(ext), _escaped(tier)
+    drivers, components = _escaped(drivers, json=True), _escaped(components, json=True)
+    risk_t = ["t" if r else "f" for r in risk]
+    trend_t = ["\\N" if t is None else repr(t) for t in trend]
+    for start in range(0, len(ext), COPY_ROWS):
+        part = slice(start, start + COPY_ROWS)
+        lines = map("\t".join, zip(ext[part], map(repr, rel[part]), map(repr, exp[part]), tier[part],
+                                   risk_t[part], trend_t[part], drivers[part], components[part], strict=True))
+        yield ("\n".join(lines) + "\n").encode()

@@ -5,21 +5,24 @@ from __future__ import annotations
 from datetime import timedelta
 
 import numpy as np
+import orjson
 import pytest
 import sqlalchemy as sa
 
 from connector import score_models, score_writes
 from connector.errors import ConfigError
+from connector.features import load_features
 from connector.model import Score, ScoreHistory, ScoreModel, SyncRun
 from connector.scoring import score_connection
+from enrichment.scores import fit_portfolio, score_accounts
 from tests.connector.scoring_support import NOW, activity, add, case, days_ago, deal, make_connection
 
 S, H, M, R = (t.__table__ for t in (Score, ScoreHistory, ScoreModel, SyncRun))  # type: ignore[attr-defined]
 
 
-def seed(engine, accounts: int = 12) -> int:
+def seed(engine, accounts: int = 12, name: str = "acme-crm") -> int:
     """A small portfolio of varied accounts with contacts, deals, cases and activities."""
-    cid = make_connection(engine)
+    cid = make_connection(engine, name)
     rng = np.random.default_rng(7)
     accs, cons, deals, cases, acts = [], [], [], [], []
     for i in range(accounts):
@@ -108,19 +111,95 @@ def test_trend_compares_with_the_snapshot_a_month_earlier_of_the_same_model(engi
     assert any(after[k]["relationship"] != first[k]["relationship"] for k in first)
 
 
+def _rows(engine, cid) -> dict[tuple[str, str], dict]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(S).where(S.c.connection_id == cid)).mappings().all()
+    return {(r["object"], r["external_id"]): {k: v for k, v in r.items() if k not in ("id", "connection_id")} for r in rows}
+
+
+def run_counts(engine, run_id: int) -> dict:
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.select(R.c.counts).where(R.c.id == run_id)).scalar_one())
+
+
+def history_count(engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(H)).scalar_one())
+
+
 def test_bulk_path_stores_the_same_rows(engine, monkeypatch) -> None:
+    plain = seed(engine)
+    bulk = seed(engine, name="twin-crm")  # the same records under a second connection
+    for now in (NOW, NOW + timedelta(days=1)):  # new rows, then every row rewritten the next day
+        score_connection(engine, plain, now=now)
+        with monkeypatch.context() as m:
+            m.setattr(score_writes, "BULK_MIN", 0)  # PostgreSQL: COPY into a staging table
+            m.setattr(score_writes, "SQLITE_ROWS", 5)  # SQLite: many statements
+            score_connection(engine, bulk, now=now)
+        assert _rows(engine, bulk) == _rows(engine, plain)
+        assert all(r["scored_at"] == now for r in _rows(engine, bulk).values())
+    with engine.connect() as conn:
+        per_connection = dict(conn.execute(sa.select(H.c.connection_id, sa.func.count()).group_by(H.c.connection_id)).all())
+    assert per_connection[bulk] == per_connection[plain] == 2 * (len(_rows(engine, plain)) - 1)  # not the portfolio row
+
+
+def test_a_sweep_writes_only_what_moved_and_an_unchanged_score_at_most_once_a_day(engine) -> None:
     cid = seed(engine)
     score_connection(engine, cid, now=NOW)
-    plain = scores(engine, cid, "contact")
-    monkeypatch.setattr(score_writes, "BULK_MIN", 0)
-    score_connection(engine, cid, now=NOW + timedelta(minutes=5))
-    bulk = scores(engine, cid, "contact")
-    for k, row in plain.items():
-        for key in ("relationship", "experience", "tier", "at_risk", "drivers", "components", "model_version"):
-            assert bulk[k][key] == row[key], key
-        assert bulk[k]["scored_at"] == NOW + timedelta(minutes=5)
-    with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(H)).scalar() == 2 * (len(plain) + 12)
+    first, snapshots = _rows(engine, cid), history_count(engine)
+    # a minute later nothing changed: no row rewritten, no snapshot, the stamps say when they were written
+    again = run_counts(engine, score_connection(engine, cid, now=NOW + timedelta(minutes=1)))
+    assert again["accounts_written"] == again["contacts_written"] == 0
+    assert history_count(engine) == snapshots
+    assert {k: v for k, v in _rows(engine, cid).items() if k[0] != "portfolio"} == {
+        k: v for k, v in first.items() if k[0] != "portfolio"}
+    # a big won deal moves A05 (and the portfolio's percentiles): exactly the rows whose values moved are rewritten
+    add(engine, cid, "deal", deal("A05-NEW", "A05", amount=500_000, closed_days_ago=0.01))
+    later = NOW + timedelta(minutes=2)
+    moved = run_counts(engine, score_connection(engine, cid, now=later))
+    after = {k: v for k, v in _rows(engine, cid).items() if k[0] != "portfolio"}
+    values = ("relationship", "experience", "tier", "at_risk", "trend", "drivers", "components", "model_version")
+    differ = {k for k, v in after.items() if any(v[c] != first[k][c] for c in values)}
+    rewritten = {k for k, v in after.items() if v["scored_at"] == later}
+    assert ("account", "A05") in differ and rewritten == differ
+    assert moved["accounts_written"] + moved["contacts_written"] == len(differ)
+    assert history_count(engine) == snapshots + len(differ)
+    assert all(v == first[k] for k, v in after.items() if k not in differ)
+    # the next day every record gets that day's snapshot
+    nxt = run_counts(engine, score_connection(engine, cid, now=NOW + timedelta(days=1)))
+    assert nxt["accounts_written"] + nxt["contacts_written"] == len(after)
+    assert history_count(engine) == snapshots + len(differ) + len(after)
+
+
+def test_only_the_rows_whose_values_moved_are_written(engine) -> None:
+    cid = seed(engine)
+    score_connection(engine, cid, now=NOW)
+    before, snapshots = _rows(engine, cid), history_count(engine)
+    with engine.begin() as conn:
+        version, params = score_models.published(conn, score_models.workspace_of(conn, cid))
+        acc, con = load_features(conn, cid, params, as_of=NOW)
+        portfolio = fit_portfolio(acc, con, params)
+        accounts = score_accounts(acc, portfolio, params)
+        i = int(np.flatnonzero(accounts.ids == "A03")[0])
+        accounts.relationship.score[i] += 5.0
+        written = score_writes.write_scores(conn, cid, "account", accounts, version, NOW + timedelta(minutes=1))
+    after = _rows(engine, cid)
+    assert written == 1 and {k for k in after if after[k] != before[k]} == {("account", "A03")}
+    assert after[("account", "A03")]["relationship"] == pytest.approx(before[("account", "A03")]["relationship"] + 5, abs=0.06)
+    assert after[("account", "A03")]["scored_at"] == NOW + timedelta(minutes=1)
+    assert history_count(engine) == snapshots + 1
+
+
+def test_trend_from_snapshots_written_only_when_needed(engine) -> None:
+    cid = seed(engine)
+    month_ago = NOW - timedelta(days=31)
+    score_connection(engine, cid, now=month_ago)
+    then = scores(engine, cid)
+    score_connection(engine, cid, now=month_ago + timedelta(hours=3))  # same day, same scores: no snapshot
+    assert history_count(engine) == len(then) + len(scores(engine, cid, "contact"))
+    score_connection(engine, cid, now=NOW)
+    for key, row in scores(engine, cid).items():
+        assert row["trend"] == pytest.approx(row["relationship"] - then[key]["relationship"], abs=0.11), key
 
 
 def test_a_broken_model_fails_the_run_and_keeps_the_scores(engine) -> None:
@@ -143,3 +222,18 @@ def test_empty_connection_scores_nothing(engine) -> None:
     with engine.connect() as conn:
         assert conn.execute(sa.select(R.c.status).where(R.c.id == run_id)).scalar() == "succeeded"
     assert scores(engine, cid) == {}
+
+
+def test_copy_carries_any_id_and_text(pg_engine, monkeypatch) -> None:
+    cid = seed(pg_engine, accounts=3)
+    with pg_engine.begin() as conn:
+        version, params = score_models.published(conn, score_models.workspace_of(conn, cid))
+        acc, con = load_features(conn, cid, params, as_of=NOW)
+        accounts = score_accounts(acc, fit_portfolio(acc, con, params), params)
+        accounts.ids = np.array(["tab\there", "back\\slash", "new\nline"], dtype=object)
+        accounts.drivers[0] = orjson.dumps([{"text": 'quote " and \\ backslash\ttab'}]).decode()
+        monkeypatch.setattr(score_writes, "BULK_MIN", 0)
+        assert score_writes.write_scores(conn, cid, "account", accounts, version, NOW) == 3
+    rows = scores(pg_engine, cid)
+    assert set(rows) == {"tab\there", "back\\slash", "new\nline"}
+    assert rows["tab\there"]["drivers"] == [{"text": 'quote " and \\ backslash\ttab'}]
