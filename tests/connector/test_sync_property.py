@@ -111,10 +111,14 @@ class SyncMachine(RuleBasedStateMachine):
         live = self.live(object)
         if not live:
             return
-        external_id = data.draw(st.sampled_from(live))
         with self.engine.connect() as conn:
             cursor = cursors.load(conn, self.cid, object).value
         floor = cursor - timedelta(seconds=LOOKBACK_S) if cursor else None
+        if when == "same" and cursor is not None:
+            # Prefer a record under the cursor but in the look-back: only the stored row can tell it changed.
+            behind = [i for i in live if floor <= self.crm.records[object][i].stamp < cursor]  # type: ignore[operator]
+            live = behind or live
+        external_id = data.draw(st.sampled_from(live))
         at = {
             "now": None,
             "cursor": cursor,
@@ -128,6 +132,25 @@ class SyncMachine(RuleBasedStateMachine):
         field = {"account": "Name", "contact": "Email", "deal": "Amount"}[object]
         value = f"{self.n}.5" if object == "deal" else f"v{self.n}"
         self.crm.update(object, external_id, {field: value}, at=at)
+
+    @rule(object=st.sampled_from(OBJECTS), data=st.data())
+    def resave_under_the_cursor(self, object: str, data: st.DataObject) -> None:
+        """X changes, then Y a millisecond later, a sync reads both, then X changes again within its millisecond.
+
+        The second change of X sits under the cursor with the stamp we stored: only its content differs.
+        """
+        live = self.live(object)
+        if len(live) < 2:
+            return
+        x, y = data.draw(st.lists(st.sampled_from(live), min_size=2, max_size=2, unique=True))
+        self.n += 1
+        field = {"account": "Name", "contact": "Email", "deal": "Amount"}[object]
+        self.crm.update(object, x, {field: f"{self.n}.25" if object == "deal" else f"x{self.n}"}, at=self.crm.tick())
+        self.crm.update(object, y, {"OwnerId": f"005{self.n:06d}"}, at=self.crm.tick())
+        self.crm.tick()
+        self.sync(full=False, crash_after=None, crash="retriable")
+        self.crm.update(object, x, {field: f"{self.n}.75" if object == "deal" else f"z{self.n}"},
+                        at=self.crm.records[object][x].stamp)
 
     @rule(object=st.sampled_from(OBJECTS), data=st.data())
     def touch_many(self, object: str, data: st.DataObject) -> None:
@@ -166,6 +189,17 @@ class SyncMachine(RuleBasedStateMachine):
             loser, survivor = data.draw(st.lists(st.sampled_from(live), min_size=2, max_size=2, unique=True))
             self.crm.merge(object, loser, survivor)
             self.merged[loser] = survivor
+
+    @rule(object=st.sampled_from(SCORED), data=st.data())
+    def merge_twice(self, object: str, data: st.DataObject) -> None:
+        """A into B, then B into C, in one millisecond: read by id, "B into C" may come first."""
+        live = self.live(object)
+        if len(live) >= 3:
+            picked = sorted(data.draw(st.lists(st.sampled_from(live), min_size=3, max_size=3, unique=True)))
+            b, a, c = picked[0], picked[1], picked[2]
+            self.crm.merge(object, a, b)
+            self.crm.merge(object, b, c)
+            self.merged[a], self.merged[b] = b, c
 
     @rule(ms=st.sampled_from([0, 1, 1, 2, 400, 1500]))
     def tick(self, ms: int) -> None:
