@@ -116,32 +116,40 @@ def _sqlite_write(conn: SAConnection, consts: tuple[Any, ...], values: list[list
 
 # --- PostgreSQL: UPDATE the changed rows, INSERT the new ones, snapshot what they return ---------
 
-_PG_TYPES = ("text", "float8", "float8", "text", "boolean", "float8", "jsonb", "jsonb")
+_PG_TYPES = ("text", "float8", "float8", "text", "boolean", "float8", "text", "text")
+_JSON = ("drivers", "components")  # json columns: sent and compared as text, checked as JSON when written
 _STAGE = "score_stage"
 
 
 def _pg_statement(source: str) -> str:
     """One statement: rows of `source` (columns `_VALUES`) update changed rows, insert new ones, and
     what both return becomes the history snapshots. Parameters: cid, object, version, now, day."""
-    changed = " OR ".join(
-        f"s.{c} IS DISTINCT FROM {'%(version)s' if c == 'model_version' else 'src.' + c}" for c in _COMPARED)
-    sets = ", ".join([f"{c} = src.{c}" for c in _VALUES[1:]] + ["model_version = %(version)s", "scored_at = %(now)s"])
+    def stored(c: str) -> str:
+        return f"s.{c}::text" if c in _JSON else f"s.{c}"
+
+    def given(c: str) -> str:
+        return "%(version)s" if c == "model_version" else f"src.{c}"
+
+    def written(c: str) -> str:
+        return f"src.{c}::json" if c in _JSON else f"src.{c}"
+
+    changed = " OR ".join(f"{stored(c)} IS DISTINCT FROM {given(c)}" for c in _COMPARED)
+    sets = ", ".join([f"{c} = {written(c)}" for c in _VALUES[1:]] + ["model_version = %(version)s", "scored_at = %(now)s"])
     same = "s.connection_id = %(cid)s AND s.object = %(object)s AND s.external_id = src.external_id"
     out = "external_id, relationship, experience, tier, at_risk"
     return (
         f"WITH src AS ({source}), "
         f"up AS (UPDATE score s SET {sets} FROM src WHERE {same} AND ({changed} OR s.scored_at < %(day)s) "
         f"RETURNING s.external_id, s.relationship, s.experience, s.tier, s.at_risk), "
-        f"ins AS (INSERT INTO score ({','.join(_COLUMNS)}) SELECT %(cid)s, %(object)s, {', '.join(_VALUES)}, "
+        f"ins AS (INSERT INTO score ({','.join(_COLUMNS)}) SELECT %(cid)s, %(object)s, {', '.join(map(written, _VALUES))}, "
         f"%(version)s, %(now)s FROM src WHERE NOT EXISTS (SELECT 1 FROM score s WHERE {same}) RETURNING {out}) "
         f"INSERT INTO score_history ({','.join(_HISTORY)}) SELECT %(cid)s, %(object)s, {out}, %(version)s, %(now)s "
         f"FROM (SELECT {out} FROM up UNION ALL SELECT {out} FROM ins) AS written"
     )
 
 
-_PG_ARRAYS = _pg_statement(  # JSON arrives as text arrays, parsed per element
-    "SELECT " + ", ".join(f"u.{c}::{t} AS {c}" for c, t in zip(_VALUES, _PG_TYPES, strict=True))
-    + " FROM unnest(" + ", ".join(f"%({c})s::{'text' if t == 'jsonb' else t}[]" for c, t in zip(_VALUES, _PG_TYPES, strict=True))
+_PG_ARRAYS = _pg_statement(
+    "SELECT * FROM unnest(" + ", ".join(f"%({c})s::{t}[]" for c, t in zip(_VALUES, _PG_TYPES, strict=True))
     + ") AS u(" + ", ".join(_VALUES) + ")")
 _PG_STAGED = _pg_statement(f"SELECT * FROM {_STAGE}")
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 09:08:04.596893
+Create Date: 2026-11-22 10:33:30.990989
 """
 from collections.abc import Sequence
 
@@ -185,8 +185,8 @@ def upgrade() -> None:
     sa.Column('tier', sa.String(length=4), nullable=True),
     sa.Column('at_risk', sa.Boolean(), server_default=sa.text('(false)'), nullable=False),
     sa.Column('trend', sa.Float(), nullable=True),
-    sa.Column('drivers', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
-    sa.Column('components', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('drivers', sa.JSON(), nullable=False),
+    sa.Column('components', sa.JSON(), nullable=False),
     sa.Column('model_version', sa.Integer(), server_default='1', nullable=False),
     sa.Column('scored_at', connector.model.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['connection_id'], ['connection.id'], ondelete='CASCADE'),
