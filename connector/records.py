@@ -148,6 +148,35 @@ def apply_page(conn: sa.Connection, connection_id: int, object: str, changes: Se
             _bury(conn, connection_id, object, change, stored.get(change.external_id), tally, now)
 
 
+def unresolved(conn: sa.Connection, connection_id: int, object: str, changes: Sequence[Change],
+               mapping: Mapping) -> list[str]:
+    """Ids of the changes with unread derived values that the stored records cannot supply either.
+
+    Such a record was never stored alive (say, restored from the recycle bin, or created before the
+    window start and changed again before any run read it): its values must be read by id.
+    """
+    unread = [c for c in changes if _unread(c)]
+    if not unread:
+        return []
+    ids = [c.external_id for c in unread]
+    stored = _stored(conn, object, connection_id, ids, with_raw=ids)
+    columns = _derived_columns(mapping, object)
+    return [c.external_id for c in unread if _unread(_with_stored_values(c, stored.get(c.external_id), columns))]
+
+
+def with_read_values(change: Change, read: Change | None) -> Change:
+    """The change with its unread derived values taken from `read` (the record read by id), where it has them."""
+    if read is None or read.deleted or not _unread(change):
+        return change
+    derived, found = dict(change.raw["_rapport"]), read.raw.get("_rapport") or {}
+    known = set(found) - set(found.get(KEEP_STORED) or ())
+    derived.update({k: found[k] for k in derived[KEEP_STORED] if k in known})
+    missing = [k for k in derived.pop(KEEP_STORED) if k not in known]
+    if missing:
+        derived[KEEP_STORED] = missing
+    return replace(change, raw={**change.raw, "_rapport": derived})
+
+
 def _unread(change: Change) -> bool:
     derived = change.raw.get("_rapport") if isinstance(change.raw, dict) else None
     return not change.deleted and isinstance(derived, dict) and bool(derived.get(KEEP_STORED))
@@ -169,7 +198,7 @@ def _with_stored_values(change: Change, stored: dict[str, Any] | None, columns: 
 
     The stored column wins over the stored raw record (a merge re-points the column, not the raw
     record). Values the stored record does not know either stay null and keep their mark, until a
-    read that resolves them (a full sync) comes.
+    read that resolves them comes (the sync engine fetches such records before applying a page).
     """
     derived = dict(change.raw["_rapport"])
     before = ((stored or {}).get("raw") or {}).get("_rapport") or {}

@@ -24,7 +24,7 @@ from connector.connections import get_connection, open_adapter
 from connector.errors import BudgetExhausted, ConfigError, MappingError, SkippableError
 from connector.mappings import COLUMNS, Mapping, apply, load_mapping
 from connector.model import RECORD_MODELS, UNIFIED_OBJECTS, utcnow
-from connector.records import COUNT_KEYS, Tally, apply_page, normalize
+from connector.records import COUNT_KEYS, Tally, apply_page, normalize, unresolved, with_read_values
 from connector.runs import close_run, heartbeat, open_run
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,8 @@ def _sync_object(engine: Engine, settings: Settings, adapter: Adapter, run_id: i
     ascending = cursors.saved_per_page(since)
     pages, beat = 0, time.monotonic()
     for page in adapter.pull(object, since, until, full=full):
-        changes = [normalize(c) for c in page.changes]
+        changes = _read_unresolved(engine, adapter, connection_id, object, mapping,
+                                   [normalize(c) for c in page.changes])
         with engine.begin() as conn:
             apply_page(conn, connection_id, object, changes, mapping, tally, cursor=None if full else cursor)
             cursor = cursors.advance(cursor, changes)
@@ -126,6 +127,18 @@ def _sync_object(engine: Engine, settings: Settings, adapter: Adapter, run_id: i
         _sweep(engine, adapter, connection_id, object, mapping, tally, started=started, until=until)
     tally.counts.setdefault(object, dict.fromkeys(COUNT_KEYS, 0))
     return since
+
+
+def _read_unresolved(engine: Engine, adapter: Adapter, connection_id: int, object: str, mapping: Mapping,
+                     changes: list[Change]) -> list[Change]:
+    """Changes whose unread derived values (`_rapport.keep`) nothing stored can supply, completed by a fetch."""
+    with engine.connect() as conn:
+        ids = set(unresolved(conn, connection_id, object, changes, mapping))
+    if not ids:
+        return changes
+    read = {c.external_id: c for c in adapter.fetch(object, sorted(ids))}
+    return [normalize(with_read_values(c, read.get(c.external_id))) if c.external_id in ids else c
+            for c in changes]
 
 
 def _sweep(engine: Engine, adapter: Adapter, connection_id: int, object: str, mapping: Mapping, tally: Tally,

@@ -5,7 +5,8 @@ last-modified property, re-windowing from the last stamp seen when a window reac
 10,000-result cap. Search returns no associations, and changing one does not bump the stamp (it
 comes as an associationChange webhook, or with the next full sync), so companies and contacts are
 read (v4 batches of up to 1,000) only for records created inside the window; the others carry
-`_rapport.keep` and keep the association already stored. Pipelines are read once and cached.
+`_rapport.keep` and keep the association already stored (the sync engine fetches by id those it
+never stored alive). Pipelines are read once and cached.
 """
 
 from __future__ import annotations

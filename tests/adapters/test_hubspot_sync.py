@@ -14,6 +14,7 @@ from connector.model import RECORD_MODELS, SyncRun
 from connector.sync import sync_connection
 from sandbox.hubspot import HubSpotSandbox
 from sandbox.hubspot.faults import FaultConfig
+from sandbox.hubspot.store import Source
 
 TYPES = {"account": ["companies"], "contact": ["contacts"], "deal": ["deals"], "case": ["tickets"],
          "activity": ["calls", "emails", "meetings"]}
@@ -96,3 +97,49 @@ def test_full_then_incremental_sync_equals_the_portal(world, faults):
     assert status.status == "succeeded" and status.api_calls > 0
     if faults:
         assert sum(sb.faults.describe()["injected"].values()) > 0
+
+
+def _contact_of(sb, t, rid):
+    targets = sb.store.assoc.target_ids(t, rid, "contacts")
+    return str(targets[0]) if targets else None
+
+
+@pytest.mark.parametrize(("db_url", "faults"), [("sqlite", 0.0), pytest.param("postgres", 0.05, marks=pytest.mark.postgres)],
+                         ids=["sqlite-clean", "postgres-5pct-faults"], indirect=["db_url"])
+def test_deals_the_sync_never_stored_alive_get_their_company_and_contact(world, faults, db_url, make_settings):
+    """A deal restored from the recycle bin, and one created before the window start whose creation no
+    run saw (it changed again past that run's bound), come by search without associations."""
+    sb, _, engine, cid = world
+    settings = make_settings(DATABASE_URL=db_url, RAPPORT_SYNC_LOOKBACK_SECONDS=0)
+    store, ui = sb.store, Source("CRM_UI", "userId:1")
+    deals = store.tables["deals"]
+    with store.lock:
+        linked = [deals.records[i] for i in deals.live if _contact_of(sb, "deals", i) and _company(sb, "deals", i)]
+        restored, model = linked[0], linked[1]
+        store.archive("deals", restored, ui)
+    sb.faults.configure(FaultConfig(error_rate=faults, truncate_rate=faults / 2, seed=4))
+    sync_connection(engine, settings, cid, full=True)
+    assert str(restored.id) not in _rows(engine, "deal", cid)  # archived before the sync ever saw it
+
+    with store.lock:
+        store.restore("deals", restored, ui)
+        base = store.clock() + 1
+        edges = [(to, tid, ids) for to in ("companies", "contacts")
+                 for tid, ids in store.assoc.targets("deals", model.id, to).items()]
+        late = store.create("deals", {"dealname": "Late starter", "dealstage": "appointmentscheduled",
+                                      "pipeline": "default", "amount": "900"}, ui,
+                            associations=[(to, tid, min(ids)) for to, tid, ids in edges], stamp=base)
+        store.update("deals", model, {"amount": "1234"}, ui, stamp=base + 2)
+        store.update("deals", late, {"amount": "950"}, ui, stamp=base + 4)
+    bound = datetime.fromtimestamp((base + 3) / 1000, UTC)
+    sync_connection(engine, settings, cid, until=bound)  # sees the restore and the model's change, not `late`
+    sync_connection(engine, settings, cid)  # starts past `late`'s creation
+    rows = _rows(engine, "deal", cid)
+    for rec in (late, restored):
+        row = rows[str(rec.id)]
+        assert not row.is_deleted
+        assert (row.account_external_id, row.contact_external_id) == (
+            _company(sb, "deals", rec.id), _contact_of(sb, "deals", rec.id)), rec.id
+        assert row.account_id is not None
+    assert rows[str(late.id)].amount == 950.0
+    assert_equal_to_portal(sb, engine, cid)
