@@ -61,6 +61,12 @@ def _json(default: Any = dict) -> Any:
     return Field(default_factory=default, sa_column=sa.Column(JSONType, nullable=False))
 
 
+def _document() -> Any:
+    """A CRM record's raw fields or custom values: written and read whole, never searched in SQL, so
+    PostgreSQL keeps them as `json` (the text as sent, syntax-checked) instead of converting to jsonb."""
+    return Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))
+
+
 def _json_null() -> Any:
     return Field(default=None, sa_column=sa.Column(JSONType, nullable=True))
 
@@ -115,10 +121,9 @@ class Connection(SQLModel, table=True):
 
 
 def _record_table_args(name: str) -> tuple[Any, ...]:
-    return (
-        sa.UniqueConstraint("connection_id", "external_id", name=f"uq_{name}_conn_ext"),
-        sa.Index(f"ix_{name}_conn_modified", "connection_id", "modified_at"),
-    )
+    # Records are found by (connection, external id) and by account; sync cursors live in
+    # sync_cursor, so no index on modified_at (each index costs every upsert of a full sync).
+    return (sa.UniqueConstraint("connection_id", "external_id", name=f"uq_{name}_conn_ext"),)
 
 
 class Account(SQLModel, table=True):
@@ -138,8 +143,8 @@ class Account(SQLModel, table=True):
     modified_at: datetime | None = _ts()
     is_deleted: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.text("false")))
     merged_into: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
-    custom: dict[str, Any] = _json()
-    raw: dict[str, Any] = _json()
+    custom: dict[str, Any] = _document()
+    raw: dict[str, Any] = _document()
     synced_at: datetime = _created()
 
 
@@ -167,8 +172,8 @@ class Contact(SQLModel, table=True):
     modified_at: datetime | None = _ts()
     is_deleted: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.text("false")))
     merged_into: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
-    custom: dict[str, Any] = _json()
-    raw: dict[str, Any] = _json()
+    custom: dict[str, Any] = _document()
+    raw: dict[str, Any] = _document()
     synced_at: datetime = _created()
 
 
@@ -195,8 +200,8 @@ class Deal(SQLModel, table=True):
     modified_at: datetime | None = _ts()
     is_deleted: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.text("false")))
     merged_into: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
-    custom: dict[str, Any] = _json()
-    raw: dict[str, Any] = _json()
+    custom: dict[str, Any] = _document()
+    raw: dict[str, Any] = _document()
     synced_at: datetime = _created()
 
 
@@ -224,8 +229,8 @@ class Case(SQLModel, table=True):
     modified_at: datetime | None = _ts()
     is_deleted: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.text("false")))
     merged_into: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
-    custom: dict[str, Any] = _json()
-    raw: dict[str, Any] = _json()
+    custom: dict[str, Any] = _document()
+    raw: dict[str, Any] = _document()
     synced_at: datetime = _created()
 
 
@@ -250,8 +255,8 @@ class Activity(SQLModel, table=True):
     modified_at: datetime | None = _ts()
     is_deleted: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.text("false")))
     merged_into: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
-    custom: dict[str, Any] = _json()
-    raw: dict[str, Any] = _json()
+    custom: dict[str, Any] = _document()
+    raw: dict[str, Any] = _document()
     synced_at: datetime = _created()
 
 

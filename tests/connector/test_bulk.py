@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+import connector.bulk as bulk
 import connector.store as store
 from bench.storage import create_bench_connection
 from connector.model import RECORD_MODELS
@@ -39,27 +40,39 @@ def _stored(engine: sa.Engine, name: str, connection_id: int) -> list[tuple]:
     return [tuple(json.loads(v) if j and isinstance(v, str) else v for v, j in zip(r, is_json, strict=True)) for r in rows]
 
 
-def test_fast_and_sqlalchemy_paths_store_identical_rows(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("copy_from", [1, 10**9], ids=["copy", "json-document"])
+def test_fast_and_sqlalchemy_paths_store_identical_rows(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, copy_from: int
+) -> None:
+    monkeypatch.setattr(bulk, "PG_COPY_MIN_ROWS", copy_from)  # PostgreSQL: COPY for large batches, JSON for small
     fast_id = create_bench_connection(engine, "fast")
     slow_id = create_bench_connection(engine, "slow")
     for cid in (fast_id, slow_id):
         rows = _world_rows(cid)
         # an offset other than UTC and a JSON null must come out the same way on both paths
         rows["account"][0]["created_at"] = datetime(2024, 3, 1, 9, 30, 15, 250, tzinfo=timezone(timedelta(hours=2)))
-        rows["account"][0]["custom"] = {"tier": None, "tags": ["a", "é"], 7: 2**70}
+        rows["account"][0]["custom"] = {"tier": None, "tags": ["a", "é"], 7: 2**70, "path": "C:\\N\tx"}
+        # text that COPY would otherwise read as a tab, a newline, an escape or a NULL
+        rows["account"][1]["name"] = "Tab\there\nnew line \\N back\\slash\r"
+        rows["account"][2]["name"] = "\\N"
+        rows["account"][3]["name"] = ""
         rows["deal"][0]["amount"] = float("inf")  # JSON cannot carry it: that call takes the SQLAlchemy path
-        if cid == slow_id:
-            monkeypatch.setattr(store, "fast_upsert", lambda *a, **k: False)
-        with engine.begin() as conn:
-            for name, object_rows in rows.items():
-                assert store.upsert_records(conn, name, object_rows) == len(object_rows)
-        monkeypatch.undo()
+        with monkeypatch.context() as patch:
+            if cid == slow_id:
+                patch.setattr(store, "fast_upsert", lambda *a, **k: False)
+            with engine.begin() as conn:
+                for name, object_rows in rows.items():
+                    assert store.upsert_records(conn, name, object_rows) == len(object_rows)
     for name in RECORD_MODELS:
         fast, slow = _stored(engine, name, fast_id), _stored(engine, name, slow_id)
         assert fast and fast == slow, name
 
 
-def test_upsert_updates_existing_rows_and_the_last_duplicate_wins(engine: sa.Engine) -> None:
+@pytest.mark.parametrize("copy_from", [1, 10**9], ids=["copy", "json-document"])
+def test_upsert_updates_existing_rows_and_the_last_duplicate_wins(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, copy_from: int
+) -> None:
+    monkeypatch.setattr(bulk, "PG_COPY_MIN_ROWS", copy_from)
     cid = create_bench_connection(engine, "dup")
     rows = _world_rows(cid)["account"][:3]
     with engine.begin() as conn:
@@ -67,11 +80,13 @@ def test_upsert_updates_existing_rows_and_the_last_duplicate_wins(engine: sa.Eng
     renamed = [{**rows[0], "name": "First"}, {**rows[1], "name": "Other"}, {**rows[0], "name": "Second"}]
     with engine.begin() as conn:
         store.upsert_records(conn, "account", renamed)
+        store.upsert_records(conn, "account", [{**rows[2], "name": "Third"}])  # same staging table, same transaction
     table = RECORD_MODELS["account"].__table__  # type: ignore[attr-defined]
     with engine.connect() as conn:
         names = dict(conn.execute(sa.select(table.c.external_id, table.c.name)).all())
     assert len(names) == 3
     assert names[rows[0]["external_id"]] == "Second" and names[rows[1]["external_id"]] == "Other"
+    assert names[rows[2]["external_id"]] == "Third"
 
 
 def test_bad_rows_are_refused_with_a_reason_and_nothing_of_the_call_is_kept(engine: sa.Engine) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 10:33:30.990989
+Create Date: 2026-11-22 11:00:51.662134
 """
 from collections.abc import Sequence
 
@@ -96,16 +96,13 @@ def upgrade() -> None:
     sa.Column('modified_at', connector.model.UTCDateTime(timezone=True), nullable=True),
     sa.Column('is_deleted', sa.Boolean(), server_default=sa.text('(false)'), nullable=False),
     sa.Column('merged_into', sa.String(length=64), nullable=True),
-    sa.Column('custom', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
-    sa.Column('raw', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('custom', sa.JSON(), nullable=False),
+    sa.Column('raw', sa.JSON(), nullable=False),
     sa.Column('synced_at', connector.model.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['connection_id'], ['connection.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('connection_id', 'external_id', name='uq_account_conn_ext')
     )
-    with op.batch_alter_table('account', schema=None) as batch_op:
-        batch_op.create_index('ix_account_conn_modified', ['connection_id', 'modified_at'], unique=False)
-
     op.create_table('activity',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('connection_id', sa.Integer(), nullable=False),
@@ -119,8 +116,8 @@ def upgrade() -> None:
     sa.Column('modified_at', connector.model.UTCDateTime(timezone=True), nullable=True),
     sa.Column('is_deleted', sa.Boolean(), server_default=sa.text('(false)'), nullable=False),
     sa.Column('merged_into', sa.String(length=64), nullable=True),
-    sa.Column('custom', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
-    sa.Column('raw', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('custom', sa.JSON(), nullable=False),
+    sa.Column('raw', sa.JSON(), nullable=False),
     sa.Column('synced_at', connector.model.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['connection_id'], ['connection.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
@@ -128,7 +125,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('activity', schema=None) as batch_op:
         batch_op.create_index('ix_activity_conn_account', ['connection_id', 'account_external_id', 'contact_external_id', 'occurred_at', 'is_deleted', 'merged_into'], unique=False)
-        batch_op.create_index('ix_activity_conn_modified', ['connection_id', 'modified_at'], unique=False)
 
     op.create_table('api_token',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -324,8 +320,8 @@ def upgrade() -> None:
     sa.Column('modified_at', connector.model.UTCDateTime(timezone=True), nullable=True),
     sa.Column('is_deleted', sa.Boolean(), server_default=sa.text('(false)'), nullable=False),
     sa.Column('merged_into', sa.String(length=64), nullable=True),
-    sa.Column('custom', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
-    sa.Column('raw', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('custom', sa.JSON(), nullable=False),
+    sa.Column('raw', sa.JSON(), nullable=False),
     sa.Column('synced_at', connector.model.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['connection_id'], ['connection.id'], ondelete='CASCADE'),
@@ -335,7 +331,6 @@ def upgrade() -> None:
     with op.batch_alter_table('case', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_case_account_id'), ['account_id'], unique=False)
         batch_op.create_index('ix_case_conn_account', ['connection_id', 'account_external_id'], unique=False)
-        batch_op.create_index('ix_case_conn_modified', ['connection_id', 'modified_at'], unique=False)
 
     op.create_table('contact',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -353,8 +348,8 @@ def upgrade() -> None:
     sa.Column('modified_at', connector.model.UTCDateTime(timezone=True), nullable=True),
     sa.Column('is_deleted', sa.Boolean(), server_default=sa.text('(false)'), nullable=False),
     sa.Column('merged_into', sa.String(length=64), nullable=True),
-    sa.Column('custom', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
-    sa.Column('raw', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('custom', sa.JSON(), nullable=False),
+    sa.Column('raw', sa.JSON(), nullable=False),
     sa.Column('synced_at', connector.model.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['connection_id'], ['connection.id'], ondelete='CASCADE'),
@@ -364,7 +359,6 @@ def upgrade() -> None:
     with op.batch_alter_table('contact', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_contact_account_id'), ['account_id'], unique=False)
         batch_op.create_index('ix_contact_conn_account', ['connection_id', 'account_external_id', 'external_id', 'created_at', 'last_activity_at', 'is_deleted', 'merged_into'], unique=False)
-        batch_op.create_index('ix_contact_conn_modified', ['connection_id', 'modified_at'], unique=False)
 
     op.create_table('deal',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -386,8 +380,8 @@ def upgrade() -> None:
     sa.Column('modified_at', connector.model.UTCDateTime(timezone=True), nullable=True),
     sa.Column('is_deleted', sa.Boolean(), server_default=sa.text('(false)'), nullable=False),
     sa.Column('merged_into', sa.String(length=64), nullable=True),
-    sa.Column('custom', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
-    sa.Column('raw', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('custom', sa.JSON(), nullable=False),
+    sa.Column('raw', sa.JSON(), nullable=False),
     sa.Column('synced_at', connector.model.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['connection_id'], ['connection.id'], ondelete='CASCADE'),
@@ -397,7 +391,6 @@ def upgrade() -> None:
     with op.batch_alter_table('deal', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_deal_account_id'), ['account_id'], unique=False)
         batch_op.create_index('ix_deal_conn_account', ['connection_id', 'account_external_id'], unique=False)
-        batch_op.create_index('ix_deal_conn_modified', ['connection_id', 'modified_at'], unique=False)
 
     # ### end Alembic commands ###
 
@@ -405,19 +398,16 @@ def upgrade() -> None:
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     with op.batch_alter_table('deal', schema=None) as batch_op:
-        batch_op.drop_index('ix_deal_conn_modified')
         batch_op.drop_index('ix_deal_conn_account')
         batch_op.drop_index(batch_op.f('ix_deal_account_id'))
 
     op.drop_table('deal')
     with op.batch_alter_table('contact', schema=None) as batch_op:
-        batch_op.drop_index('ix_contact_conn_modified')
         batch_op.drop_index('ix_contact_conn_account')
         batch_op.drop_index(batch_op.f('ix_contact_account_id'))
 
     op.drop_table('contact')
     with op.batch_alter_table('case', schema=None) as batch_op:
-        batch_op.drop_index('ix_case_conn_modified')
         batch_op.drop_index('ix_case_conn_account')
         batch_op.drop_index(batch_op.f('ix_case_account_id'))
 
@@ -455,13 +445,9 @@ def downgrade() -> None:
 
     op.drop_table('api_token')
     with op.batch_alter_table('activity', schema=None) as batch_op:
-        batch_op.drop_index('ix_activity_conn_modified')
         batch_op.drop_index('ix_activity_conn_account')
 
     op.drop_table('activity')
-    with op.batch_alter_table('account', schema=None) as batch_op:
-        batch_op.drop_index('ix_account_conn_modified')
-
     op.drop_table('account')
     with op.batch_alter_table('user', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_user_workspace_id'))
