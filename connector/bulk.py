@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import math
+import zlib
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from operator import itemgetter
@@ -27,7 +28,7 @@ from sqlalchemy.engine import Connection as SAConnection
 from connector.model import UTCDateTime
 
 PG_COPY_MIN_ROWS = 500  # from this many rows PostgreSQL gets them by COPY rather than in a JSON document
-COPY_LINES = 10_000  # lines per COPY write
+PG_COPY_CHUNK = 1000  # rows per COPY and upsert statement
 
 Converter = Callable[..., Any] | None
 
@@ -166,13 +167,16 @@ def _plan(
         else:
             fields.append(f"{quote(name)} {column.type.compile(dialect=dialect)}")
             select.append(f"x.{quote(name)}")
-    stage = quote(f"{table.name}_stage")
+    # One staging table per column set, kept for the session and emptied at each commit (cheaper
+    # than creating and dropping one per transaction); emptied before use too, for a second batch
+    # of the same transaction.
+    stage = quote(f"{table.name}_stage_{zlib.crc32(names.encode()):08x}")
     return Plan(
         converters,
         insert.format(f"SELECT {', '.join(select)} FROM json_to_recordset(%s::json) AS x({', '.join(fields)})"),
         (
-            f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({', '.join(fields)}) ON COMMIT DROP",
-            f"TRUNCATE {stage}",
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({', '.join(fields)}) ON COMMIT DELETE ROWS",
+            f"DELETE FROM {stage}",
             f"COPY {stage} ({names}) FROM STDIN",
             insert.format(f"SELECT {', '.join(select)} FROM {stage} AS x"),
         ),
@@ -205,8 +209,27 @@ def fast_upsert(
         raise ValueError(
             f"row {number} of {table.name} has columns {sorted(row)}, the first row {sorted(columns)}"
         ) from None
-    # Convert column by column: one tight loop per converted column instead of calls per row.
-    values: list[Sequence[Any]] = list(zip(*picked, strict=True)) if width > 1 else [picked]
+    if bind.dialect.name == "postgresql" and len(picked) >= PG_COPY_MIN_ROWS and plan.stage:
+        return _pg_copy(bind, plan, table, columns, keys, picked)
+    values = _convert(converters, picked, width)
+    if values is None:
+        return False
+    if bind.dialect.name == "sqlite":
+        bind.exec_driver_sql(plan.sql, list(zip(*values, strict=True)))
+        return True
+    values = _last_per_key(values, columns, keys)
+    try:
+        document = orjson.dumps([dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]).decode()
+    except TypeError:  # a value JSON cannot carry (a Decimal, a huge int): SQLAlchemy adapts it
+        return False
+    bind.exec_driver_sql(plan.sql, (document,))
+    return True
+
+
+def _convert(converters: list[Converter], picked: Sequence[Any], width: int) -> list[Sequence[Any]] | None:
+    """The rows' values column by column, converted (one tight loop per column instead of calls per
+    row); None when a value needs the SQLAlchemy path."""
+    values: list[Sequence[Any]] = list(zip(*picked, strict=True)) if width > 1 else [list(picked)]  # one column: scalars
     done: list[tuple[Sequence[Any], list[Any]]] = []  # datetime columns already formatted
     for i, convert in enumerate(converters):
         if convert is _utc_sqlite or convert is _utc_pg:
@@ -215,27 +238,20 @@ def fast_upsert(
             values[i] = converted
         elif convert is _finite:
             if not all(map(_finite, values[i])):
-                return False
+                return None
         elif convert is not None:
             values[i] = list(map(convert, values[i]))
-    if bind.dialect.name == "sqlite":
-        bind.exec_driver_sql(plan.sql, list(zip(*values, strict=True)))
-        return True
+    return values
+
+
+def _last_per_key(values: list[Sequence[Any]], columns: tuple[str, ...], keys: Sequence[str]) -> list[Sequence[Any]]:
     # One statement may not touch a row twice (ON CONFLICT DO UPDATE refuses), so the last row
     # per key wins, as it would had the rows been sent one by one.
     key_columns = [values[columns.index(k)] for k in keys]
     latest = list({key: n for n, key in enumerate(zip(*key_columns, strict=True))}.values())
-    if len(latest) < len(rows):
-        values = [[column[n] for n in latest] for column in values]
-    if len(latest) >= PG_COPY_MIN_ROWS and plan.stage:
-        _pg_copy(bind, plan.stage, table, columns, values)
-        return True
-    try:
-        document = orjson.dumps([dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]).decode()
-    except TypeError:  # a value JSON cannot carry (a Decimal, a huge int): SQLAlchemy adapts it
-        return False
-    bind.exec_driver_sql(plan.sql, (document,))
-    return True
+    if len(latest) == len(values[0]):
+        return values
+    return [[column[n] for n in latest] for column in values]
 
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -256,19 +272,43 @@ def _copy_column(column: sa.Column, values: Sequence[Any]) -> list[str]:
     return ["\\N" if v is None else v for v in text]
 
 
+class _NeedsSQLAlchemy(Exception):
+    pass
+
+
 def _pg_copy(
-    bind: SAConnection, stage: tuple[str, str, str, str], table: sa.Table, columns: tuple[str, ...],
-    values: Sequence[Sequence[Any]],
-) -> None:
-    create, empty, copy_sql, upsert_sql = stage
-    fields = [_copy_column(table.c[name], column) for name, column in zip(columns, values, strict=True)]
+    bind: SAConnection, plan: Plan, table: sa.Table, columns: tuple[str, ...], keys: Sequence[str],
+    picked: Sequence[Any],
+) -> bool:
+    """Upsert through the staging table in chunks: while the server stores one chunk, this thread
+    turns the next into COPY text (the driver releases the GIL while it waits), so the two cores
+    work at once. All or nothing: the chunks share one savepoint."""
+    assert plan.stage is not None
+    create, empty, copy_sql, upsert_sql = plan.stage
     raw = bind.connection.driver_connection
-    # The staging table lasts until the end of the transaction (one is opened if the connection autocommits).
-    with raw.transaction() if raw.autocommit else nullcontext(), raw.cursor() as cur:  # type: ignore[union-attr]
-        cur.execute(create)
+
+    def store(cur: Any, text: bytes) -> None:
         cur.execute(empty)
         with cur.copy(copy_sql) as copy:
-            for start in range(0, len(fields[0]), COPY_LINES):
-                lines = map("\t".join, zip(*(f[start : start + COPY_LINES] for f in fields), strict=True))
-                copy.write(("\n".join(lines) + "\n").encode())
+            copy.write(text)
         cur.execute(upsert_sql)
+
+    try:  # a savepoint, or a transaction if the connection autocommits (the staging table needs one)
+        with raw.transaction(), raw.cursor() as cur, ThreadPoolExecutor(1) as pool:  # type: ignore[union-attr]
+            cur.execute(create)
+            pending: Future[None] | None = None
+            for start in range(0, len(picked), PG_COPY_CHUNK):
+                values = _convert(plan.converters, picked[start : start + PG_COPY_CHUNK], len(columns))
+                if values is None:
+                    raise _NeedsSQLAlchemy
+                values = _last_per_key(values, columns, keys)
+                fields = [_copy_column(table.c[name], column) for name, column in zip(columns, values, strict=True)]
+                text = ("\n".join(map("\t".join, zip(*fields, strict=True))) + "\n").encode()
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(store, cur, text)
+            if pending is not None:
+                pending.result()
+    except _NeedsSQLAlchemy:
+        return False
+    return True

@@ -45,6 +45,7 @@ def test_fast_and_sqlalchemy_paths_store_identical_rows(
     engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, copy_from: int
 ) -> None:
     monkeypatch.setattr(bulk, "PG_COPY_MIN_ROWS", copy_from)  # PostgreSQL: COPY for large batches, JSON for small
+    monkeypatch.setattr(bulk, "PG_COPY_CHUNK", 7)  # several chunks per call
     fast_id = create_bench_connection(engine, "fast")
     slow_id = create_bench_connection(engine, "slow")
     for cid in (fast_id, slow_id):
@@ -56,7 +57,8 @@ def test_fast_and_sqlalchemy_paths_store_identical_rows(
         rows["account"][1]["name"] = "Tab\there\nnew line \\N back\\slash\r"
         rows["account"][2]["name"] = "\\N"
         rows["account"][3]["name"] = ""
-        rows["deal"][0]["amount"] = float("inf")  # JSON cannot carry it: that call takes the SQLAlchemy path
+        # JSON cannot carry it: that call takes the SQLAlchemy path, even once earlier chunks were stored
+        rows["deal"][-1]["amount"] = float("inf")
         with monkeypatch.context() as patch:
             if cid == slow_id:
                 patch.setattr(store, "fast_upsert", lambda *a, **k: False)
@@ -73,6 +75,7 @@ def test_upsert_updates_existing_rows_and_the_last_duplicate_wins(
     engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, copy_from: int
 ) -> None:
     monkeypatch.setattr(bulk, "PG_COPY_MIN_ROWS", copy_from)
+    monkeypatch.setattr(bulk, "PG_COPY_CHUNK", 2)  # the duplicates land in different statements
     cid = create_bench_connection(engine, "dup")
     rows = _world_rows(cid)["account"][:3]
     with engine.begin() as conn:
@@ -89,12 +92,18 @@ def test_upsert_updates_existing_rows_and_the_last_duplicate_wins(
     assert names[rows[2]["external_id"]] == "Third"
 
 
-def test_bad_rows_are_refused_with_a_reason_and_nothing_of_the_call_is_kept(engine: sa.Engine) -> None:
+@pytest.mark.parametrize("copy_from", [1, 10**9], ids=["copy", "json-document"])
+def test_bad_rows_are_refused_with_a_reason_and_nothing_of_the_call_is_kept(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, copy_from: int
+) -> None:
+    monkeypatch.setattr(bulk, "PG_COPY_MIN_ROWS", copy_from)
+    monkeypatch.setattr(bulk, "PG_COPY_CHUNK", 2)  # the bad row comes in the second chunk
     cid = create_bench_connection(engine, "bad")
     rows = _world_rows(cid)["contact"][:4]
     naive = [*rows[:3], {**rows[3], "created_at": datetime(2024, 1, 1)}]  # noqa: DTZ001 - the bad input under test
-    with pytest.raises(ValueError, match="naive datetime"), engine.begin() as conn:
-        store.upsert_records(conn, "contact", naive)
+    with engine.begin() as conn:  # the caller goes on and commits: the rows before the bad one are not kept either
+        with pytest.raises(ValueError, match="naive datetime"):
+            store.upsert_records(conn, "contact", naive)
     missing = [*rows[:3], {k: v for k, v in rows[3].items() if k != "email"}]
     with pytest.raises(ValueError, match="row 3 of contact"), engine.begin() as conn:
         store.upsert_records(conn, "contact", missing)
