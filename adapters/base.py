@@ -112,8 +112,13 @@ class Adapter(Protocol):
     kind: str
     api_calls: int
 
-    def pull(self, object: str, since: datetime | None, until: datetime, *, full: bool = False) -> Iterator[Page]:
-        """Changed records with since <= modified_at < until, ascending; deletions and merges included."""
+    def pull(self, object: str, since: datetime | None, until: datetime, *, full: bool = False,
+             reconcile: bool = False) -> Iterator[Page]:
+        """Changed records with since <= modified_at < until, ascending; deletions and merges included.
+
+        `reconcile` also sweeps for deletions that the window's reads cannot see (where a CRM shows
+        them only in a recycle bin and by webhook), whenever they happened before `until`.
+        """
         ...
 
     def fetch(self, object: str, external_ids: Sequence[str]) -> list[Change]:

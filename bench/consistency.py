@@ -3,12 +3,18 @@
 Per CRM (in-process sandbox of the bench size): full sync, compare; realistic changes, incremental
 sync, compare; then the same on a fresh database with 5% of API calls failing (5xx), re-running a
 sync that gives up as the job layer's retry would. Figures prefixed `salesforce_` / `hubspot_`.
+
+HubSpot shows plain deletions only in its archived list and as deletion webhooks, and incremental
+runs of a connection that receives webhooks leave them to those: the sandbox delivers its deletion
+events to the web app's real receiver here, and the webhook job's code applies them before the
+incremental sync runs (everything else the incremental sync reads on its own).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,6 +25,7 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
+from werkzeug.serving import make_server
 
 from bench.context import BenchContext
 from bench.stack import release_redis_db, reserve_redis_db
@@ -223,6 +230,23 @@ class Crm:
 
     injected: int = 0  # faults injected so far (the sandboxes' own counters reset or not on clearing)
     _seen: int = 0
+    receiver: Receiver | None = None  # where the CRM's deletion webhooks go
+    flush: Callable[[], bool] = lambda: True  # waits until the CRM has delivered its webhooks
+
+    def deliver(self, engine: sa.Engine, settings: Settings, cid: int) -> int:
+        """Have the CRM's webhooks delivered and processed as the webhook job does; how many events."""
+        if self.receiver is None:
+            return 0
+        if not self.flush():
+            raise RuntimeError("the sandbox did not deliver its webhooks in time")
+        from connector.freshness import process_pending
+
+        for _ in range(MAX_RERUNS + 1):
+            try:
+                return int(process_pending(engine, settings, cid).get("events", 0))
+            except RetriableError:
+                continue  # the job's retry: its claimed events were handed back
+        raise RuntimeError(f"webhook processing still failing after {MAX_RERUNS} re-runs")
 
     def faults(self, rate: float) -> None:
         """Fail this share of the data API's calls with 5xx statuses (0 clears)."""
@@ -235,6 +259,33 @@ class Crm:
         else:
             self.injected += sum(self.hook("GET", "faults")["injected"].values())
         self.hook("DELETE", "faults")
+
+
+class Receiver:
+    """The web app on 127.0.0.1 (the real webhook receiver), serving the current round's database."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+        self._server = make_server("127.0.0.1", 0, self, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}/webhooks/hubspot"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        if self.app is None:  # between rounds: the CRM retries later
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"no round running"]
+        return self.app(environ, start_response)
+
+    def serve(self, settings: Settings | None) -> None:
+        """Serve the web app built on these settings (None: refuse until the next round)."""
+        from connector.app import create_app
+
+        self.app = create_app(settings) if settings is not None else None
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 def start_salesforce(size: str, seed: int) -> Crm:
@@ -255,11 +306,15 @@ def start_salesforce(size: str, seed: int) -> Crm:
 
 def start_hubspot(size: str, seed: int) -> Crm:
     """A HubSpot sandbox without rate limits, connected by private-app token as `rapport connect hubspot` does."""
+    from adapters.hubspot import mapping as hs_mapping
     from connector.commands.hubspot import connect
     from sandbox.hubspot import HubSpotSandbox
 
+    receiver = Receiver()
+    deletions = [{"subscriptionType": f"{o}.deletion"} for o in ("contact", "company", "deal", "ticket")]
     sb = HubSpotSandbox(size, seed, rate_limits=False, search_lag_s=SEARCH_LAG_S,
-                        engagements=HUBSPOT_ENGAGEMENTS.get(size, False)).start()
+                        engagements=HUBSPOT_ENGAGEMENTS.get(size, False), webhook_url=receiver.url,
+                        webhook_subscriptions=deletions, webhook_batch_window_s=0.02).start()
     info = sb.info
 
     def _connect(settings: Settings, name: str) -> Any:
@@ -271,9 +326,17 @@ def start_hubspot(size: str, seed: int) -> Crm:
             options = conn.execute(sa.select(_CONN.c.options).where(_CONN.c.id == cid)).scalar_one()
             conn.execute(sa.update(_CONN).where(_CONN.c.id == cid).values(options={**options, "budget": "off"}))
         engine.dispose()
+        adapter = open_adapter(make_engine(settings.sqlalchemy_url), settings, cid)
+        for obj in ("account", "contact"):  # as `rapport provision` does: the webhook job writes scores back
+            adapter.ensure_fields(obj, hs_mapping.score_fields(obj))
         return cid
 
-    return Crm("hubspot", info["api_base"], True, "PUT", [500, 502, 503, 504], _connect, sb.stop)
+    def _stop() -> None:
+        sb.stop()
+        receiver.stop()
+
+    return Crm("hubspot", info["api_base"], True, "PUT", [500, 502, 503, 504], _connect, _stop, receiver=receiver,
+               flush=lambda: sb.webhooks.flush(120))
 
 
 STARTERS = {"salesforce": start_salesforce, "hubspot": start_hubspot}
@@ -309,6 +372,8 @@ def _round(ctx: BenchContext, crm: Crm, tag: str, fault_rate: float, mutation_se
     engine = make_engine(settings.sqlalchemy_url)
     out: dict[str, Any] = {}
     prefix = f"{tag}_" if tag != "clean" else ""
+    if crm.receiver is not None:
+        crm.receiver.serve(settings)
     try:
         cid = crm.connect(settings, f"consistency-{crm.kind}-{tag}")
         crm.faults(0)
@@ -318,19 +383,24 @@ def _round(ctx: BenchContext, crm: Crm, tag: str, fault_rate: float, mutation_se
         crm.faults(0)
         full = check(engine, settings, cid)
         crm.hook("POST", "mutate", {"count": MUTATIONS.get(ctx.size, 2_000), "seed": mutation_seed})
-        time.sleep(SEARCH_LAG_S + 0.5)  # HubSpot search sees changes after its index lag
         crm.faults(fault_rate)
+        events = crm.deliver(engine, settings, cid)  # its rescoring writes scores back: changes too
+        time.sleep(SEARCH_LAG_S + 0.5)  # HubSpot search sees changes after its index lag
         reruns += sync_until_done(engine, settings, cid, full=False)
         crm.faults(0)
         incr = check(engine, settings, cid)
         out |= {f"{prefix}full_equal": int(all_equal(full)), f"{prefix}incremental_equal": int(all_equal(incr)),
                 f"{prefix}records_compared": sum(r["expected_live"] + r["expected_deleted"] for r in incr.values())}
+        if crm.receiver is not None:
+            out[f"{prefix}deletion_webhook_events"] = events
         if fault_rate:
             out[f"{prefix}sync_reruns"] = reruns
             out["faults_injected"] = crm.injected - injected_before
         out |= _mismatches(f"{prefix}full", full) | _mismatches(f"{prefix}incremental", incr)
     finally:
         crm.faults(0)
+        if crm.receiver is not None:
+            crm.receiver.serve(None)
         engine.dispose()
         release_redis_db(redis_url, token)
     return out

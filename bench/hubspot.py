@@ -4,8 +4,12 @@ The in-process HubSpotSandbox serves the world of the bench size from this proce
 runs in a child process (its peak memory is Rapport's own) into the bench's PostgreSQL, with a
 reserved Redis db. Full sync and write-back run with the sandbox's rate limits and our budget off
 (the figures are about our own speed and call counts); incremental syncs run against the limits of
-a Pro private app (190 calls per rolling 10 s, search 5 per second) with the shared budget on. The
-webhook receiver runs under gunicorn (as the Procfile serves it) on real PostgreSQL and Redis.
+a Pro private app (190 calls per rolling 10 s, search 5 per second) with the shared budget on.
+Their calls are every HTTP call the run made (retries included), also as the sandbox counted them,
+against ⌈N/200⌉ for the N live records the changes touched (the search's own total); the plain
+deletions among the changes are left to deletion webhooks and reconcile runs, whose archived-list
+calls are shown by a reconcile run. The webhook receiver runs under gunicorn (as the Procfile
+serves it) on real PostgreSQL and Redis.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ def run(ctx: BenchContext) -> dict[str, float | int | str]:
                                "sandbox_seed_seconds": round(seeded_s, 1)}
     try:
         sb.start()
-        synced = in_child(_sync, env, sb.info, MUTATIONS.get(ctx.size, 10_000), ctx.size == "small")
+        synced = in_child(_sync, env, sb.info, MUTATIONS.get(ctx.size, 10_000), ctx.size == "small", engagements)
         figures |= synced
         figures |= _webhooks(ctx, env, port, sb)
     finally:
@@ -96,9 +100,27 @@ def _calls(info: dict[str, Any]) -> dict[str, int]:
     return out
 
 
-def _sync(env: dict[str, str], info: dict[str, Any], mutations: int, write_contacts: bool) -> dict[str, Any]:
-    """Connect, provision, full sync, mutate, incremental sync twice, score, write back twice."""
+def _changed(info: dict[str, Any], types: list[str], since_ms: int, until_ms: int) -> dict[str, int]:
+    """Live records per type whose last-modified stamp is in [since, until): the search's `total` (limits off)."""
+    from adapters.hubspot import settings as hs
+
+    out = {}
+    for t in types:
+        body = {"filterGroups": [{"filters": [
+            {"propertyName": hs.MODIFIED_PROPERTY[t], "operator": "GTE", "value": str(since_ms)},
+            {"propertyName": hs.MODIFIED_PROPERTY[t], "operator": "LT", "value": str(until_ms)}]}], "limit": 1}
+        resp = requests.post(f"{info['api_base']}/crm/v3/objects/{t}/search", json=body, timeout=60,
+                             headers={"Authorization": f"Bearer {info['access_token']}"})
+        resp.raise_for_status()
+        out[t] = int(resp.json()["total"])
+    return out
+
+
+def _sync(env: dict[str, str], info: dict[str, Any], mutations: int, write_contacts: bool,
+          engagements: bool) -> dict[str, Any]:
+    """Connect, provision, full sync, mutate, incremental sync twice, reconcile, score, write back twice."""
     from adapters.hubspot import mapping as hs_mapping
+    from adapters.hubspot import settings as hs_settings
     from connector.config import load_settings
     from connector.connections import create_connection, open_adapter
     from connector.db import make_engine
@@ -138,6 +160,7 @@ def _sync(env: dict[str, str], info: dict[str, Any], mutations: int, write_conta
     _hook(info, "PUT", "limits", {"enabled": True})
     with engine.begin() as conn:
         conn.execute(sa.update(conn_t).where(conn_t.c.id == cid).values(options={"auth": "private_app"}))
+    mutated_from = int(time.time() * 1000)
     applied = _hook(info, "POST", "mutate", {"count": mutations, "seed": 7})["applied"]
     time.sleep(SEARCH_LAG_S + 0.5)  # until the changes are searchable
     _hook(info, "DELETE", "stats")
@@ -145,16 +168,19 @@ def _sync(env: dict[str, str], info: dict[str, Any], mutations: int, write_conta
     incr = run_row(sync_connection(engine, settings, cid, trigger="bench"))
     incr_s = time.perf_counter() - t0
     calls = _calls(info)
-    changed = sum(sum(c.get(k, 0) for k in ("created", "updated", "deleted", "merged", "unchanged"))
-                  for c in incr.counts.values())
-    minimum = math.ceil(changed / 200)
-    out |= {"mutations": len(applied), "sync_incremental_records": changed,
+    applied_n = sum(sum(c.get(k, 0) for k in ("created", "updated", "deleted", "merged", "unchanged"))
+                    for c in incr.counts.values())
+    out |= {"mutations": len(applied), "sync_incremental_records": applied_n,
             "sync_incremental_seconds": round(incr_s, 1),
-            "sync_incremental_records_per_s": round(changed / incr_s),
-            "read_calls": incr.api_calls, "read_calls_min": minimum,
+            "sync_incremental_records_per_s": round(applied_n / incr_s),
+            # every HTTP call of the run (retries included), as the run counted them and as the CRM saw them
+            "read_calls": incr.api_calls, "read_calls_seen_by_crm": sum(calls.values()),
             "read_search_calls": calls["search"], "read_association_calls": calls["association"],
             "read_archived_list_calls": calls["list"], "read_other_calls": calls["other"],
-            "read_search_and_association_ratio": round((calls["search"] + calls["association"]) / minimum, 3)}
+            "plain_deletions": sum(1 for a in applied if a["kind"] == "archive"),
+            "plain_deletions_by": "deletion webhooks and reconcile runs (archived list)"}
+    types = list(hs_settings.OBJECTS.values()) + (list(hs_settings.ACTIVITY_OBJECTS) if engagements else [])
+    window_end = int(incr.started_at.timestamp() * 1000)
     # nothing changed since: what a run costs when idle. Without look-back here, as a run would be
     # once the look-back before its cursor is quiet (the mutations above all fall inside it)
     _hook(info, "DELETE", "stats")
@@ -164,6 +190,25 @@ def _sync(env: dict[str, str], info: dict[str, Any], mutations: int, write_conta
     out |= {"idle_read_calls": idle.api_calls, "idle_read_search_calls": calls["search"],
             "idle_read_association_calls": calls["association"], "idle_read_archived_list_calls": calls["list"]}
     out["status_429"] = _hook(info, "GET", "stats")["statuses"].get("429", 0)
+
+    # the floor: N live records changed in the CRM (the search's own total), ⌈N/200⌉ search calls;
+    # per type, as one search reads one type
+    _hook(info, "PUT", "limits", {"enabled": False})
+    changed = _changed(info, types, mutated_from, window_end)
+    minimum = math.ceil(sum(changed.values()) / 200)
+    per_type = sum(max(1, math.ceil(n / 200)) for n in changed.values())
+    out |= {"changed_records": sum(changed.values()), "read_calls_min": minimum, "read_calls_min_per_type": per_type,
+            "read_calls_ratio": round(incr.api_calls / minimum, 3),
+            "read_calls_ratio_per_type": round(incr.api_calls / per_type, 3)}
+
+    # a reconcile run (scheduled, say nightly): the same window, plus the archived lists
+    _hook(info, "PUT", "limits", {"enabled": True})
+    _hook(info, "DELETE", "stats")
+    swept = run_row(sync_connection(engine, quiet, cid, trigger="bench", reconcile=True))
+    calls = _calls(info)
+    out |= {"reconcile_read_calls": swept.api_calls, "reconcile_archived_list_calls": calls["list"],
+            "reconcile_deleted": sum(c.get("deleted", 0) for c in swept.counts.values())}
+    out["status_429"] += _hook(info, "GET", "stats")["statuses"].get("429", 0)
 
     # score and write back with the limits off again (the figures are call counts and our speed)
     _hook(info, "PUT", "limits", {"enabled": False})

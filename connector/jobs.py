@@ -162,13 +162,17 @@ def preload() -> None:
             importlib.import_module(name)
 
 
-def sync_job(connection_id: int, full: bool = False, trigger: str = "manual") -> Any:
-    """Pull the connection's changes (or everything, `full`) from the CRM into the unified tables."""
+def sync_job(connection_id: int, full: bool = False, trigger: str = "manual", reconcile: bool = False) -> Any:
+    """Pull the connection's changes (or everything, `full`) from the CRM into the unified tables.
+
+    `reconcile` also sweeps for deletions that only a webhook would have told (HubSpot's archived records).
+    """
 
     def work(engine: Engine, settings: Settings, jid: str | None) -> Any:
         from connector.sync import sync_connection
 
-        return sync_connection(engine, settings, connection_id, full=full, trigger=trigger, job_id=jid)
+        return sync_connection(engine, settings, connection_id, full=full, trigger=trigger, job_id=jid,
+                               reconcile=reconcile)
 
     return _guarded(connection_id, "sync", SYNC_KINDS, work)
 

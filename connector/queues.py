@@ -181,7 +181,9 @@ def steps_for(
     if kind in ("sync_incremental", "sync_full", "reconcile"):
         full = kind == "sync_full"
         default = job_id("sync", cid, "full" if full else ("reconcile" if kind == "reconcile" else "incr"))
-        kwargs = {"connection_id": cid, "full": full, "trigger": trigger}
+        kwargs: dict[str, Any] = {"connection_id": cid, "full": full, "trigger": trigger}
+        if kind == "reconcile":
+            kwargs["reconcile"] = True
         return [Step("sync", f"{JOBS}.sync_job", kwargs, head_id or default)]
     if kind == "score":
         return [

@@ -44,8 +44,12 @@ def sync_connection(
     adapter: Adapter | None = None,
     job_id: str | None = None,
     until: datetime | None = None,
+    reconcile: bool = False,
 ) -> int:
     """Pull and apply changes of every mapped object (or `objects`); return the sync_run id.
+
+    A `reconcile` run is an incremental one that also sweeps for deletions the window's reads do
+    not show (HubSpot's archived records), to catch what a lost deletion webhook missed.
 
     `until` is the frozen upper bound of the window (default: now). Retriable failures close the
     run as failed (paused when the API budget is spent) and are raised again for the job to
@@ -53,7 +57,7 @@ def sync_connection(
     """
     row = get_connection(engine, connection_id)
     assert row.id is not None
-    kind = "sync_full" if full else "sync_incremental"
+    kind = "sync_full" if full else "reconcile" if reconcile else "sync_incremental"
     run_id = open_run(engine, row.id, kind, trigger=trigger, job_id=job_id)
     tally, calls_before, starts = Tally(), None, []
     bound = until or utcnow()
@@ -67,7 +71,7 @@ def sync_connection(
         for object in wanted:
             try:
                 starts.append(_sync_object(engine, settings, adapter, run_id, row.id, object, mapping, tally,
-                                           full=full, until=bound))
+                                           full=full, until=bound, reconcile=reconcile))
             except MappingError as exc:  # this object's mapping cannot work; the other objects still sync
                 log.warning("sync of %s %s skipped: %s", row.name, object, exc)
                 tally.errors.append({"object": object, "error": "MappingError", "message": str(exc)})
@@ -101,14 +105,15 @@ def _objects(mapping: Mapping, objects: Sequence[str] | None) -> list[str]:
 
 
 def _sync_object(engine: Engine, settings: Settings, adapter: Adapter, run_id: int, connection_id: int, object: str,
-                 mapping: Mapping, tally: Tally, *, full: bool, until: datetime) -> datetime | None:
+                 mapping: Mapping, tally: Tally, *, full: bool, until: datetime,
+                 reconcile: bool = False) -> datetime | None:
     started = utcnow()
     with engine.connect() as conn:
         cursor = cursors.load(conn, connection_id, object)
     since = cursors.window_start(cursor, settings.sync_lookback_seconds, full=full)
     ascending = cursors.saved_per_page(since)
     pages, beat = 0, time.monotonic()
-    for page in adapter.pull(object, since, until, full=full):
+    for page in adapter.pull(object, since, until, full=full, reconcile=reconcile and not full):
         changes = _read_unresolved(engine, adapter, connection_id, object, mapping,
                                    [normalize(c) for c in page.changes])
         with engine.begin() as conn:

@@ -268,7 +268,8 @@ class MemoryAdapter:
         self.api_calls += 1
         self.crm.serve()
 
-    def pull(self, object: str, since: datetime | None, until: datetime, *, full: bool = False) -> Iterator[Page]:
+    def pull(self, object: str, since: datetime | None, until: datetime, *, full: bool = False,
+             reconcile: bool = False) -> Iterator[Page]:
         """Records (deleted ones too) with since <= stamp < until, by (stamp, id), a page per request."""
         after: tuple[datetime, str] | None = None
         while True:

@@ -66,9 +66,14 @@ class HubSpotAdapter:
         """Every HTTP call made so far."""
         return self.client.api_calls
 
-    def pull(self, object: str, since: datetime | None, until: datetime, *, full: bool = False) -> Iterator[Page]:
-        """Changed records with since <= stamp < until (list on full syncs, search otherwise)."""
-        return self.reader.pull(object, since, until, full)
+    def pull(self, object: str, since: datetime | None, until: datetime, *, full: bool = False,
+             reconcile: bool = False) -> Iterator[Page]:
+        """Changed records with since <= stamp < until (list on full syncs, search otherwise).
+
+        Plain deletions show only in the archived list: read on full syncs and reconcile runs, and
+        on incremental runs only where no deletion webhooks can arrive (option `archived_pass`).
+        """
+        return self.reader.pull(object, since, until, full, reconcile=reconcile)
 
     def fetch(self, object: str, external_ids: Sequence[str]) -> list[Change]:
         """Current state of these records by batch read."""

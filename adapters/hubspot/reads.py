@@ -6,7 +6,9 @@ last-modified property, re-windowing from the last stamp seen when a window reac
 comes as an associationChange webhook, or with the next full sync), so companies and contacts are
 read (v4 batches of up to 1,000) only for records created inside the window; the others carry
 `_rapport.keep` and keep the association already stored (the sync engine fetches by id those it
-never stored alive). Pipelines are read once and cached.
+never stored alive). Plain deletions show only in the archived list, read on full syncs and
+reconcile runs (and on every run where no deletion webhook can arrive). Pipelines are read once
+and cached.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from adapters.base import Change, Page
 from adapters.hubspot import mapping
 from adapters.hubspot import settings as hs
 from adapters.hubspot.client import HubSpotClient, next_after
+from adapters.hubspot.webhooks import signing_secret
 from connector.errors import ConfigError
 
 _OBJ = "crm.objects"
@@ -73,10 +76,14 @@ class Reader:
 
     # --- pull ---------------------------------------------------------------------------------
 
-    def pull(self, unified: str, since: datetime | None, until: datetime, full: bool) -> Iterator[Page]:
-        """Pages of Changes; incremental ones ascending by stamp, deletions and merges included."""
+    def pull(self, unified: str, since: datetime | None, until: datetime, full: bool, *,
+             reconcile: bool = False) -> Iterator[Page]:
+        """Pages of Changes; incremental ones ascending by stamp, deletions and merges included.
+
+        A reconcile run lists archived records as a full sync does and applies every one archived
+        before `until`, so a deletion whose webhook was lost is caught however long ago it was.
+        """
         types = object_types(unified)
-        archived_pass = full or since is None or self._archived_every_run()
         losers: set[str] = set()  # merged-away ids: their archived copy must not undo `merged_into`
         if full or since is None:
             live = (change for t in types for records in self._listed(t, archived=False)
@@ -84,36 +91,40 @@ class Reader:
             for changes in _chunks(live, hs.PAGE_RECORDS):
                 losers.update(c.external_id for c in changes if c.merged_into)
                 yield Page(unified, changes)
-            if archived_pass:
-                archived = (mapping.to_change(unified, t, r) for t in types
-                            for records in self._listed(t, archived=True) for r in records)
-                gone = (c for c in archived if c.external_id not in losers and c.modified_at < until)
-                for changes in _chunks(gone, hs.PAGE_RECORDS):
-                    yield Page(unified, changes)
+            archived = (mapping.to_change(unified, t, r) for t in types
+                        for records in self._listed(t, archived=True) for r in records)
+            gone = (c for c in archived if c.external_id not in losers and c.modified_at < until)
+            for changes in _chunks(gone, hs.PAGE_RECORDS):
+                yield Page(unified, changes)
             return
         streams: list[Iterator[Change]] = [self._searched(unified, t, since, until) for t in types]
-        if archived_pass:
-            archived_now = [mapping.to_change(unified, t, r) for t in types for records in self._listed(t, archived=True)
-                    for r in records]
-            streams.append(iter(sorted((g for g in archived_now if since <= g.modified_at < until),
-                                       key=lambda g: g.modified_at)))
+        binned = [t for t in types if reconcile or self._archived_every_run(t)]
+        if binned:
+            archived_now = [mapping.to_change(unified, t, r) for t in binned for records in self._listed(t, archived=True)
+                            for r in records]
+            streams.append(iter(sorted((g for g in archived_now if (reconcile or since <= g.modified_at)
+                                        and g.modified_at < until), key=lambda g: g.modified_at)))
         merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda ch: ch.modified_at)
         for changes in _chunks(self._without_losers(merged, losers), hs.PAGE_RECORDS):
             yield Page(unified, changes)
 
-    def _archived_every_run(self) -> bool:
-        """Whether incremental runs list archived records too (option `archived_pass`).
+    def _archived_every_run(self, t: str) -> bool:
+        """Whether incremental runs list archived records of this type too (option `archived_pass`).
 
         HubSpot lists archived records by id only (no filter or sort on `archivedAt`), so this pass
         reads every archived record each time: ⌈archived/100⌉ calls per object type, growing with
-        the recycle bin. "always" (the default) catches deletions on every run. "full" leaves them
-        to deletion webhooks and the full / reconcile syncs: merges still arrive by search (the
-        survivor's stamp moves), but a plain deletion is missed until then if its webhook is.
+        the recycle bin and not with the changes. "reconcile" leaves plain deletions to deletion
+        webhooks (applied within seconds) and to full and reconcile runs (what a lost webhook
+        missed); merges still arrive by search, as the survivor's stamp moves. "always" lists them
+        on every run. "auto" (the default) is "reconcile" for the types with deletion webhooks on a
+        connection that can verify them (it has their signing secret), "always" otherwise.
         """
         mode = self.options.get("archived_pass") or hs.ARCHIVED_PASS_DEFAULT
         if mode not in hs.ARCHIVED_PASS_MODES:
             raise ConfigError(f"archived_pass must be one of {', '.join(hs.ARCHIVED_PASS_MODES)}, not {mode!r}",
                               crm=hs.CRM, hint="fix the connection's options")
+        if mode == "auto":
+            return t not in hs.DELETION_WEBHOOK_TYPES or signing_secret(self.c.secrets) is None
         return bool(mode == "always")
 
     @staticmethod

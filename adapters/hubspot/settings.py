@@ -63,9 +63,11 @@ ASSOCIATED = ("deals", "tickets", "calls", "emails", "meetings")
 # left unread (the sync keeps what it stored for them)
 ASSOCIATION_KEYS = ("account_id", "contact_id")
 KEEP_STORED = "keep"
-# incremental runs: list archived records every run ("always") or only in full syncs ("full")
-ARCHIVED_PASS_MODES = ("always", "full")
-ARCHIVED_PASS_DEFAULT = "always"
+# incremental runs list archived records every run ("always"), or leave plain deletions to deletion
+# webhooks and to full and reconcile runs ("reconcile"); "auto": "reconcile" when webhooks can be verified
+ARCHIVED_PASS_MODES = ("auto", "always", "reconcile")
+ARCHIVED_PASS_DEFAULT = "auto"
+DELETION_WEBHOOK_TYPES = ("contacts", "companies", "deals", "tickets")  # `<type>.deletion` subscriptions
 COMPANIES = "companies"
 CONTACTS = "contacts"
 ACTIVITY_TITLE = {"calls": "hs_call_title", "emails": "hs_email_subject", "meetings": "hs_meeting_title"}

@@ -125,9 +125,13 @@ class SalesforceAdapter:
         until: datetime,
         *,
         full: bool = False,
+        reconcile: bool = False,
         fields: Sequence[str] | None = None,
     ) -> Iterator[Page]:
-        """Changed records with since <= SystemModstamp < until, ascending; deletions and merges included."""
+        """Changed records with since <= SystemModstamp < until, ascending; deletions and merges included.
+
+        queryAll returns deleted rows inside the window, so a reconcile run reads the same window.
+        """
         w = self.window(object, None if full else since, until, fields)
         yield from self.reader.pull(w, bulk_allowed=w.since is None)
 

@@ -23,7 +23,7 @@ def _last_syncs(engine: sa.Engine) -> dict[int, dict[str, object]]:
 
     t = SyncRun.__table__  # type: ignore[attr-defined]
     newest = (sa.select(t.c.connection_id, sa.func.max(t.c.id).label("id"))
-              .where(t.c.kind.in_(("sync_incremental", "sync_full"))).group_by(t.c.connection_id).subquery())
+              .where(t.c.kind.in_(("sync_incremental", "sync_full", "reconcile"))).group_by(t.c.connection_id).subquery())
     with engine.connect() as conn:
         rows = conn.execute(sa.select(t.c.connection_id, t.c.status, t.c.started_at)
                             .join(newest, newest.c.id == t.c.id)).all()

@@ -1,4 +1,4 @@
-"""Sync commands: `rapport sync NAME [--full]` and `rapport mappings show|export|import`."""
+"""Sync commands: `rapport sync NAME [--full | --reconcile]` and `rapport mappings show|export|import`."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ _OBJECT = LazyChoice("connector.model:UNIFIED_OBJECTS")
 @click.command("sync")
 @click.argument("name")
 @click.option("--full", is_flag=True, help="Read everything again and mark what the CRM no longer has as deleted.")
+@click.option("--reconcile", is_flag=True,
+              help="Incremental, and also sweep for deletions a lost webhook missed (HubSpot's archived records).")
 @click.option("--object", "objects", multiple=True, type=_OBJECT, help="Only this object (repeatable).")
-def sync(name: str, full: bool, objects: tuple[str, ...]) -> None:
+def sync(name: str, full: bool, reconcile: bool, objects: tuple[str, ...]) -> None:
     """Pull the connection's changes (incremental by default) into the unified tables."""
     import sqlalchemy as sa
 
@@ -31,7 +33,8 @@ def sync(name: str, full: bool, objects: tuple[str, ...]) -> None:
     engine = engine_for(settings.sqlalchemy_url)
     connection = get_connection(engine, name)
     assert connection.id is not None
-    run_id = sync_connection(engine, settings, connection.id, full=full, objects=objects or None, trigger="cli")
+    run_id = sync_connection(engine, settings, connection.id, full=full, objects=objects or None, trigger="cli",
+                             reconcile=reconcile)
     t = SyncRun.__table__  # type: ignore[attr-defined]
     with engine.connect() as conn:
         run = conn.execute(sa.select(t).where(t.c.id == run_id)).mappings().one()

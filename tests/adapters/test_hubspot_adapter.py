@@ -41,9 +41,9 @@ def make_adapter(sb, **options) -> HubSpotAdapter:
     return HubSpotAdapter(info, {"access_token": sb.info["access_token"], "app_secret": sb.info["app_secret"]})
 
 
-def pulled(adapter, obj, since=None, until=None, full=False):
+def pulled(adapter, obj, since=None, until=None, full=False, reconcile=False):
     until = until or datetime.now(UTC) + timedelta(seconds=1)
-    return [c for page in adapter.pull(obj, since, until, full=full) for c in page.changes]
+    return [c for page in adapter.pull(obj, since, until, full=full, reconcile=reconcile) for c in page.changes]
 
 
 def primary_company(sb, t, rid):
@@ -81,15 +81,16 @@ def test_full_pull_equals_the_portal(sb):
     assert contact.raw["_rapport"]["account_id"] == contact.raw["properties"]["associatedcompanyid"]
 
 
-def test_incremental_pull_after_changes(sb):
-    adapter = make_adapter(sb)
+@pytest.mark.parametrize("reconcile", [False, True], ids=["archived-pass-every-run", "reconcile"])
+def test_incremental_pull_after_changes(sb, reconcile):
+    adapter = make_adapter(sb, **({} if reconcile else {"archived_pass": "always"}))
     since = datetime.now(UTC) - timedelta(milliseconds=5)
     done = sb.mutate(150, seed=1)
     assert {d["kind"] for d in done} >= {"archive", "merge", "deal_won", "ticket_new"}
     until = datetime.now(UTC) + timedelta(seconds=1)
     since_ms = int(since.timestamp() * 1000)
     for obj, types in TYPES.items():
-        changes = pulled(adapter, obj, since, until)
+        changes = pulled(adapter, obj, since, until, reconcile=reconcile)
         stamps = [c.modified_at for c in changes]
         assert stamps == sorted(stamps), obj
         tables = [sb.store.tables[t] for t in types]
@@ -128,17 +129,48 @@ def test_incremental_reads_associations_only_for_records_created_in_the_window(s
         assert "keep" not in changes[ident].raw["_rapport"]
 
 
-@pytest.mark.parametrize(("mode", "archived_lists"), [(None, 3), ("always", 3), ("full", 0)])
-def test_archived_pass_of_incremental_runs_is_an_option(sb, mode, archived_lists):
+def _archived_lists(sb) -> int:
+    return sum(n for k, n in sb.stats.snapshot()["calls"].items() if k.startswith("GET /crm/v3/objects/"))
+
+
+@pytest.mark.parametrize(("mode", "secret", "archived_lists"), [
+    (None, True, 0), ("auto", True, 0), (None, False, 1), ("always", True, 1), ("reconcile", False, 0)])
+def test_archived_pass_of_incremental_runs_is_an_option(sb, mode, secret, archived_lists):
     adapter = make_adapter(sb, **({"archived_pass": mode} if mode else {}))
+    if not secret:  # a connection that cannot verify webhooks gets no deletion events
+        adapter.client.secrets.pop("app_secret")
     since = datetime.now(UTC) - timedelta(milliseconds=5)
     sb.stats.reset()
-    pulled(adapter, "activity", since)
-    calls = sb.stats.snapshot()["calls"]
-    assert sum(n for k, n in calls.items() if k.startswith("GET /crm/v3/objects/")) == archived_lists
-    assert sum(n for k, n in calls.items() if k.endswith("/search")) == 3
+    pulled(adapter, "deal", since)
+    assert _archived_lists(sb) == archived_lists
+    assert sum(n for k, n in sb.stats.snapshot()["calls"].items() if k.endswith("/search")) == 1
+    sb.stats.reset()
+    pulled(adapter, "deal", since, reconcile=True)
+    assert _archived_lists(sb) == 1
+    sb.stats.reset()
+    pulled(adapter, "activity", since)  # calls, emails and meetings send no deletion webhooks
+    assert _archived_lists(sb) == (0 if mode == "reconcile" else 3)
     with pytest.raises(Exception, match="archived_pass must be one of"):
-        pulled(make_adapter(sb, archived_pass="sometimes"), "activity", since)
+        pulled(make_adapter(sb, archived_pass="sometimes"), "deal", since)
+
+
+def test_plain_deletions_wait_for_their_webhook_or_a_reconcile_run_merges_do_not(sb):
+    adapter = make_adapter(sb)
+    since = datetime.now(UTC) - timedelta(milliseconds=5)
+    sb.mutate(60, seed=3, kinds=["merge", "archive"])
+    records = sb.store.tables["contacts"].records
+
+    def survivor(rec):  # the survivor's merged ids name the records merged into its own losers too
+        return survivor(records[rec.merged_into]) if rec.merged_into else str(rec.id)
+
+    losers = {str(r.id): survivor(r) for r in records.values() if r.merged_into}
+    archived = {str(r.id) for r in records.values() if r.archived and not r.merged_into}
+    assert losers and archived
+    window = {c.external_id: c for c in pulled(adapter, "contact", since) if c.deleted}
+    assert {i: c.merged_into for i, c in window.items()} == losers
+    swept = {c.external_id: c for c in pulled(adapter, "contact", since, reconcile=True) if c.deleted}
+    assert set(swept) >= archived | set(losers)
+    assert all(swept[i].merged_into is None for i in archived)
 
 
 def test_fetch_by_id(sb):

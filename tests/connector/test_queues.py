@@ -165,7 +165,8 @@ def test_run_kinds_map_to_jobs_with_their_conventional_ids() -> None:
         True,
     )
     assert steps_for(5, "sync_incremental")[0].id == "sync-5-incr"
-    assert steps_for(5, "reconcile")[0].kwargs == {"connection_id": 5, "full": False, "trigger": "manual"}
+    assert steps_for(5, "reconcile")[0].kwargs == {"connection_id": 5, "full": False, "trigger": "manual",
+                                                  "reconcile": True}
     assert steps_for(5, "score")[0].id == "score-5"
     assert steps_for(5, "writeback")[0].id == "writeback-5"
     run = steps_for(5, "run", head_id="sched-2-20260101T1000", trigger="schedule")

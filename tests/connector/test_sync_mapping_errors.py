@@ -28,7 +28,7 @@ def test_a_broken_object_mapping_skips_that_object_and_says_why(engine, make_set
     cid, adapter = memory_connection(engine, settings, crm)
     real = MemoryAdapter.pull
 
-    def pull(self, object, since, until, *, full=False):
+    def pull(self, object, since, until, *, full=False, reconcile=False):
         if object == "contact":
             raise MappingError("the CRM has no field Region__c on Contact", object="contact",
                                hint="create it or remove it from the mapping")

@@ -58,8 +58,8 @@ def test_a_first_sync_stopped_after_one_page_resumes_without_losing_records(port
     adapter = open_adapter(engine, settings, cid)
     pull = adapter.pull
 
-    def dies_after_one_activity_page(object, since, until, *, full=False):  # type: ignore[no-untyped-def]
-        for n, page in enumerate(pull(object, since, until, full=full)):
+    def dies_after_one_activity_page(object, since, until, *, full=False, reconcile=False):  # type: ignore[no-untyped-def]
+        for n, page in enumerate(pull(object, since, until, full=full, reconcile=reconcile)):
             if object == "activity" and n == 1:
                 raise Killed
             yield page
