@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from adapters.base import Change
@@ -34,8 +35,12 @@ class Cursor:
 
 def digest(change: Change) -> str:
     """A short fingerprint of a change's content: same id and stamp with other content is a new change."""
-    body = json.dumps([change.raw, change.deleted, change.merged_into], sort_keys=True, default=str)
-    return hashlib.blake2b(body.encode(), digest_size=8).hexdigest()
+    content = [change.raw, change.deleted, change.merged_into]
+    try:
+        body = orjson.dumps(content, default=str, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # what orjson declines (an integer past 64 bits)
+        body = json.dumps(content, sort_keys=True, default=str).encode()
+    return hashlib.blake2b(body, digest_size=8).hexdigest()
 
 
 def load(conn: sa.Connection, connection_id: int, object: str) -> Cursor:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
+from collections.abc import Callable, Sequence
 from collections.abc import Mapping as MappingABC
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +66,13 @@ COLUMNS: dict[str, dict[str, Column]] = {
     }
     for obj, model in RECORD_MODELS.items()
 }
+# A unified row before mapping: null, or zero of its kind where the column takes no null.
+_BLANK = {obj: {name: (None if col.nullable else transforms.CAST_FUNCS[col.kind](0, None)) for name, col in cols.items()}
+          for obj, cols in COLUMNS.items()}
 _COMPATIBLE = {("int", "float"), ("float", "int"), ("datetime", "date"), ("date", "datetime"), ("bool", "int")}
+
+
+Compiled = tuple[str, dict[str, Any], "Column | None", Callable[[MappingABC[str, Any]], Any]]
 
 
 @dataclass
@@ -77,18 +83,18 @@ class Mapping:
     read: dict[str, dict[str, dict[str, Any]]]
     write: dict[str, dict[str, str]]
     origin: dict[tuple[str, str], str] = field(default_factory=dict)
-    _compiled: dict[str, list[tuple[str, dict[str, Any], Column | None]]] = field(default_factory=dict, repr=False)
+    _compiled: dict[str, list[Compiled]] = field(default_factory=dict, repr=False)
 
     def objects(self) -> list[str]:
         """The unified objects this mapping reads, parents first."""
         return [o for o in UNIFIED_OBJECTS if self.read.get(o)]
 
-    def compiled(self, object: str) -> list[tuple[str, dict[str, Any], Column | None]]:
-        """(target, spec, column or None for custom) of one object, computed once."""
+    def compiled(self, object: str) -> list[Compiled]:
+        """(target, spec, column or None for custom, reader) of one object, computed once."""
         if object not in self._compiled:
             cols = COLUMNS[object]
-            self._compiled[object] = [(t, s, None if t.startswith("custom.") else cols[t])
-                                      for t, s in self.read.get(object, {}).items()]
+            fields = [(t, s, None if t.startswith("custom.") else cols[t]) for t, s in self.read.get(object, {}).items()]
+            self._compiled[object] = [(t, s, c, field_reader(s, c)) for t, s, c in fields]
         return self._compiled[object]
 
 
@@ -138,7 +144,7 @@ def validate_read(object: str, target: str, spec: Any) -> None:
     for key in ("constant", "default"):
         if spec.get(key) is not None:
             try:
-                convert(object, target, spec, column, spec[key])
+                _fitter(spec, column)(spec[key])
             except ValueError as exc:
                 raise _bad(object, target, f"{key} {spec[key]!r} does not fit: {exc}") from None
 
@@ -185,29 +191,47 @@ def check_sources(object: str, specs: MappingABC[str, MappingABC[str, Any]], fie
                        hint=f"did you mean {close[0]}?" if close else "check the field's API name in the CRM")
 
 
-def convert(object: str, target: str, spec: MappingABC[str, Any], column: Column | None, value: Any) -> Any:
-    """Cast a value as the spec says, then fit it to the unified column; ValueError if it cannot be."""
-    cast = spec.get("cast")
-    if cast:
-        value = transforms.CAST_FUNCS[cast](value, spec.get("format"))
-    if column is None:
-        return value.isoformat() if hasattr(value, "isoformat") else value
-    value = transforms.CAST_FUNCS[column.kind](value, spec.get("format"))
-    if column.length is not None and len(value) > column.length:
-        value = value[: column.length]  # the raw record keeps the full text
-    return value
+def _fitter(spec: MappingABC[str, Any], column: Column | None) -> Callable[[Any], Any]:
+    """Cast a value as the spec says, then fit it to the unified column (JSON-ready for a custom
+    field); ValueError if it cannot be."""
+    cast = transforms.CAST_FUNCS[spec["cast"]] if spec.get("cast") else None
+    fmt = spec.get("format")
+    fit = transforms.CAST_FUNCS[column.kind] if column is not None else None
+    length = column.length if column is not None else None
+
+    def fitted(value: Any) -> Any:
+        if cast is not None:
+            value = cast(value, fmt)
+        if fit is None:
+            return value.isoformat() if hasattr(value, "isoformat") else value
+        value = fit(value, fmt)
+        if length is not None and len(value) > length:
+            value = value[:length]  # the raw record keeps the full text
+        return value
+
+    return fitted
+
+
+def field_reader(spec: MappingABC[str, Any], column: Column | None) -> Callable[[MappingABC[str, Any]], Any]:
+    """The value of one mapped field from a raw record: the spec's source, default and map, then cast
+    and fitted; ValueError if it cannot be."""
+    value_of = transforms.compile_spec({k: v for k, v in spec.items() if k != "cast"})
+    fitted = _fitter(spec, column)
+
+    def read(raw: MappingABC[str, Any]) -> Any:
+        value = value_of(raw)
+        return None if value is None else fitted(value)
+
+    return read
 
 
 def apply(mapping: Mapping, object: str, raw: MappingABC[str, Any]) -> dict[str, Any]:
     """A unified row (every mappable column, plus `custom`) from a raw record; InvalidRecord if a value cannot fit."""
-    row: dict[str, Any] = {name: (None if col.nullable else transforms.CAST_FUNCS[col.kind](0, None))
-                           for name, col in COLUMNS[object].items()}
+    row = dict(_BLANK[object])
     custom: dict[str, Any] = {}
-    for target, spec, column in mapping.compiled(object):
+    for target, spec, column, read in mapping.compiled(object):
         try:
-            value = transforms.evaluate({k: v for k, v in spec.items() if k != "cast"}, raw)
-            if value is not None:
-                value = convert(object, target, spec, column, value)
+            value = read(raw)
         except ValueError as exc:
             where = spec.get("source") or "constant"
             raise InvalidRecord(f"{object}.{target} from {where}: {exc}", object=object,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -52,6 +53,9 @@ class Tally:
                             "message": str(exc)})
 
 
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS  # dates through _json_default, as json does
+
+
 def _json_default(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
@@ -60,7 +64,10 @@ def _json_default(value: Any) -> Any:
 
 def normalize(change: Change) -> Change:
     """The change with its raw record as JSON gives it back (what the database stores and returns)."""
-    raw = json.loads(json.dumps(change.raw, default=_json_default))
+    try:
+        raw = orjson.loads(orjson.dumps(change.raw, default=_json_default, option=_ORJSON_OPTIONS))
+    except TypeError:  # what orjson declines (an integer past 64 bits)
+        raw = json.loads(json.dumps(change.raw, default=_json_default))
     return change if raw == change.raw else replace(change, raw=raw)
 
 
@@ -185,7 +192,7 @@ def _unread(change: Change) -> bool:
 def _derived_columns(mapping: Mapping, object: str) -> dict[str, str]:
     """`_rapport` key -> the column a mapping copies it into unchanged (text, no value map)."""
     out = {}
-    for target, spec, column in mapping.compiled(object):
+    for target, spec, column, _read in mapping.compiled(object):
         source = str(spec.get("source") or "")
         if column is not None and source.startswith("_rapport.") and set(spec) <= {"source", "cast"} \
                 and spec.get("cast", "str") == "str":

@@ -177,22 +177,33 @@ def lookup(table: Mapping[Any, Any], value: Any) -> Any:
 
 def evaluate(spec: Mapping[str, Any], raw: Mapping[str, Any]) -> Any:
     """Apply one field spec to a raw record: source or constant, default, map, cast."""
-    if "constant" in spec:
-        value = spec["constant"]
-    else:
-        value = get_path(raw, spec["source"])
-        if _missing(value):
-            value = spec.get("default")
-    if _missing(value):
-        return None
-    if spec.get("map"):
-        value = lookup(spec["map"], value)
+    return compile_spec(spec)(raw)
+
+
+def compile_spec(spec: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], Any]:
+    """`evaluate` of one spec as a function of the raw record, with the spec read once (a sync
+    applies each spec to every record of a page)."""
+    constant, has_constant = spec.get("constant"), "constant" in spec
+    source, default, table, fmt = spec.get("source"), spec.get("default"), spec.get("map"), spec.get("format")
+    cast = CAST_FUNCS[spec["cast"]] if spec.get("cast") else None
+    top = source if isinstance(source, str) and "." not in source else None
+
+    def value_of(raw: Mapping[str, Any]) -> Any:
+        if has_constant:
+            value = constant
+        else:
+            value = raw.get(top) if top is not None else get_path(raw, source)  # type: ignore[arg-type]
+            if _missing(value):
+                value = default
         if _missing(value):
             return None
-    cast = spec.get("cast")
-    if cast:
-        value = CAST_FUNCS[cast](value, spec.get("format"))
-    return value
+        if table:
+            value = lookup(table, value)
+            if _missing(value):
+                return None
+        return value if cast is None else cast(value, fmt)
+
+    return value_of
 
 
 def _show(value: Any) -> str:
