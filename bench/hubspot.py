@@ -63,7 +63,7 @@ def run(ctx: BenchContext) -> dict[str, float | int | str]:
                                "sandbox_seed_seconds": round(seeded_s, 1)}
     try:
         sb.start()
-        synced = in_child(_sync, env, sb.info, MUTATIONS.get(ctx.size, 10_000), ctx.size == "small", engagements)
+        synced = in_child(_sync, env, sb.info, MUTATIONS.get(ctx.size, 10_000), ctx.size == "small")
         figures |= synced
         figures |= _webhooks(ctx, env, port, sb)
     finally:
@@ -116,8 +116,7 @@ def _changed(info: dict[str, Any], types: list[str], since_ms: int, until_ms: in
     return out
 
 
-def _sync(env: dict[str, str], info: dict[str, Any], mutations: int, write_contacts: bool,
-          engagements: bool) -> dict[str, Any]:
+def _sync(env: dict[str, str], info: dict[str, Any], mutations: int, write_contacts: bool) -> dict[str, Any]:
     """Connect, provision, full sync, mutate, incremental sync twice, reconcile, score, write back twice."""
     from adapters.hubspot import mapping as hs_mapping
     from adapters.hubspot import settings as hs_settings
@@ -179,7 +178,7 @@ def _sync(env: dict[str, str], info: dict[str, Any], mutations: int, write_conta
             "read_archived_list_calls": calls["list"], "read_other_calls": calls["other"],
             "plain_deletions": sum(1 for a in applied if a["kind"] == "archive"),
             "plain_deletions_by": "deletion webhooks and reconcile runs (archived list)"}
-    types = list(hs_settings.OBJECTS.values()) + (list(hs_settings.ACTIVITY_OBJECTS) if engagements else [])
+    types = [*hs_settings.OBJECTS.values(), *hs_settings.ACTIVITY_OBJECTS]  # calls are logged without engagements too
     window_end = int(incr.started_at.timestamp() * 1000)
     # nothing changed since: what a run costs when idle. Without look-back here, as a run would be
     # once the look-back before its cursor is quiet (the mutations above all fall inside it)

@@ -84,6 +84,15 @@ def saved_per_page(since: datetime | None) -> bool:
     return since is not None
 
 
+def after_whole_read(cursor: Cursor, until: datetime) -> Cursor:
+    """The cursor once a read without a window start (first or full sync) is done.
+
+    Its newest stamp, as `advance` left it; if the read found nothing at all, the bound itself
+    (nothing older exists), so that the next run searches a window instead of reading everything.
+    """
+    return cursor if cursor.value is not None else Cursor(until, {})
+
+
 def already_seen(cursor: Cursor, change: Change) -> bool:
     """True for a change at exactly the cursor's stamp that was already applied with the same content."""
     return change.modified_at == cursor.value and cursor.seen.get(change.external_id) == digest(change)

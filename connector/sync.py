@@ -125,9 +125,9 @@ def _sync_object(engine: Engine, settings: Settings, adapter: Adapter, run_id: i
         if time.monotonic() - beat >= HEARTBEAT_S:
             heartbeat(engine, run_id, object=object, pages=pages, counts=tally.counts.get(object, {}))
             beat = time.monotonic()
-    if not ascending and cursor.value is not None:
+    if not ascending:
         with engine.begin() as conn:
-            cursors.save(conn, connection_id, object, cursor)
+            cursors.save(conn, connection_id, object, cursors.after_whole_read(cursor, until))
     if full:
         _sweep(engine, adapter, connection_id, object, mapping, tally, started=started, until=until)
     tally.counts.setdefault(object, dict.fromkeys(COUNT_KEYS, 0))

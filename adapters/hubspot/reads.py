@@ -98,7 +98,7 @@ class Reader:
                 yield Page(unified, changes)
             return
         streams: list[Iterator[Change]] = [self._searched(unified, t, since, until) for t in types]
-        binned = [t for t in types if reconcile or self._archived_every_run(t)]
+        binned = types if reconcile or self._archived_every_run() else []
         if binned:
             archived_now = [mapping.to_change(unified, t, r) for t in binned for records in self._listed(t, archived=True)
                             for r in records]
@@ -108,7 +108,7 @@ class Reader:
         for changes in _chunks(self._without_losers(merged, losers), hs.PAGE_RECORDS):
             yield Page(unified, changes)
 
-    def _archived_every_run(self, t: str) -> bool:
+    def _archived_every_run(self) -> bool:
         """Whether incremental runs list archived records of this type too (option `archived_pass`).
 
         HubSpot lists archived records by id only (no filter or sort on `archivedAt`), so this pass
@@ -116,15 +116,16 @@ class Reader:
         the recycle bin and not with the changes. "reconcile" leaves plain deletions to deletion
         webhooks (applied within seconds) and to full and reconcile runs (what a lost webhook
         missed); merges still arrive by search, as the survivor's stamp moves. "always" lists them
-        on every run. "auto" (the default) is "reconcile" for the types with deletion webhooks on a
-        connection that can verify them (it has their signing secret), "always" otherwise.
+        on every run. "auto" (the default) is "reconcile" on a connection that can verify webhooks
+        (it has their signing secret) and "always" on one that cannot. Calls, emails and meetings
+        send no deletion webhooks: with "reconcile" their deletions wait for the reconcile run.
         """
         mode = self.options.get("archived_pass") or hs.ARCHIVED_PASS_DEFAULT
         if mode not in hs.ARCHIVED_PASS_MODES:
             raise ConfigError(f"archived_pass must be one of {', '.join(hs.ARCHIVED_PASS_MODES)}, not {mode!r}",
                               crm=hs.CRM, hint="fix the connection's options")
         if mode == "auto":
-            return t not in hs.DELETION_WEBHOOK_TYPES or signing_secret(self.c.secrets) is None
+            return signing_secret(self.c.secrets) is None
         return bool(mode == "always")
 
     @staticmethod

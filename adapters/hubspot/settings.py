@@ -67,7 +67,6 @@ KEEP_STORED = "keep"
 # webhooks and to full and reconcile runs ("reconcile"); "auto": "reconcile" when webhooks can be verified
 ARCHIVED_PASS_MODES = ("auto", "always", "reconcile")
 ARCHIVED_PASS_DEFAULT = "auto"
-DELETION_WEBHOOK_TYPES = ("contacts", "companies", "deals", "tickets")  # `<type>.deletion` subscriptions
 COMPANIES = "companies"
 CONTACTS = "contacts"
 ACTIVITY_TITLE = {"calls": "hs_call_title", "emails": "hs_email_subject", "meetings": "hs_meeting_title"}

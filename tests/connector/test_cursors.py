@@ -81,3 +81,9 @@ def test_cursor_is_stored_and_reset_per_object(engine):
 
 def test_only_windowed_reads_save_the_cursor_page_by_page():
     assert cursors.saved_per_page(T) and not cursors.saved_per_page(None)
+
+
+def test_a_whole_read_that_found_nothing_leaves_the_cursor_at_its_bound():
+    assert cursors.after_whole_read(cursors.Cursor(), T) == cursors.Cursor(T, {})
+    seen = cursors.Cursor(T - timedelta(seconds=5), {"a": "d"})
+    assert cursors.after_whole_read(seen, T) == seen

@@ -296,3 +296,25 @@ def test_apply_changes_from_a_webhook_upserts_and_merges(engine, settings, crm):
     assert counts["merged"] == 1 and counts["created"] == 1
     gone = Change("account", "001000000404", crm.now, {}, deleted=True)
     assert apply_changes(engine, cid, "account", [gone], mapping)["unchanged"] == 1
+
+
+def test_an_object_the_first_sync_found_empty_is_searched_by_window_afterwards(engine, settings, crm):
+    world(crm)
+    crm.records["activity"].clear()  # nothing of this object yet
+    cid, adapter = memory_connection(engine, settings, crm)
+    bound = crm.tick()
+    sync_connection(engine, settings, cid, adapter=adapter, until=bound)
+    with engine.connect() as conn:
+        assert cursors.load(conn, cid, "activity").value == bound
+    windows = []
+    pull = adapter.pull
+
+    def recorded(object, since, until, **kwargs):  # type: ignore[no-untyped-def]
+        windows.append((object, since))
+        return pull(object, since, until, **kwargs)
+
+    adapter.pull = recorded  # type: ignore[method-assign]
+    logged = crm.create("activity", {"AccountId": next(iter(crm.records["account"]))})
+    sync_connection(engine, settings, cid, adapter=adapter, until=crm.tick(), objects=["activity"])
+    assert windows == [("activity", bound - timedelta(seconds=1))]  # not a whole read again
+    assert list(rows(engine, "activity", cid)) == [logged]
