@@ -88,11 +88,15 @@ def webhook_setup(settings: Settings, row: Any, *, reveal: bool) -> dict[str, An
     """Where the CRM should send webhooks and how they are verified (the secret masked unless revealed)."""
     base = settings.public_url.rstrip("/")
     if row.kind == "hubspot":
+        from adapters.hubspot import webhooks
+        from adapters.hubspot.settings import auth_kind
+
         secrets = vault_for(settings).decrypt(row.credentials_encrypted) if row.credentials_encrypted else {}
-        secret = secrets.get("app_secret") or secrets.get("client_secret")
-        shown = secret if reveal else (f"••••••••{str(secret)[-4:]}" if secret else None)
+        secret = webhooks.signing_secret(secrets)  # the one the receiver checks signatures with
+        shown = secret if reveal else (f"••••••••{secret[-4:]}" if secret else None)
+        app = "OAuth app's client secret" if auth_kind(secrets) == "oauth" else "private app's client secret"
         return {"url": f"{base}/webhooks/hubspot", "secret": shown, "secret_set": bool(secret),
-                "verification": "HubSpot signs each request (v3 signature) with the app's client secret",
+                "verification": f"HubSpot signs each request (v3 signature) with the {app}",
                 "portal_id": row.external_org_id}
     return {"url": f"{base}/webhooks/salesforce/{row.name}", "secret": None, "secret_set": False,
             "verification": f"Outbound Messages are accepted only from organization {row.external_org_id or '(unknown)'}",
