@@ -138,14 +138,12 @@ def apply_page(conn: sa.Connection, connection_id: int, object: str, changes: Se
             continue
         row.update(connection_id=connection_id, external_id=change.external_id, modified_at=change.modified_at,
                    raw=change.raw, is_deleted=False, merged_into=None, synced_at=now)
-        if has_fk:
-            row["account_id"] = None  # re-resolved set-based below
         rows.append(row)
         tally.add(object, "updated" if change.external_id in stored else "created")
         _touch(tally, object, row, stored.get(change.external_id))
+    if has_fk:
+        _resolve_accounts(conn, connection_id, rows)
     store.upsert_records(conn, object, rows)
-    if has_fk and rows:
-        store.link_accounts(conn, connection_id, object, external_ids=[r["external_id"] for r in rows])
     created = [r["external_id"] for r in rows if r["external_id"] not in stored]
     if object == "account" and created:  # children that arrived before their account get linked now
         for child in RECORD_MODELS:
@@ -153,6 +151,20 @@ def apply_page(conn: sa.Connection, connection_id: int, object: str, changes: Se
     for change in todo:
         if change.deleted:
             _bury(conn, connection_id, object, change, stored.get(change.external_id), tally, now)
+
+
+def _resolve_accounts(conn: sa.Connection, connection_id: int, rows: list[dict[str, Any]]) -> None:
+    """Set each row's account_id from its account_external_id before the rows are written (writing
+    them and then updating the link would store every row twice). An account not synced yet leaves
+    it null until that account arrives."""
+    wanted = sorted({r["account_external_id"] for r in rows if r.get("account_external_id")})
+    t = RECORD_MODELS["account"].__table__  # type: ignore[attr-defined]
+    ids: dict[str, int] = {}
+    for start in range(0, len(wanted), 500):
+        found: Any = _by_ids(conn, t, [t.c.external_id, t.c.id], connection_id, wanted[start:start + 500])
+        ids.update((str(row[0]), int(row[1])) for row in found)
+    for row in rows:
+        row["account_id"] = ids.get(row.get("account_external_id") or "")
 
 
 def unresolved(conn: sa.Connection, connection_id: int, object: str, changes: Sequence[Change],

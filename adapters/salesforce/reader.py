@@ -8,13 +8,14 @@ out. A first sync whose first page reports more than the threshold reads the res
 from __future__ import annotations
 
 import heapq
-import json
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 from typing import IO
+
+import orjson
 
 from adapters.base import Change, Page
 from adapters.salesforce import mapping, soql
@@ -93,7 +94,7 @@ class Reader:
     def _bulk(self, w: Window, after: Key | None) -> Iterator[Page]:
         start = w.since if after is None else after[0]
         query = soql.window_query(w.sobject, w.fields, start, w.until, ordered=False)
-        spills: list[IO[str]] = []
+        spills: list[IO[bytes]] = []
         last: list[Change] = []  # the newest page stays in memory; earlier ones wait in spill files
         try:
             pages = self.client.bulk_query(
@@ -124,16 +125,14 @@ class Reader:
         return out
 
 
-def _spill(changes: Iterable[Change]) -> IO[str]:
+def _spill(changes: Iterable[Change]) -> IO[bytes]:
     """Write sorted changes to a temporary file, one JSON line each, so memory stays flat."""
-    f = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
-    for c in changes:
-        f.write(json.dumps(c.raw, separators=(",", ":")))
-        f.write("\n")
+    f = tempfile.TemporaryFile(mode="w+b")
+    f.writelines(orjson.dumps(c.raw, option=orjson.OPT_APPEND_NEWLINE) for c in changes)
     f.seek(0)
     return f
 
 
-def _unspill(f: IO[str], object: str) -> Iterator[Change]:
+def _unspill(f: IO[bytes], object: str) -> Iterator[Change]:
     for line in f:
-        yield mapping.to_change(object, json.loads(line))
+        yield mapping.to_change(object, orjson.loads(line))
