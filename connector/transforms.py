@@ -188,15 +188,15 @@ def compile_spec(spec: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], Any]:
     cast = CAST_FUNCS[spec["cast"]] if spec.get("cast") else None
     top = source if isinstance(source, str) and "." not in source else None
 
+    fallback = constant if has_constant else default
+    no_fallback = _missing(fallback)
+
     def value_of(raw: Mapping[str, Any]) -> Any:
-        if has_constant:
-            value = constant
-        else:
-            value = raw.get(top) if top is not None else get_path(raw, source)  # type: ignore[arg-type]
-            if _missing(value):
-                value = default
-        if _missing(value):
-            return None
+        value = None if has_constant else raw.get(top) if top is not None else get_path(raw, source)  # type: ignore[arg-type]
+        if value is None or (isinstance(value, str) and not value.strip()):  # missing (inlined: per field, per record)
+            if no_fallback:
+                return None
+            value = fallback
         if table:
             value = lookup(table, value)
             if _missing(value):
