@@ -168,11 +168,21 @@ class Reader:
     # --- search windows -----------------------------------------------------------------------
 
     def _searched(self, unified: str, t: str, since: datetime, until: datetime) -> Iterator[Change]:
-        """Changes in [since, until) by search; associations read in blocks of 1,000 for new records only."""
+        """Changes in [since, until) by search; associations read for new records only, in full batches.
+
+        Records are held until the new ones among them fill a v4 batch (1,000), so that a window
+        with a few new records among many changed ones costs one read per associated type.
+        """
         block: list[dict[str, Any]] = []
+        fresh = 0  # new records in the block
         for records in self._search_windows(t, since, until):
-            block.extend(records)
-            if len(block) >= self.association_batch:
+            for record in records:
+                block.append(record)
+                fresh += t in hs.ASSOCIATED and (mapping.created_stamp(t, record) or since) >= since
+                if fresh == self.association_batch or len(block) >= hs.SEARCH_BLOCK_RECORDS:
+                    yield from self._changes(unified, t, block, linked=self._new_links(t, block, since))
+                    block, fresh = [], 0
+            if block and not fresh and len(block) >= self.association_batch:  # nothing to read for these
                 yield from self._changes(unified, t, block, linked=self._new_links(t, block, since))
                 block = []
         if block:

@@ -82,6 +82,8 @@ SEARCH_RESULT_CAP = 10_000
 BATCH_LIMIT = 100
 ASSOCIATION_BATCH_LIMIT = 1_000  # v4 associations batch read (changelog 2025-02: at most 1,000 ids)
 PAGE_RECORDS = 1_000  # changes per Page handed to the sync (it commits once per Page)
+# searched records held back until their new ones fill an associations batch (or this many are held)
+SEARCH_BLOCK_RECORDS = 10_000
 
 # score properties, group and types
 SCORE_GROUP = "rapport"

@@ -133,6 +133,24 @@ def _archived_lists(sb) -> int:
     return sum(n for k, n in sb.stats.snapshot()["calls"].items() if k.startswith("GET /crm/v3/objects/"))
 
 
+def test_associations_are_read_in_full_batches_of_new_records(sb):
+    adapter = make_adapter(sb, association_batch_limit=20)
+    since = datetime.now(UTC) - timedelta(milliseconds=5)
+    new = []
+    for n in range(40):  # a new ticket among every dozen changes: spread over several search pages
+        sb.mutate(12, seed=100 + n, kinds=["ticket_close", "ticket_escalate", "ticket_reopen"])
+        new += [d["id"] for d in sb.mutate(1, seed=n, kinds=["ticket_new"])]
+    assert len(new) == 40
+    sb.stats.reset()
+    changes = {c.external_id: c for c in pulled(adapter, "case", since)}
+    assert len(changes) > hs.SEARCH_LIMIT  # new records on more than one search page
+    assert _assoc_calls(sb) == 2 * 2  # two full batches of 20 new records: companies and contacts each
+    for ident in new:
+        assert changes[ident].raw["_rapport"]["account_id"] == primary_company(sb, "tickets", int(ident))
+    stamps = [c.modified_at for c in changes.values()]
+    assert stamps == sorted(stamps)
+
+
 @pytest.mark.parametrize(("mode", "secret", "archived_lists"), [
     (None, True, 0), ("auto", True, 0), (None, False, 1), ("always", True, 1), ("reconcile", False, 0)])
 def test_archived_pass_of_incremental_runs_is_an_option(sb, mode, secret, archived_lists):
