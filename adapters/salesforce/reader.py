@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -100,7 +101,7 @@ class Reader:
             pages = self.client.bulk_query(
                 w.sobject, query, poll=self.options.bulk_poll, page_size=self.options.bulk_page
             )
-            for text in pages:
+            for text in _ahead(pages):
                 records = mapping.csv_records(w.sobject, text, w.types, self.client.api_version)
                 changes = [c for c in (mapping.to_change(w.object, r) for r in records) if _keep(c, w, after)]
                 changes.sort(key=_key)
@@ -123,6 +124,16 @@ class Reader:
             for page in self.client.query_pages(soql.ids_query(sobject, fields, chunk), object=object):
                 out.extend(mapping.to_change(object, r) for r in page["records"])
         return out
+
+
+def _ahead(pages: Iterator[str]) -> Iterator[str]:
+    """The result pages, the next one downloading while the caller parses this one (the org builds
+    a page while this process turns the last one into changes)."""
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(next, pages, None)
+        while (page := pending.result()) is not None:
+            pending = pool.submit(next, pages, None)
+            yield page
 
 
 def _spill(changes: Iterable[Change]) -> IO[bytes]:
