@@ -174,13 +174,27 @@ def account_texts(acc: AccountFeatures, exp_signals: dict[str, np.ndarray], part
                                     load, speed, backlog, escalations, reopens, satisfaction)}
 
 
+def top(points: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the columns of the k largest |points|, largest first, ties (and NaN, last) in column order:
+    the first k of a stable argsort, found by k passes of argmax rather than sorting every row."""
+    k = min(k, points.shape[1])
+    size = np.abs(points)
+    size[np.isnan(size)] = -1.0  # below every real size
+    order = np.empty((points.shape[0], k), dtype=np.int64)
+    rows = np.arange(points.shape[0])
+    for j in range(k):
+        order[:, j] = pick = np.argmax(size, axis=1)
+        size[rows, pick] = -2.0  # taken: below the rest
+    return order
+
+
 def slots(b: Breakdown, texts: dict[str, Callable[[int], str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each record's top reasons of one score: (points N×TOP, component index N×TOP, bare text N×TOP).
 
     Reasons under MIN_POINTS get 0 points and no text."""
     n = len(b.score)
     k = min(TOP, len(b.names))
-    order = np.argsort(-np.abs(b.points), axis=1, kind="stable")[:, :k]
+    order = top(b.points, k)
     pts = np.take_along_axis(b.points, order, axis=1)
     keep = np.abs(pts) >= MIN_POINTS
     words = np.full((n, k), "", dtype=object)
@@ -208,7 +222,7 @@ def assemble(points: np.ndarray, names: list[tuple[str, str]], component: np.nda
     n = points.shape[0]
     if n == 0:
         return []
-    order = np.argsort(-np.abs(points), axis=1, kind="stable")[:, :TOP]
+    order = top(points, TOP)
     pts = np.take_along_axis(points, order, axis=1)
     keep = np.abs(pts) >= MIN_POINTS
     comp = np.take_along_axis(component, order, axis=1).astype(np.int64)
@@ -224,13 +238,12 @@ def assemble(points: np.ndarray, names: list[tuple[str, str]], component: np.nda
     for u in range(len(heads)):
         score, name = names[heads[u]]
         frags[u] = fragment(score, name, tenths_l[u] / 10.0, render(name, texts[u]))
-    cell = np.full(keep.shape, len(unique), dtype=np.int64)
-    cell[keep] = inverse
-    parts = frags[cell]
-    out = np.full(n, "[", dtype=object) + parts[:, 0]
-    for j in range(1, parts.shape[1]):
-        out = out + np.where(keep[:, j], ",", "").astype(object) + parts[:, j]
-    return (out + "]").tolist()
+    # the kept reasons of a row come first (largest first); after the first, each follows a comma
+    later = np.array([("," + f if f else "") for f in frags.tolist()], dtype=object)
+    cell = np.full((n, TOP), len(unique), dtype=np.int64)
+    cell[:, : keep.shape[1]][keep] = inverse
+    first, second, third = frags[cell[:, 0]].tolist(), later[cell[:, 1]].tolist(), later[cell[:, 2]].tolist()
+    return [f"[{a}{b}{c}]" for a, b, c in zip(first, second, third, strict=True)]
 
 
 @lru_cache(maxsize=8192)

@@ -81,16 +81,16 @@ class Scored:
         levels = np.round(np.hstack([self.relationship.components, self.experience.components]), 4)
         points = np.round(np.hstack([self.relationship.points, self.experience.points]), 2)
         head = ('{"baseline":' + orjson.dumps(self.relationship.baseline).decode() + ',"names":'
-                + orjson.dumps(names).decode() + ',"levels":')
-        return [head + lv + ',"points":' + pt + "}" for lv, pt in zip(_rows_json(levels), _rows_json(points), strict=True)]
+                + orjson.dumps(names).decode() + ',"levels":[')
+        return [f'{head}{lv}],"points":[{pt}]}}' for lv, pt in zip(_rows_json(levels), _rows_json(points), strict=True)]
 
 
 def _rows_json(mat: np.ndarray) -> list[str]:
-    """Each row of a float matrix as a JSON array (NaN as null), from one serialisation of the matrix."""
+    """The items of each row of a float matrix as JSON (NaN as null, no brackets), from one serialisation."""
     if mat.shape[0] == 0:
         return []
     text = orjson.dumps(np.ascontiguousarray(mat, dtype=np.float64), option=orjson.OPT_SERIALIZE_NUMPY).decode()
-    return ["[" + row + "]" for row in text[2:-2].split("],[")]
+    return text[2:-2].split("],[")
 
 
 def score_accounts(acc: AccountFeatures, portfolio: Portfolio, params: dict[str, Any],

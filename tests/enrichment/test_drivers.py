@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from enrichment import experience
-from enrichment.drivers import account_texts, ago, duration, money, render, signed
+from enrichment.drivers import account_texts, ago, assemble, duration, money, render, signed, top
 from enrichment.features import AccountFeatures
 from enrichment.params import default_params
 from enrichment.relationship import momentum_parts
@@ -22,6 +26,23 @@ def test_money(amount: float, text: str) -> None:
 @pytest.mark.parametrize(("days", "text"), [(0, "today"), (1, "1 day ago"), (12, "12 days ago"), (150, "5 months ago"), (800, "2.2 years ago")])
 def test_ago(days: float, text: str) -> None:
     assert ago(days) == text
+
+
+@given(hnp.arrays(float, st.tuples(st.integers(0, 6), st.integers(1, 8)),
+                  elements=st.sampled_from([0.0, 0.4, -0.4, 3.0, -3.0, 7.5, float("nan")])), st.integers(1, 4))
+def test_top_reasons_are_the_largest_first_ties_in_column_order(points: np.ndarray, k: int) -> None:
+    expected = np.argsort(-np.abs(points), axis=1, kind="stable")[:, :k]
+    assert np.array_equal(top(points, k), expected)
+
+
+def test_assembled_reasons_are_a_json_list_of_the_largest_kept_ones() -> None:
+    points = np.array([[5.0, -9.0, 0.2, 1.0], [0.1, 0.0, -0.3, 0.2], [2.0, 0.0, 0.0, 0.0]])
+    names = [("relationship", "value"), ("relationship", "recency"), ("experience", "load"), ("experience", "speed")]
+    component = np.tile(np.arange(4), (3, 1))
+    out = assemble(points, names, component, np.zeros((3, 4), dtype=np.int64), lambda name, _i: f"{name} words")
+    assert [[(d["component"], d["points"]) for d in orjson.loads(row)] for row in out] == [
+        [("recency", -9.0), ("value", 5.0), ("speed", 1.0)], [], [("value", 2.0)]]
+    assert orjson.loads(out[0])[0]["text"] == "\u22129 recency words"
 
 
 def test_signed_uses_a_true_minus() -> None:
