@@ -6,11 +6,13 @@ it was last written on an earlier UTC day. An unchanged record therefore gets at
 day, which is all the trend needs (it compares with the snapshot nearest 30 days earlier), and a
 second sweep the same day writes only what moved; `scored_at` says when a row was last written.
 Rescoring named accounts (their data just changed) rewrites their rows and snapshots them all, so
-the history shows each such rescore. The comparison runs in the database:
-on SQLite a multi-row upsert whose DO UPDATE only fires for those rows and RETURNs them; on
-PostgreSQL an UPDATE of the changed rows and an INSERT of the new ones (no ON CONFLICT, which would
-draw a sequence value per row on every run) fed from COPY or from arrays, whose RETURNING rows are
-the snapshots. JSON goes over already serialised: per-row ORM processing would dominate the run.
+the history shows each such rescore. On SQLite, a few rows go through a multi-row upsert whose DO
+UPDATE only fires for the rows that moved and RETURNs them; many rows are compared with the stored
+rows read in one pass, then updated by id or inserted, and snapshotted inside the database. On
+PostgreSQL the comparison runs in the database: an UPDATE of the changed rows and an INSERT of the
+new ones (no ON CONFLICT, which would draw a sequence value per row on every run) fed from COPY or
+from arrays, whose RETURNING rows are the snapshots. JSON goes over already serialised: per-row ORM
+processing would dominate the run.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from enrichment.scores import Scored
 
 BULK_MIN = 2000  # from this many rows PostgreSQL gets them by COPY rather than as array parameters
 SQLITE_ROWS = 4000  # rows per SQLite statement (8 parameters each, under its 32766 limit)
+SQLITE_BULK = 2000  # from this many rows SQLite compares with the stored rows in Python
 COPY_ROWS = 20_000  # lines per COPY chunk
 SCORE_KEYS = ("connection_id", "object", "external_id")
 # per-row values; connection, object, model version and stamp are bound once per statement
@@ -98,6 +101,8 @@ _SQLITE_HISTORY = (f"INSERT INTO score_history ({','.join(_HISTORY)}) SELECT {',
 def _sqlite_write(conn: SAConnection, consts: tuple[Any, ...], values: list[list[Any]]) -> int:
     raw = conn.connection.driver_connection
     assert isinstance(raw, sqlite3.Connection)
+    if len(values[0]) >= SQLITE_BULK:
+        return _sqlite_bulk(raw, consts, values)
     per = min(SQLITE_ROWS, (raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 5) // len(_VALUES))
     rows = list(zip(*values, strict=True))
     written: list[int] = []
@@ -112,6 +117,55 @@ def _sqlite_write(conn: SAConnection, consts: tuple[Any, ...], values: list[list
     finally:
         cur.close()
     return len(written)
+
+
+_SQLITE_STORED = ("SELECT external_id, id, relationship, experience, tier, at_risk, trend, drivers, components, "
+                  "model_version, scored_at FROM score WHERE connection_id = ? AND object = ?")
+_SQLITE_INSERT = (f"INSERT INTO score ({','.join(_COLUMNS)}) VALUES ({','.join('?' * len(_COLUMNS))})")
+_SQLITE_UPDATE = ("UPDATE score SET " + ", ".join(f"{c} = ?" for c in (*_VALUES[1:], "model_version", "scored_at"))
+                  + " WHERE id = ?")
+_SQLITE_HISTORY_AFTER = f"INSERT INTO score_history ({','.join(_HISTORY)}) SELECT {','.join(_HISTORY)} FROM score WHERE id > ?"
+STORED_ROWS = 20_000  # stored rows compared per fetch
+
+
+def _sqlite_bulk(raw: sqlite3.Connection, consts: tuple[Any, ...], values: list[list[Any]]) -> int:
+    """Many rows: read the stored rows once and compare them in numpy (cheaper than an upsert that
+    looks up and compares each row), then update the moved rows by id and insert the new ones."""
+    cid, kind, version, now, day = consts
+    n = len(values[0])
+    new = [np.array(v, dtype=object) for v in values]
+    position = {ext: i for i, ext in enumerate(values[0])}
+    stored_id = np.full(n, -1, dtype=np.int64)
+    write = np.ones(n, dtype=bool)  # rows not stored yet are written
+    cur = raw.cursor()
+    try:
+        # take the write lock first: the stored rows read next stay current, and new rows get ids after max(id)
+        cur.execute("UPDATE score SET id = id WHERE 0")
+        cur.execute(_SQLITE_STORED, (cid, kind))
+        while chunk := cur.fetchmany(STORED_ROWS):
+            cols = list(zip(*chunk, strict=True))
+            at = np.fromiter(map(position.get, cols[0], itertools.repeat(-1)), dtype=np.int64, count=len(chunk))
+            ok = at >= 0
+            at, ids = at[ok], np.array(cols[1], dtype=np.int64)[ok]
+            moved = (np.array(cols[10], dtype=object)[ok] < day) | (np.array(cols[9], dtype=object)[ok] != version)
+            for j, col in enumerate(cols[2:9], start=1):  # the stored values, in `_VALUES` order after the id
+                moved |= np.array(col, dtype=object)[ok] != new[j][at]
+            stored_id[at], write[at] = ids, moved
+        rows = np.flatnonzero(write)
+        inserted, updated = rows[stored_id[rows] < 0], rows[stored_id[rows] >= 0]
+        u, i = len(updated), len(inserted)
+        cur.executemany(_SQLITE_UPDATE, zip(*(v[updated].tolist() for v in new[1:]), [version] * u, [now] * u,
+                                            stored_id[updated].tolist(), strict=True))
+        last = cur.execute("SELECT coalesce(max(id), 0) FROM score").fetchone()[0]
+        cur.executemany(_SQLITE_INSERT, zip([cid] * i, [kind] * i, *(v[inserted].tolist() for v in new),
+                                            [version] * i, [now] * i, strict=True))
+        # the snapshots, copied inside the database: the rows updated, and the rows inserted (ids after
+        # the last one, as this transaction holds the write lock)
+        cur.execute(_SQLITE_HISTORY, ("[" + ",".join(map(str, stored_id[updated].tolist())) + "]",))
+        cur.execute(_SQLITE_HISTORY_AFTER, (last,))
+    finally:
+        cur.close()
+    return len(rows)
 
 
 # --- PostgreSQL: UPDATE the changed rows, INSERT the new ones, snapshot what they return ---------

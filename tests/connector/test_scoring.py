@@ -127,20 +127,39 @@ def history_count(engine) -> int:
         return int(conn.execute(sa.select(sa.func.count()).select_from(H)).scalar_one())
 
 
-def test_bulk_path_stores_the_same_rows(engine, monkeypatch) -> None:
+# PostgreSQL: COPY into a staging table; SQLite: many upsert statements, or the comparison in Python
+BULK = {"copy and batches": {"BULK_MIN": 0, "SQLITE_ROWS": 5}, "compared in python": {"SQLITE_BULK": 0}}
+
+
+@pytest.mark.parametrize("bulk_settings", list(BULK.values()), ids=list(BULK))
+def test_bulk_path_stores_the_same_rows(engine, monkeypatch, bulk_settings) -> None:
     plain = seed(engine)
     bulk = seed(engine, name="twin-crm")  # the same records under a second connection
-    for now in (NOW, NOW + timedelta(days=1)):  # new rows, then every row rewritten the next day
+    # new rows, the same day again (nothing written), a changed record, then every row rewritten the next day
+    for step, now in enumerate((NOW, NOW + timedelta(minutes=1), NOW + timedelta(minutes=2), NOW + timedelta(days=1))):
+        if step == 2:
+            for cid in (plain, bulk):
+                add(engine, cid, "deal", deal("A05-NEW", "A05", amount=500_000, closed_days_ago=0.01))
         score_connection(engine, plain, now=now)
         with monkeypatch.context() as m:
-            m.setattr(score_writes, "BULK_MIN", 0)  # PostgreSQL: COPY into a staging table
-            m.setattr(score_writes, "SQLITE_ROWS", 5)  # SQLite: many statements
+            for name, value in bulk_settings.items():
+                m.setattr(score_writes, name, value)
             score_connection(engine, bulk, now=now)
         assert _rows(engine, bulk) == _rows(engine, plain)
-        assert all(r["scored_at"] == now for r in _rows(engine, bulk).values())
+        records = {k: r for k, r in _rows(engine, bulk).items() if k[0] != "portfolio"}
+        assert any(r["scored_at"] == now for r in records.values()) == (step != 1)
+    assert all(r["scored_at"] == now for r in _rows(engine, bulk).values())
     with engine.connect() as conn:
         per_connection = dict(conn.execute(sa.select(H.c.connection_id, sa.func.count()).group_by(H.c.connection_id)).all())
-    assert per_connection[bulk] == per_connection[plain] == 2 * (len(_rows(engine, plain)) - 1)  # not the portfolio row
+        bulk_history = conn.execute(sa.select(H.c.object, H.c.external_id, H.c.relationship, H.c.experience, H.c.tier,
+                                              H.c.at_risk, H.c.model_version, H.c.scored_at).where(H.c.connection_id == bulk)
+                                    .order_by(H.c.scored_at, H.c.object, H.c.external_id)).all()
+        plain_history = conn.execute(sa.select(H.c.object, H.c.external_id, H.c.relationship, H.c.experience, H.c.tier,
+                                               H.c.at_risk, H.c.model_version, H.c.scored_at).where(H.c.connection_id == plain)
+                                     .order_by(H.c.scored_at, H.c.object, H.c.external_id)).all()
+    assert bulk_history == plain_history
+    records = len(_rows(engine, plain)) - 1  # not the portfolio row
+    assert records * 2 < per_connection[bulk] == per_connection[plain] <= records * 3  # two full sweeps, and what moved
 
 
 def test_a_sweep_writes_only_what_moved_and_an_unchanged_score_at_most_once_a_day(engine) -> None:
