@@ -59,12 +59,13 @@ class Stack:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: list[IO[bytes]] = []
 
-    def spawn(self, name: str, args: Sequence[str], *, stdout_pipe: bool = False) -> subprocess.Popen[bytes]:
-        """Start a process; its output goes to a log file in the work directory (or a pipe)."""
+    def spawn(self, name: str, args: Sequence[str], *, stdout_pipe: bool = False,
+              env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start a process (with `env` over the stack's); its output goes to a log file in the work directory (or a pipe)."""
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed in close()
         self._logs.append(log)
-        proc = subprocess.Popen(list(args), env=self.env, stdout=subprocess.PIPE if stdout_pipe else log,
-                                stderr=log, start_new_session=True)
+        proc = subprocess.Popen(list(args), env={**self.env, **(env or {})},
+                                stdout=subprocess.PIPE if stdout_pipe else log, stderr=log, start_new_session=True)
         self.procs[name] = proc
         return proc
 
@@ -87,9 +88,11 @@ class Stack:
         return json.loads(line)
 
     def web(self, port: int) -> None:
-        """Serve the web app with gunicorn, as the Procfile does, and wait for /healthz."""
-        self.spawn("web", [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
-                           "connector.app:create_app()"])
+        """Serve the web app with the Procfile's own `web` command (gunicorn), and wait for /healthz."""
+        procfile = Path(__file__).resolve().parent.parent / "Procfile"
+        line = dict(ln.split(": ", 1) for ln in procfile.read_text().splitlines() if ": " in ln)["web"]
+        env = {"HOST": "127.0.0.1", "PORT": str(port), "PATH": f"{BIN}{os.pathsep}{self.env.get('PATH', '')}"}
+        self.spawn("web", ["sh", "-c", f"exec {line}"], env=env)
         _wait_http(f"http://127.0.0.1:{port}/healthz", 60)
 
     def workers(self, n: int) -> None:

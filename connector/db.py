@@ -12,8 +12,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 
-def make_engine(url: str) -> Engine:
-    """An engine tuned for the dialect: WAL and a busy timeout on SQLite so workers can share it."""
+def make_engine(url: str, *, pre_ping: bool = True) -> Engine:
+    """An engine tuned for the dialect: WAL and a busy timeout on SQLite so workers can share it.
+
+    `pre_ping=False` saves a round trip per checkout on PostgreSQL; its callers retry a statement
+    that failed on a stale connection (`DBAPIError.connection_invalidated`).
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -33,7 +37,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return sa.create_engine(url, pool_pre_ping=pre_ping, pool_size=5, max_overflow=10)
 
 
 @lru_cache(maxsize=8)

@@ -31,34 +31,55 @@ class Accepted:
 
     new: int
     duplicates: int
+    retried: bool = False  # stored on a second try: the first may have committed before its connection broke
 
 
 def persist(engine: Engine, connection_id: int, events: Sequence[WebhookEvent]) -> Accepted:
     """Store the events in one transaction; an event already stored (same dedupe key) is skipped."""
-    if not events:
+    return persist_values(engine, connection_id, [
+        {"dedupe_key": e.dedupe_key, "object": e.object, "external_id": e.external_id, "kind": e.kind,
+         "occurred_at": e.occurred_at,
+         "payload": {**e.payload, "changed_fields": list(e.changed_fields), "source": e.source}}
+        for e in events])
+
+
+def persist_values(engine: Engine, connection_id: int, values: Sequence[dict[str, Any]]) -> Accepted:
+    """`persist` for events given as row values (dedupe_key, object, external_id, kind, occurred_at, payload).
+
+    One statement (INSERT .. ON CONFLICT DO NOTHING) for the whole batch, committed on its own.
+    """
+    if not values:
         return Accepted(0, 0)
     now = utcnow()
-    unique = {e.dedupe_key: e for e in events}
-    rows = [
-        dict(
-            connection_id=connection_id, dedupe_key=e.dedupe_key[:200], object=e.object, external_id=e.external_id,
-            kind=e.kind, occurred_at=e.occurred_at, status="pending", attempts=0, received_at=now,
-            payload={**e.payload, "changed_fields": list(e.changed_fields), "source": e.source},
-        )
-        # in key order: concurrent requests carrying the same events then wait for each other instead
-        # of deadlocking on the unique index (HubSpot redelivers while the first delivery commits)
-        for e in sorted(unique.values(), key=lambda e: e.dedupe_key[:200])
-    ]
-    with engine.begin() as conn:
-        new = _insert_pg(conn, rows) if conn.dialect.name == "postgresql" else None
-        if new is None:
+    unique = {v["dedupe_key"][:200]: v for v in values}
+    # in key order: concurrent requests carrying the same events then wait for each other instead
+    # of deadlocking on the unique index (HubSpot redelivers while the first delivery commits)
+    rows = [{**unique[key], "dedupe_key": key, "connection_id": connection_id, "status": "pending", "attempts": 0,
+             "received_at": now} for key in sorted(unique)]
+    new, retried = None, False
+    if engine.dialect.name == "postgresql":
+        # one statement is its own transaction: no BEGIN and COMMIT round trips around it
+        try:
+            new = _insert_autocommit(engine, rows)
+        except sa.exc.DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            retried = True  # a stale pooled connection (the engine may skip the ping): once more on a new one
+            new = _insert_autocommit(engine, rows)
+    if new is None:
+        with engine.begin() as conn:
             insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
             result = conn.execute(
                 insert(_T).on_conflict_do_nothing(index_elements=["connection_id", "dedupe_key"]).returning(_T.c.id),
                 rows,
             )
             new = len(result.all())
-    return Accepted(new=new, duplicates=len(events) - new)
+    return Accepted(new=new, duplicates=len(values) - new, retried=retried)
+
+
+def _insert_autocommit(engine: Engine, rows: list[dict[str, Any]]) -> int | None:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        return _insert_pg(conn, rows)
 
 
 _COLUMNS = ("connection_id", "dedupe_key", "object", "external_id", "kind", "occurred_at", "status", "attempts",
@@ -112,6 +133,15 @@ def accept(engine: Engine, settings: Settings, connection_id: int, events: Seque
     """Persist a verified request's events, then make sure they will be processed."""
     accepted = persist(engine, connection_id, events)
     if accepted.new:
+        notify(settings, connection_id)
+    return accepted
+
+
+def accept_values(engine: Engine, settings: Settings, connection_id: int,
+                  values: Sequence[dict[str, Any]]) -> Accepted:
+    """`accept` for events given as row values (see `persist_values`)."""
+    accepted = persist_values(engine, connection_id, values)
+    if accepted.new or accepted.retried:
         notify(settings, connection_id)
     return accepted
 

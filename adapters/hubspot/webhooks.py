@@ -118,32 +118,45 @@ def _subject(event: Mapping[str, Any]) -> Any:
     return None
 
 
-def dedupe_key(event: Mapping[str, Any]) -> str:
+def dedupe_key(event: Mapping[str, Any], subject: Any = None) -> str:
     """A key equal for redeliveries of one event (eventId alone is not unique)."""
-    parts = (event.get("subscriptionType"), event.get("subscriptionId"), event.get("eventId"),
-             event.get("occurredAt"), _subject(event), event.get("propertyName"), event.get("toObjectId"),
-             event.get("associationRemoved"))
-    return "hs:" + ":".join("" if p is None else str(p) for p in parts)
+    get = event.get
+    parts = [get("subscriptionType"), get("subscriptionId"), get("eventId"), get("occurredAt"),
+             _subject(event) if subject is None else subject, get("propertyName"), get("toObjectId"),
+             get("associationRemoved")]
+    return "hs:" + ":".join(["" if p is None else str(p) for p in parts])
+
+
+def row(event: dict[str, Any]) -> dict[str, Any]:
+    """One checked event (`parse_body`) as the values a `webhook_event` row stores; the payload is the
+    event with `changed_fields` and `source` added. The receiver's path: no WebhookEvent is built."""
+    get = event.get
+    kind_of, _, action = str(event["subscriptionType"]).partition(".")
+    if kind_of == "object":
+        unified = hs.WEBHOOK_OBJECT_TYPE_IDS.get(str(get("objectTypeId")))
+    else:
+        unified = hs.WEBHOOK_OBJECTS.get(kind_of)
+    subject = _subject(event)
+    ident = (get("newObjectId") or get("primaryObjectId") or subject) if action == "merge" else subject
+    prop = get("propertyName")
+    return {"dedupe_key": dedupe_key(event, subject), "object": unified,
+            "external_id": None if ident is None else str(ident), "kind": hs.WEBHOOK_KINDS.get(action, "updated"),
+            "occurred_at": datetime.fromtimestamp(event["occurredAt"] / 1000, tz=UTC),
+            "payload": {**event, "changed_fields": [str(prop)] if prop else [], "source": get("changeSource")}}
 
 
 def to_event(event: dict[str, Any]) -> WebhookEvent:
     """One HubSpot event as a WebhookEvent (unified object, kind, changed property, source)."""
-    kind_of, _, action = str(event["subscriptionType"]).partition(".")
-    if kind_of == "object":
-        unified = hs.WEBHOOK_OBJECT_TYPE_IDS.get(str(event.get("objectTypeId")))
-    else:
-        unified = hs.WEBHOOK_OBJECTS.get(kind_of)
-    ident = event.get("newObjectId") or event.get("primaryObjectId") if action == "merge" else None
-    ident = ident or _subject(event)
-    prop = event.get("propertyName")
+    values = row(event)
+    payload = values["payload"]
     return WebhookEvent(
-        dedupe_key=dedupe_key(event),
-        object=unified,
-        external_id=None if ident is None else str(ident),
-        kind=hs.WEBHOOK_KINDS.get(action, "updated"),  # type: ignore[arg-type]
-        occurred_at=datetime.fromtimestamp(int(event["occurredAt"]) / 1000, tz=UTC),
-        changed_fields=(str(prop),) if prop else (),
-        source=event.get("changeSource"),
+        dedupe_key=values["dedupe_key"],
+        object=values["object"],
+        external_id=values["external_id"],
+        kind=values["kind"],
+        occurred_at=values["occurred_at"],
+        changed_fields=tuple(payload["changed_fields"]),
+        source=payload["source"],
         payload=event,
     )
 

@@ -14,13 +14,15 @@ from urllib.parse import quote
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy.engine import Engine
 
 from adapters.hubspot import settings as hs
 from adapters.hubspot import webhooks
+from connector.db import make_engine
 from connector.errors import WebhookRejected
 from connector.model import Connection
 from connector.vault import vault_for
-from connector.webhooks import accept
+from connector.webhooks import accept_values
 
 log = logging.getLogger(__name__)
 bp = Blueprint("hubspot_hooks", __name__)
@@ -64,6 +66,17 @@ def _load_secrets(portal: str) -> list[tuple[int, str]]:
     return out
 
 
+def _events_engine() -> Engine:
+    """The engine batches are stored through: PostgreSQL without a ping before each checkout (a
+    batch that meets a stale connection is stored on a new one), so a batch costs one round trip."""
+    engine: Engine | None = current_app.extensions.get("rapport_events_engine")
+    if engine is None:
+        url = current_app.config["RAPPORT_SETTINGS"].sqlalchemy_url
+        made = current_app.extensions["rapport_engine"] if url.startswith("sqlite") else make_engine(url, pre_ping=False)
+        engine = current_app.extensions.setdefault("rapport_events_engine", made)
+    return engine
+
+
 def _urls() -> list[str]:
     """The URLs HubSpot may have signed: the public URL first, then the one this request reached."""
     raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
@@ -94,11 +107,11 @@ def receive():  # type: ignore[no-untyped-def]
             return _refuse(404, f"no active HubSpot connection for portal {portal}",
                            "connect it with `rapport connect hubspot ... --portal-id`")
         connection_id = _verified(candidates, body)
-        parsed = [webhooks.to_event(e) for e in events]
+        values = [webhooks.row(e) for e in events]
     except WebhookRejected as exc:
         log.warning("HubSpot webhook refused: %s", exc.message)
         return _refuse(exc.status or 400, exc.message, exc.hint)
-    accepted = accept(current_app.extensions["rapport_engine"], settings, connection_id, parsed)
+    accepted = accept_values(_events_engine(), settings, connection_id, values)
     log.info("HubSpot webhook for portal %s: %d new, %d already stored", portal, accepted.new, accepted.duplicates)
     return jsonify(accepted=accepted.new, duplicates=accepted.duplicates), 200
 

@@ -51,3 +51,22 @@ def test_values_json_cannot_carry_as_such_are_still_stored(engine, cid):
     assert webhooks.persist(engine, cid, [odd, _event(2)]).new == 2
     payloads = [r.payload for r in _stored(engine)]
     assert payloads[0]["huge"] == 2**70 and payloads[0]["nested"] == {"list": [1, None, "ü"]}
+
+
+@pytest.mark.postgres
+def test_a_batch_meeting_a_stale_connection_is_stored_on_a_new_one(pg_engine, pg_url, make_settings):
+    from connector.db import make_engine
+
+    cid = create_connection(pg_engine, make_settings(), kind="hubspot", name="hs", secrets={"access_token": "x"})
+    events_engine = make_engine(pg_url, pre_ping=False)  # as the receiver stores batches: no ping first
+    try:
+        assert webhooks.persist(events_engine, cid, [_event(1)]).new == 1
+        with events_engine.connect() as conn:  # the pooled connection the next batch will get
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with pg_engine.connect() as conn:  # the server ends it, as a restart or an idle timeout would
+            assert conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+        accepted = webhooks.persist(events_engine, cid, [_event(2), _event(3)])
+        assert (accepted.new, accepted.retried) == (2, True)
+        assert [r.dedupe_key for r in _stored(pg_engine)] == [f"hs:deal.propertyChange:{n}" for n in (1, 2, 3)]
+    finally:
+        events_engine.dispose()
