@@ -88,11 +88,15 @@ _COLUMNS = ("connection_id", "dedupe_key", "object", "external_id", "kind", "occ
 
 @lru_cache(maxsize=4)
 def _pg_statement(dialect: sa.Dialect) -> str:
-    """One INSERT .. SELECT FROM json_to_recordset .. ON CONFLICT DO NOTHING RETURNING, typed by the table."""
+    """One INSERT .. SELECT FROM jsonb_to_recordset .. ON CONFLICT DO NOTHING RETURNING, typed by the table.
+
+    jsonb: the document is parsed once and each payload taken from it as jsonb, where json_to_recordset
+    would parse every payload again for the jsonb column (a third of the statement's time).
+    """
     quote = dialect.identifier_preparer.quote
     names = ", ".join(quote(c) for c in _COLUMNS)
     fields = ", ".join(f"{quote(c)} {_T.c[c].type.compile(dialect=dialect)}" for c in _COLUMNS)
-    return (f"INSERT INTO {quote(_T.name)} ({names}) SELECT {names} FROM json_to_recordset(%s::json) AS x({fields}) "
+    return (f"INSERT INTO {quote(_T.name)} ({names}) SELECT {names} FROM jsonb_to_recordset(%s::jsonb) AS x({fields}) "
             f"ON CONFLICT (connection_id, dedupe_key) DO NOTHING RETURNING id")
 
 
