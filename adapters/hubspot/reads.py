@@ -178,7 +178,7 @@ class Reader:
         for records in self._search_windows(t, since, until):
             for record in records:
                 block.append(record)
-                fresh += t in hs.ASSOCIATED and (mapping.created_stamp(t, record) or since) >= since
+                fresh += t in hs.ASSOCIATED and self._created_after(t, record, since)
                 if fresh == self.association_batch or len(block) >= hs.SEARCH_BLOCK_RECORDS:
                     yield from self._changes(unified, t, block, linked=self._new_links(t, block, since))
                     block, fresh = [], 0
@@ -190,13 +190,20 @@ class Reader:
 
     def _new_links(self, t: str, records: Sequence[dict[str, Any]], since: datetime
                    ) -> dict[str, dict[str, str | None] | None]:
-        """Associations of the records created at or after `since`; None (keep the stored ones) for the rest."""
+        """Associations of the records created after `since`; None (keep the stored ones) for the rest."""
         if t not in hs.ASSOCIATED:
             return {}
-        fresh = [r for r in records if (mapping.created_stamp(t, r) or since) >= since]
+        fresh = [r for r in records if self._created_after(t, r, since)]
         linked: dict[str, dict[str, str | None] | None] = dict.fromkeys((str(r["id"]) for r in records), None)
         linked.update(self._links(t, fresh))
         return linked
+
+    @staticmethod
+    def _created_after(t: str, record: dict[str, Any], since: datetime) -> bool:
+        # strictly: a window starts at the cursor, whose own records are stored already (one that is
+        # not, as any record the store lacks, is read by id by the sync engine)
+        created = mapping.created_stamp(t, record)
+        return created is not None and created > since
 
     def _search_windows(self, t: str, since: datetime, until: datetime) -> Iterator[list[dict[str, Any]]]:
         """Search pages over [since, until), restarting from the last stamp at the 10,000 cap."""
