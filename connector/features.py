@@ -281,7 +281,9 @@ def load_features(conn: SAConnection, connection_id: int, params: dict[str, Any]
         stale = still_open & (opened_d <= s.day - w["backlog_age_days"])
         timed = quality & shut & (closed_d >= opened_d)
         rated = quality & shut & np.isfinite(rating)
-    high_row = np.array([p in high for p in prio], dtype=bool)
+    prios = tuple(sorted(set(prio)))  # a handful of distinct priorities: code each row by a dict lookup
+    p_i = np.fromiter(map({p: i for i, p in enumerate(prios)}.__getitem__, prio), dtype=np.int64, count=len(prio))
+    high_row = np.array([p in high for p in prios], dtype=bool)[p_i] if prios else np.zeros(0, dtype=bool)
     one = np.ones(len(acc_i))
 
     def by_acc(mask: np.ndarray, values: Any = one) -> np.ndarray:
@@ -292,13 +294,14 @@ def load_features(conn: SAConnection, connection_id: int, params: dict[str, Any]
              "reopens": by_acc(quality & shut, np.array(reopens, dtype=float)),
              "csat_sum": by_acc(rated, np.nan_to_num(rating)), "csat_n": by_acc(rated),
              "open_high": by_acc(still_open & high_row), "open_high_stale": by_acc(stale & high_row)}
-    names, p_i = np.unique(np.array(prio, dtype=str), return_inverse=True)
-    prios = tuple(str(p) for p in names)
     res_n, res_hours = np.zeros((n, len(prios))), np.zeros((n, len(prios)))
     ok = timed & (acc_i >= 0)
     if n and ok.any():
-        np.add.at(res_n, (acc_i[ok], p_i[ok]), 1.0)
-        np.add.at(res_hours, (acc_i[ok], p_i[ok]), (closed_d[ok] - opened_d[ok]) * 24.0)
+        cell = acc_i[ok] * len(prios) + p_i[ok]  # (account, priority) flattened
+        size = n * len(prios)
+        res_n = np.bincount(cell, minlength=size).reshape(n, len(prios)).astype(np.float64)
+        res_hours = np.bincount(cell, weights=(closed_d[ok] - opened_d[ok]) * 24.0, minlength=size).reshape(
+            n, len(prios)).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         res_hours = np.where(res_n > 0, res_hours / res_n, np.nan)
     accounts = AccountFeatures(ids=ids, cols=cols, priorities=prios, res_n=res_n, res_hours=res_hours)
