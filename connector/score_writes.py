@@ -133,16 +133,20 @@ def _sqlite_bulk(raw: sqlite3.Connection, consts: tuple[Any, ...], values: list[
     looks up and compares each row), then update the moved rows by id and insert the new ones."""
     cid, kind, version, now, day = consts
     n = len(values[0])
-    new = [np.array(v, dtype=object) for v in values]
-    position = {ext: i for i, ext in enumerate(values[0])}
+    new: list[np.ndarray] = []  # the values as arrays, once a stored row needs comparing
+    position: dict[str, int] = {}
     stored_id = np.full(n, -1, dtype=np.int64)
     write = np.ones(n, dtype=bool)  # rows not stored yet are written
     cur = raw.cursor()
     try:
         # take the write lock first: the stored rows read next stay current, and new rows get ids after max(id)
         cur.execute("UPDATE score SET id = id WHERE 0")
+        last = cur.execute("SELECT coalesce(max(id), 0) FROM score").fetchone()[0]
         cur.execute(_SQLITE_STORED, (cid, kind))
         while chunk := cur.fetchmany(STORED_ROWS):
+            if not new:
+                new = [np.array(v, dtype=object) for v in values]
+                position = {ext: i for i, ext in enumerate(values[0])}
             cols = list(zip(*chunk, strict=True))
             at = np.fromiter(map(position.get, cols[0], itertools.repeat(-1)), dtype=np.int64, count=len(chunk))
             ok = at >= 0
@@ -152,16 +156,19 @@ def _sqlite_bulk(raw: sqlite3.Connection, consts: tuple[Any, ...], values: list[
                 moved |= np.array(col, dtype=object)[ok] != new[j][at]
             stored_id[at], write[at] = ids, moved
         rows = np.flatnonzero(write)
-        inserted, updated = rows[stored_id[rows] < 0], rows[stored_id[rows] >= 0]
-        u, i = len(updated), len(inserted)
-        cur.executemany(_SQLITE_UPDATE, zip(*(v[updated].tolist() for v in new[1:]), [version] * u, [now] * u,
-                                            stored_id[updated].tolist(), strict=True))
-        last = cur.execute("SELECT coalesce(max(id), 0) FROM score").fetchone()[0]
-        cur.executemany(_SQLITE_INSERT, zip([cid] * i, [kind] * i, *(v[inserted].tolist() for v in new),
-                                            [version] * i, [now] * i, strict=True))
-        # the snapshots, copied inside the database: the rows updated, and the rows inserted (ids after
-        # the last one, as this transaction holds the write lock)
-        cur.execute(_SQLITE_HISTORY, ("[" + ",".join(map(str, stored_id[updated].tolist())) + "]",))
+        if new:
+            inserted, updated = rows[stored_id[rows] < 0], rows[stored_id[rows] >= 0]
+            u = len(updated)
+            cur.executemany(_SQLITE_UPDATE, zip(*(v[updated].tolist() for v in new[1:]), [version] * u, [now] * u,
+                                                stored_id[updated].tolist(), strict=True))
+            cur.execute(_SQLITE_HISTORY, ("[" + ",".join(map(str, stored_id[updated].tolist())) + "]",))
+            fresh = [v[inserted].tolist() for v in new]
+        else:  # nothing stored yet: every row is new
+            fresh = values
+        i = len(fresh[0])
+        cur.executemany(_SQLITE_INSERT, zip([cid] * i, [kind] * i, *fresh, [version] * i, [now] * i, strict=True))
+        # the snapshots of the rows inserted, copied inside the database: ids after the last one before
+        # (this transaction holds the write lock), as those of the rows updated were above
         cur.execute(_SQLITE_HISTORY_AFTER, (last,))
     finally:
         cur.close()
@@ -202,8 +209,10 @@ def _pg_statement(source: str) -> str:
     )
 
 
+# Arrays go in binary: the text format would quote and escape every element of the JSON columns
+# (a regular-expression substitution per quote), which cost more than the rest of a small write.
 _PG_ARRAYS = _pg_statement(
-    "SELECT * FROM unnest(" + ", ".join(f"%({c})s::{t}[]" for c, t in zip(_VALUES, _PG_TYPES, strict=True))
+    "SELECT * FROM unnest(" + ", ".join(f"%({c})b::{t}[]" for c, t in zip(_VALUES, _PG_TYPES, strict=True))
     + ") AS u(" + ", ".join(_VALUES) + ")")
 _PG_STAGED = _pg_statement(f"SELECT * FROM {_STAGE}")
 
