@@ -8,7 +8,7 @@ later runs with exponential backoff and given up (and reported) after `MAX_ATTEM
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +34,7 @@ from connector.store import analyze, ensure_statistics, upsert
 MAX_ATTEMPTS = 5
 ANALYZE_AFTER = 5000  # records written in one run past which the planner's statistics are refreshed
 BACKOFF_BASE = timedelta(minutes=5)
+LOOKUP_CHUNK = 1000  # records looked up by key per statement when planning a few
 BATCH = 50_000  # handed to the adapter at once: it picks its batch size (and Bulk API above its threshold)
 # ...unless the adapter names its batch (`write_batch`): then each CRM batch is recorded as soon as
 # it is answered, so a worker killed midway leaves at most one batch unrecorded.
@@ -100,29 +101,11 @@ def plan(
 ) -> Plan:
     """Compare current scores with what was last written and list the writes needed."""
     now = now or utcnow()
-    rec = RECORD_MODELS[object].__table__  # type: ignore[attr-defined]
-    query = (
-        sa.select(_S, _W.c.written, _W.c.next_attempt_at, _W.c.gave_up)
-        .select_from(
-            _S.join(rec, sa.and_(rec.c.connection_id == _S.c.connection_id, rec.c.external_id == _S.c.external_id))
-            .outerjoin(
-                _W,
-                sa.and_(
-                    _W.c.connection_id == _S.c.connection_id,
-                    _W.c.object == _S.c.object,
-                    _W.c.external_id == _S.c.external_id,
-                ),
-            )
-        )
-        .where(_S.c.connection_id == connection_id, _S.c.object == object, rec.c.is_deleted.is_(False))
-        .order_by(_S.c.external_id)
-    )
-    if external_ids is not None:
-        query = query.where(_S.c.external_id.in_(list(external_ids)))
     result = Plan(object)
     with engine.connect() as conn:
-        ensure_statistics(conn, _S.name, _W.name, rec.name)
-        for row in conn.execute(query):
+        rows = _all_rows(conn, connection_id, object) if external_ids is None else \
+            _rows_of(conn, connection_id, object, external_ids)
+        for row in rows:
             new = score_values(row)
             old = row.written or {}
             keys = changed_keys(new, old)
@@ -142,6 +125,67 @@ def plan(
             if new["relationship_score"] is not None:
                 result.after.append(float(new["relationship_score"]))
     return result
+
+
+def _all_rows(conn: sa.Connection, connection_id: int, object: str) -> Iterator[Any]:
+    """Every live record's score with what was last written for it, in id order (one join)."""
+    rec = RECORD_MODELS[object].__table__  # type: ignore[attr-defined]
+    ensure_statistics(conn, _S.name, _W.name, rec.name)
+    query = (
+        sa.select(_S, _W.c.written, _W.c.next_attempt_at, _W.c.gave_up)
+        .select_from(
+            _S.join(rec, sa.and_(rec.c.connection_id == _S.c.connection_id, rec.c.external_id == _S.c.external_id))
+            .outerjoin(
+                _W,
+                sa.and_(
+                    _W.c.connection_id == _S.c.connection_id,
+                    _W.c.object == _S.c.object,
+                    _W.c.external_id == _S.c.external_id,
+                ),
+            )
+        )
+        .where(_S.c.connection_id == connection_id, _S.c.object == object, rec.c.is_deleted.is_(False))
+        .order_by(_S.c.external_id)
+    )
+    yield from conn.execute(query)
+
+
+@dataclass(frozen=True)
+class _Row:
+    """A score row with what was last written for its record."""
+
+    score: Any
+    written: dict[str, Any] | None
+    next_attempt_at: datetime | None
+    gave_up: bool | None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.score, name)
+
+
+def _rows_of(conn: sa.Connection, connection_id: int, object: str, external_ids: Sequence[str]) -> Iterator[Any]:
+    """The same rows for a few records, as one lookup by key per table and chunk.
+
+    A join here is planned on statistics that lag behind a busy write-back (a table taken for a
+    row or two): PostgreSQL then loops over every state row of the object for each score. Lookups
+    by the unique keys cost the same whatever the statistics say.
+    """
+    rec = RECORD_MODELS[object].__table__  # type: ignore[attr-defined]
+    wanted = sorted(set(external_ids))
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        chunk = wanted[start : start + LOOKUP_CHUNK]
+        live = set(conn.execute(sa.select(rec.c.external_id).where(
+            rec.c.connection_id == connection_id, rec.c.external_id.in_(chunk), rec.c.is_deleted.is_(False))).scalars())
+        state = {r.external_id: r for r in conn.execute(
+            sa.select(_W.c.external_id, _W.c.written, _W.c.next_attempt_at, _W.c.gave_up).where(
+                _W.c.connection_id == connection_id, _W.c.object == object, _W.c.external_id.in_(chunk)))}
+        scores = conn.execute(sa.select(_S).where(
+            _S.c.connection_id == connection_id, _S.c.object == object, _S.c.external_id.in_(chunk))).all()
+        for row in sorted(scores, key=lambda r: r.external_id):
+            if row.external_id not in live:
+                continue
+            st = state.get(row.external_id)
+            yield _Row(row, st.written if st else None, st.next_attempt_at if st else None, st.gave_up if st else None)
 
 
 def _state_rows(

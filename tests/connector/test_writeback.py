@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -138,3 +139,24 @@ def test_deleted_records_are_not_written(engine: Engine) -> None:
     crm = RecordingAdapter()
     run(engine, cid, crm)
     assert set(crm.written) == {"A0"}
+
+
+def test_named_records_are_planned_as_a_full_pass_would(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    cid = _setup(engine, n=8)
+    crm = RecordingAdapter(fail={"A3": "UNABLE_TO_LOCK_ROW"})
+    run(engine, cid, crm)
+    crm.fail.clear()
+    crm.written.clear()
+    with engine.begin() as conn:
+        conn.execute(sa.update(Account.__table__).where(Account.__table__.c.external_id == "A5").values(is_deleted=True))
+    set_scores(engine, cid, {f"A{i}": (90.0, "A") for i in range(8)})
+    monkeypatch.setattr(writeback, "LOOKUP_CHUNK", 2)  # several lookups per object
+    named = ["A6", "A0", "A3", "A5", "A2", "A2", "X9"]
+    out = run(engine, cid, crm, external_ids={"account": named})
+    # the changed live ones, in id order; the deleted one, the one waiting for its retry and an
+    # unknown id are not written
+    assert list(crm.written) == ["A0", "A2", "A6"] and out["written"] == 3
+    assert crm.written["A0"] == {"Rel__c": 90, "Exp__c": 70, "Tier__c": "A", "Drivers__c": "+10 won $10k",
+                                 "Trend__c": 1, "ScoredAt__c": crm.written["A0"]["ScoredAt__c"]}
+    full = run(engine, cid, crm, dry_run=True)["objects"][0]
+    assert full["to_write"] == 3 and full["waiting_for_retry"] == 1  # A1, A4, A7 left; A3 still waits
