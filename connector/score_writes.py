@@ -119,8 +119,12 @@ def _sqlite_write(conn: SAConnection, consts: tuple[Any, ...], values: list[list
     return len(written)
 
 
-_SQLITE_STORED = ("SELECT external_id, id, relationship, experience, tier, at_risk, trend, drivers, components, "
-                  "model_version, scored_at FROM score WHERE connection_id = ? AND object = ?")
+# A row last written before the day (or by another model version) is rewritten whatever its values:
+# its JSON is not read (most of the bytes), so the next day's sweep compares nothing it need not.
+_CURRENT = "scored_at >= :day AND model_version = :version"
+_SQLITE_STORED = (f"SELECT external_id, id, relationship, experience, tier, at_risk, trend, CASE WHEN {_CURRENT} THEN "
+                  f"drivers END, CASE WHEN {_CURRENT} THEN components END, model_version, scored_at FROM score "
+                  "WHERE connection_id = :cid AND object = :object")
 _SQLITE_INSERT = (f"INSERT INTO score ({','.join(_COLUMNS)}) VALUES ({','.join('?' * len(_COLUMNS))})")
 _SQLITE_UPDATE = ("UPDATE score SET " + ", ".join(f"{c} = ?" for c in (*_VALUES[1:], "model_version", "scored_at"))
                   + " WHERE id = ?")
@@ -142,7 +146,7 @@ def _sqlite_bulk(raw: sqlite3.Connection, consts: tuple[Any, ...], values: list[
         # take the write lock first: the stored rows read next stay current, and new rows get ids after max(id)
         cur.execute("UPDATE score SET id = id WHERE 0")
         last = cur.execute("SELECT coalesce(max(id), 0) FROM score").fetchone()[0]
-        cur.execute(_SQLITE_STORED, (cid, kind))
+        cur.execute(_SQLITE_STORED, {"cid": cid, "object": kind, "day": day, "version": version})
         while chunk := cur.fetchmany(STORED_ROWS):
             if not new:
                 new = [np.array(v, dtype=object) for v in values]
