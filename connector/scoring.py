@@ -23,11 +23,14 @@ from connector.features import load_features
 from connector.model import Score, ScoreHistory, UTCDateTime, utcnow
 from connector.runs import Stopwatch, close_run, open_run
 from connector.score_writes import write_scores
-from connector.store import upsert
+from connector.store import analyze, ensure_statistics, upsert
 from enrichment.scores import Portfolio, fit_portfolio, score_accounts, score_contacts
 
 log = logging.getLogger(__name__)
 PORTFOLIO = "portfolio"  # score.object of the cached normalisation row
+# Rows written in one run past which PostgreSQL's statistics on scores are refreshed: planned on the sizes
+# of before a first large run, the next run's trend lookup joins a million snapshots by nested loops.
+ANALYZE_AFTER = 5000
 _S = Score.__table__  # type: ignore[attr-defined]
 _H = ScoreHistory.__table__  # type: ignore[attr-defined]
 
@@ -128,6 +131,7 @@ def score_connection(engine: Engine, connection_id: int, *, account_ids: Sequenc
     try:
         with engine.begin() as conn, _no_gc_pauses():
             version, params = score_models.published(conn, score_models.workspace_of(conn, connection_id))
+            ensure_statistics(conn, _S.name, _H.name)
             portfolio = _cached_portfolio(conn, connection_id, version) if account_ids is not None else None
             only = list(account_ids) if account_ids is not None and portfolio is not None else None
             acc, con = load_features(conn, connection_id, params, as_of=now, account_ids=only)
@@ -146,6 +150,9 @@ def score_connection(engine: Engine, connection_id: int, *, account_ids: Sequenc
                                           scored_at=now, at_risk=False)], keys=("connection_id", "object", "external_id"))
             written = {f"{object}s_written": write_scores(conn, connection_id, object, scored, version, now, every=scoped)
                        for object, scored in (("account", accounts), ("contact", contacts))}
+        if sum(written.values()) >= ANALYZE_AFTER:
+            with engine.begin() as conn:
+                analyze(conn, _S.name, _H.name)
         counts = {"accounts": len(acc), "contacts": len(con), **written, "model_version": version, "full": only is None,
                   "load_s": round(loaded, 2), "score_s": round(scored_s, 2), "write_s": round(clock.seconds - loaded - scored_s, 2)}
         close_run(engine, run_id, "succeeded", counts=counts)

@@ -9,7 +9,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from connector import score_models, score_writes
+from connector import score_models, score_writes, scoring
 from connector.errors import ConfigError
 from connector.features import load_features
 from connector.model import Score, ScoreHistory, ScoreModel, SyncRun
@@ -264,3 +264,14 @@ def test_copy_carries_any_id_and_text(pg_engine, monkeypatch) -> None:
     rows = scores(pg_engine, cid)
     assert set(rows) == {"tab\there", "back\\slash", "new\nline"}
     assert rows["tab\there"]["drivers"] == [{"text": 'quote " and \\ backslash\ttab'}]
+
+
+def test_a_large_run_refreshes_postgres_statistics_on_scores(pg_engine, monkeypatch) -> None:
+    # planned on the sizes of before, the next run's trend lookup would join every snapshot by nested loops
+    monkeypatch.setattr(scoring, "ANALYZE_AFTER", 10)
+    cid = seed(pg_engine)
+    score_connection(pg_engine, cid, now=NOW)
+    with pg_engine.connect() as conn:
+        planned = dict(conn.execute(sa.text("SELECT relname, reltuples FROM pg_class WHERE relname IN ('score', 'score_history')")).all())
+        stored = conn.execute(sa.select(sa.func.count()).select_from(H).where(H.c.connection_id == cid)).scalar_one()
+    assert planned["score_history"] >= stored > 0 and planned["score"] >= stored
