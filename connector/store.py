@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection as SAConnection
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
 from connector.bulk import fast_upsert
@@ -132,3 +133,36 @@ def analyze(conn: SAConnection, *tables: str) -> None:
     if conn.dialect.name == "postgresql":
         for name in tables:
             conn.execute(sa.text(f'ANALYZE "{name}"'))
+
+
+# PostgreSQL's autovacuum analyses a table once this many rows changed since its last ANALYZE
+# (autovacuum_analyze_threshold + autovacuum_analyze_scale_factor * rows, at their defaults).
+STALE_ROWS, STALE_FRACTION = 50, 0.1
+
+
+def refresh_statistics(engine: Engine, *tables: str) -> list[str]:
+    """ANALYZE, in a transaction of its own, the tables whose statistics a bulk change left stale.
+
+    Stale: rows but no statistics (never analysed since created or emptied, or analysed in a
+    transaction that rolled back), grown by more than `STALE_FRACTION` since the last ANALYZE, or more rows changed than
+    autovacuum waits for (counted by the statistics system, up to a second late). This does at once
+    what autovacuum would do later, or never where it is off; without it the planner takes a freshly
+    loaded table for a handful of rows and plans a lookup of a few accounts as a scan of the whole
+    table. Returns the tables analysed.
+    """
+    if engine.dialect.name != "postgresql":
+        return []
+    with engine.begin() as conn:
+        stale = conn.execute(sa.text(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid "
+            "WHERE c.relname = ANY(:t) AND n.nspname = current_schema() AND c.relkind = 'r' AND ("
+            " (pg_relation_size(c.oid) > 0 AND (c.reltuples < 0 OR NOT EXISTS ("
+            "   SELECT 1 FROM pg_stats p WHERE p.schemaname = n.nspname AND p.tablename = c.relname)))"
+            " OR pg_relation_size(c.oid) / current_setting('block_size')::int"
+            "    > (1 + :fraction) * greatest(c.relpages, 0) + 8"
+            " OR coalesce(s.n_mod_since_analyze, 0) > :rows + :fraction * greatest(c.reltuples, 0))"),
+            {"t": list(tables), "rows": STALE_ROWS, "fraction": STALE_FRACTION}).scalars().all()
+        for name in stale:
+            conn.execute(sa.text(f'ANALYZE "{name}"'))
+    return list(stale)

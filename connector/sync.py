@@ -130,6 +130,8 @@ def _sync_object(engine: Engine, settings: Settings, adapter: Adapter, run_id: i
             cursors.save(conn, connection_id, object, cursors.after_whole_read(cursor, until))
     if full:
         _sweep(engine, adapter, connection_id, object, mapping, tally, started=started, until=until)
+    # a bulk load leaves the planner without statistics: webhook jobs would scan whole tables
+    store.refresh_statistics(engine, RECORD_MODELS[object].__table__.name)  # type: ignore[attr-defined]
     tally.counts.setdefault(object, dict.fromkeys(COUNT_KEYS, 0))
     return since
 

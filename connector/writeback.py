@@ -29,7 +29,7 @@ from connector.model import (
     utcnow,
 )
 from connector.runs import STOPPED, close_run, open_run
-from connector.store import analyze, ensure_statistics, upsert
+from connector.store import analyze, refresh_statistics, upsert
 
 MAX_ATTEMPTS = 5
 ANALYZE_AFTER = 5000  # records written in one run past which the planner's statistics are refreshed
@@ -102,6 +102,8 @@ def plan(
     """Compare current scores with what was last written and list the writes needed."""
     now = now or utcnow()
     result = Plan(object)
+    if external_ids is None:
+        refresh_statistics(engine, _S.name, _W.name, RECORD_MODELS[object].__table__.name)  # type: ignore[attr-defined]
     with engine.connect() as conn:
         rows = _all_rows(conn, connection_id, object) if external_ids is None else \
             _rows_of(conn, connection_id, object, external_ids)
@@ -130,7 +132,6 @@ def plan(
 def _all_rows(conn: sa.Connection, connection_id: int, object: str) -> Iterator[Any]:
     """Every live record's score with what was last written for it, in id order (one join)."""
     rec = RECORD_MODELS[object].__table__  # type: ignore[attr-defined]
-    ensure_statistics(conn, _S.name, _W.name, rec.name)
     query = (
         sa.select(_S, _W.c.written, _W.c.next_attempt_at, _W.c.gave_up)
         .select_from(
