@@ -12,7 +12,8 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -173,24 +174,40 @@ def _process(engine: Engine, settings: Settings, connection: Any, mapping: Any, 
     by_object: dict[str, list[sa.Row]] = defaultdict(list)
     for e in work:
         by_object[e.object].append(e)
-    adapter = adapter or open_adapter(engine, settings, connection_id)
+    stages: dict[str, float] = defaultdict(float)  # seconds per step, logged per batch
+    with _timed(stages, "open"):
+        adapter = adapter or open_adapter(engine, settings, connection_id)
     tally = Tally()
     for object in [o for o in UNIFIED_OBJECTS if o in by_object]:  # accounts first: children link to them
         try:
-            apply_changes(engine, connection_id, object, _changes(adapter, object, by_object[object]), mapping,
-                          tally=tally)
+            with _timed(stages, "fetch"):
+                changes = _changes(adapter, object, by_object[object])
+            with _timed(stages, "apply"):
+                apply_changes(engine, connection_id, object, changes, mapping, tally=tally)
         except SkippableError as exc:
             _finish(engine, [e.id for e in by_object[object]], "failed", str(exc))
             del by_object[object]
     done = [e for objs in by_object.values() for e in objs]
     touched = tally.touched | _accounts_of(engine, connection_id, [e for e in done if e.id in again])
     if touched:
-        totals.update(_rescore(engine, settings, connection, adapter, touched, token, totals))
-    _finish(engine, [e.id for e in done], "processed")
+        totals.update(_rescore(engine, settings, connection, adapter, touched, token, totals, stages))
+    with _timed(stages, "finish"):
+        _finish(engine, [e.id for e in done], "processed")
+    log.info("webhook batch of connection %s: %d events (%d echoes), %d accounts rescored; %s", connection_id,
+             len(events), len(echo), len(touched), " ".join(f"{k} {v:.3f}s" for k, v in stages.items()))
     totals["events"] += len(events)
     totals["echoes"] += len(echo)
     totals["skipped"] += len(tally.errors)
     return adapter
+
+
+@contextmanager
+def _timed(stages: dict[str, float], step: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        stages[step] += time.perf_counter() - start
 
 
 def _accounts_of(engine: Engine, connection_id: int, events: Sequence[sa.Row]) -> set[str]:
@@ -210,22 +227,26 @@ def _accounts_of(engine: Engine, connection_id: int, events: Sequence[sa.Row]) -
 
 
 def _rescore(engine: Engine, settings: Settings, connection: Any, adapter: Adapter, accounts: set[str], token: str,
-             totals: dict[str, Any]) -> dict[str, Any]:
+             totals: dict[str, Any], stages: dict[str, float]) -> dict[str, Any]:
     """Score the touched accounts (and their contacts) and write the changes back."""
     assert connection.id is not None
-    score_connection(engine, connection.id, account_ids=sorted(accounts), trigger="webhook")
-    ids = {"account": sorted(accounts), "contact": _contacts_of(engine, connection.id, accounts)}
-    lock = _hold(settings, connection.id, "writeback", token)
+    with _timed(stages, "score"):
+        score_connection(engine, connection.id, account_ids=sorted(accounts), trigger="webhook")
+        ids = {"account": sorted(accounts), "contact": _contacts_of(engine, connection.id, accounts)}
+    with _timed(stages, "lock"):
+        lock = _hold(settings, connection.id, "writeback", token)
     if lock is None:  # a long write-back holds it: hand these records to a write-back job of their own
         enqueue(settings, "writeback", "connector.jobs.writeback_job", connection.id,
                 kwargs={"trigger": "webhook", "external_ids": ids}, id=job_id("writeback", connection.id, token))
         return {"rescored": totals["rescored"] + len(accounts)}
     try:
-        out = writeback_connection(engine, settings, connection.id, adapter=adapter, external_ids=ids,
-                                   trigger="webhook")
+        with _timed(stages, "write"):
+            out = writeback_connection(engine, settings, connection.id, adapter=adapter, external_ids=ids,
+                                       trigger="webhook")
         points = float(connection.options.get("alert_drop_points", DEFAULT_DROP_POINTS))
         try:
-            raise_alerts(engine, adapter, connection.id, points=points)
+            with _timed(stages, "alerts"):
+                raise_alerts(engine, adapter, connection.id, points=points)
         except RapportError as exc:  # an alert that cannot be created now is retried next time
             log.warning("score-drop alerts for connection %s: %s", connection.id, exc)
     finally:
