@@ -30,6 +30,17 @@ def lock_connection_rows(conn: SAConnection, connection_id: int) -> None:
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(ROWS_LOCK, connection_id)))
 
 
+def relax_commit(conn: SAConnection) -> None:
+    """Let this transaction's commit return before PostgreSQL has flushed its WAL to disk.
+
+    For sync pages: a crash can lose only the last fraction of a second of commits, each whole,
+    and with each its cursor, so the next run reads those records again (the order of the WAL
+    means any later durable commit, such as an acknowledged webhook's, makes them durable too).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+
+
 def _bind(conn: Session | SAConnection) -> SAConnection:
     return conn.connection() if isinstance(conn, Session) else conn
 

@@ -117,6 +117,7 @@ def _sync_object(engine: Engine, settings: Settings, adapter: Adapter, run_id: i
         changes = _read_unresolved(engine, adapter, connection_id, object, mapping,
                                    [normalize(c) for c in page.changes])
         with engine.begin() as conn:
+            store.relax_commit(conn)  # the page and its cursor commit together: a lost commit is read again
             apply_page(conn, connection_id, object, changes, mapping, tally, cursor=None if full else cursor)
             cursor = cursors.advance(cursor, changes)
             if ascending:
