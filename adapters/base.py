@@ -77,6 +77,8 @@ class WriteResult:
     error_code: str | None = None
     message: str | None = None
     retriable: bool = False
+    # the record was merged into this one, which took the write instead: what was written there is stale
+    landed_on: str | None = None
 
 
 @dataclass(frozen=True)

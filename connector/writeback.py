@@ -230,7 +230,7 @@ def _send(adapter: Adapter, object: str, chunk: Sequence[WriteItem], verify: boo
 
 
 def execute(engine: Engine, connection_id: int, adapter: Adapter, p: Plan, targets: dict[str, str], *,
-            verify: bool = False) -> dict[str, Any]:
+            verify: bool = False, repair: bool = False) -> dict[str, Any]:
     """Send a plan through the adapter and record per-record outcomes; returns counts and failures.
 
     `verify` (after a write-back that stopped midway): records whose values the CRM already holds,
@@ -258,6 +258,16 @@ def execute(engine: Engine, connection_id: int, adapter: Adapter, p: Plan, targe
             # A failure keeps what was last written successfully: `written` is not overwritten.
             upsert(conn, WritebackState, failed_rows, keys=keys,
                    update=["failure_count", "last_error", "last_error_code", "gave_up", "next_attempt_at"])
+            # a record merged away passed our values on to its survivor: what we last wrote there no longer holds
+            landed = sorted({r.landed_on for r in results if r.landed_on})
+            if landed:
+                conn.execute(sa.delete(_W).where(_W.c.connection_id == connection_id, _W.c.object == p.object,
+                                                 _W.c.external_id.in_(landed)))
+        if landed and not repair:  # put the survivors' own scores back at once
+            again = execute(engine, connection_id, adapter, plan(engine, connection_id, p.object, targets,
+                                                                   external_ids=landed), targets, repair=True)
+            written, failed = written + again["written"], failed + again["failed"]
+            failures += again["failures"]
         written += len(ok_rows)
         failed += len(failed_rows)
         failures += [

@@ -87,6 +87,15 @@ class Writer:
             return self._refused(t, items, exc)
         done = {str(r.get("id")) for r in response.get("results") or []}
         failed: dict[str, WriteResult] = {}
+        # An id merged away resolves to the surviving record, which takes the write: HubSpot answers
+        # with the survivor, whose `hs_merged_object_ids` names the id we sent.
+        asked = {i.external_id for i in items}
+        for r in response.get("results") or []:
+            survivor = str(r.get("id"))
+            merged = str((r.get("properties") or {}).get("hs_merged_object_ids") or "")
+            for ident in ({m for m in merged.split(";") if m} & asked) - done:
+                failed[ident] = WriteResult(ident, ok=False, error_code="MERGED", landed_on=survivor,
+                                            message=f"merged into {survivor}, which took these values")
         for err in response.get("errors") or []:
             code = str(err.get("category") or "ERROR")
             for ident in (err.get("context") or {}).get("ids", []):

@@ -347,3 +347,20 @@ def test_dead_credentials_say_what_to_do(sb):
     with pytest.raises(Exception, match="refused the OAuth refresh_token grant") as dead_refresh:
         pulled(dead, "account", full=True)
     assert "reinstall" in str(dead_refresh.value)
+
+
+def test_a_write_to_a_merged_away_id_says_which_record_took_it(sb):
+    adapter = make_adapter(sb)
+    adapter.ensure_fields("contact", mapping.score_fields("contact"))
+    sb.mutate(60, seed=3, kinds=["merge"])
+    contacts = sb.store.tables["contacts"]
+    loser = next(r for r in contacts.records.values() if r.merged_into)
+    survivor = contacts.find(None, str(loser.id))
+    other = next(i for i in contacts.live if i != survivor.id)
+    results = adapter.write("contact", [WriteItem("contact", str(loser.id), {"rapport_tier": "C"}),
+                                        WriteItem("contact", str(other), {"rapport_tier": "A"})])
+    # HubSpot applies the merged-away id's values to the survivor: the result says so, so that the
+    # survivor's own values are written again
+    assert [(r.external_id, r.ok, r.error_code, r.landed_on) for r in results] == [
+        (str(loser.id), False, "MERGED", str(survivor.id)), (str(other), True, None, None)]
+    assert survivor.props["rapport_tier"] == "C"

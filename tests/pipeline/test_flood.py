@@ -24,7 +24,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 from rq import Worker
-from rq.registry import StartedJobRegistry
+from rq.registry import DeferredJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 from adapters.base import WriteItem
 from adapters.hubspot import webhooks as hs_webhooks
@@ -113,12 +113,17 @@ def _scores(engine, cid: int) -> dict[tuple[str, str], tuple]:
     return {(r.object, r.external_id): tuple(r[2:]) for r in rows}
 
 
+_IN_FLIGHT = (StartedJobRegistry, ScheduledJobRegistry, DeferredJobRegistry)
+
+
 def _settled(engine, settings, cid: int) -> bool:
     with engine.connect() as conn:
         open_events = conn.execute(sa.select(sa.func.count()).select_from(_E).where(
             _E.c.connection_id == cid, _E.c.status.in_(["pending", "processing"]))).scalar_one()
     conn_r = redis_for(settings)
-    busy = any(q.count or StartedJobRegistry(q.name, connection=conn_r).count for q in queues_for(settings))
+    # a job waiting for its retry (say, a write-back that found the lock of a killed worker) is work in flight too
+    busy = any(q.count or any(registry(q.name, connection=conn_r).count for registry in _IN_FLIGHT)
+               for q in queues_for(settings))
     return open_events == 0 and not busy
 
 
