@@ -130,6 +130,25 @@ class RedisBudget:
         return {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in raw.items()}
 
 
+def _rates(connection: Any) -> dict[str, list[tuple[int, int]]]:
+    """The (limit, window ms) rates of each bucket of the connection's CRM, from `adapters.<kind>.settings`."""
+    options: dict[str, Any] = dict(getattr(connection, "options", None) or {})
+    try:
+        crm_settings = importlib.import_module(f"adapters.{connection.kind}.settings")
+    except ImportError:
+        return {}
+    rates_fn = getattr(crm_settings, "budget_rates", None)
+    return rates_fn(options, options.get("auth", "oauth")) if rates_fn is not None else {}
+
+
+def call_interval(connection: Any) -> float:
+    """Seconds per call at the connection's sustained rate (its tightest default-bucket rate); 0 when unlimited."""
+    if (dict(getattr(connection, "options", None) or {})).get("budget") == "off":
+        return 0.0
+    return max((window / 1000 / limit for limit, window in _rates(connection).get("default", ()) if limit > 0),
+               default=0.0)
+
+
 def budget_for(settings: Settings, connection: Any, *, conn: redis.Redis | None = None) -> Budget:
     """The shared budget of a connection row: its CRM's rate buckets plus the daily share."""
     from connector.queues import redis_for
@@ -138,14 +157,7 @@ def budget_for(settings: Settings, connection: Any, *, conn: redis.Redis | None 
     if options.get("budget") == "off":
         return NoBudget()
     kind = connection.kind
-    rates: dict[str, list[tuple[int, int]]] = {}
-    try:
-        crm_settings = importlib.import_module(f"adapters.{kind}.settings")
-    except ImportError:
-        crm_settings = None
-    rates_fn = getattr(crm_settings, "budget_rates", None)
-    if rates_fn is not None:
-        rates = rates_fn(options, options.get("auth", "oauth"))
+    rates = _rates(connection)
     daily = options.get("daily_limit")
     return RedisBudget(
         conn or redis_for(settings),

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from adapters.base import Adapter, Change
 from connector.alerts import DEFAULT_DROP_POINTS, raise_alerts
+from connector.budget import call_interval
 from connector.config import Settings
 from connector.connections import get_connection, open_adapter
 from connector.errors import RapportError, SkippableError
@@ -41,6 +42,13 @@ CLAIM_BATCH = 1000
 FETCH_BATCH = 200
 STALE_CLAIM = timedelta(minutes=2)
 LOCK_WAIT_S = 60.0
+# A batch costs about five calls whatever its size (the changed records read with their links, one
+# write per scored object). Where the CRM limits calls over a short rolling window (HubSpot: 190 per
+# 10 s), a connection's batches start at most once per BATCH_CALLS calls of its sustained rate (0.6 s
+# on HubSpot), so a stream of changes coalesces into batches the budget sustains, leaving half of it
+# for what grows with the changes and for other runs, instead of spending the window in a few seconds
+# and holding every write for the rest of it.
+BATCH_CALLS = 10
 MERGED_ID_KEYS = ("merged_ids", "mergedObjectIds")  # where a merge event lists the records merged away
 _E = WebhookEvent.__table__  # type: ignore[attr-defined]
 
@@ -123,7 +131,7 @@ def _hold(settings: Settings, connection_id: int, name: str, holder: str) -> Run
     while not lock.acquire():
         if time.monotonic() > deadline:
             return None
-        time.sleep(0.05)
+        time.sleep(0.01)
     return lock
 
 
@@ -138,8 +146,10 @@ def process_pending(engine: Engine, settings: Settings, connection_id: int, *, a
     own = _own_fields(engine, connection)
     totals: dict[str, Any] = defaultdict(int)
     started = utcnow()
+    window = coalesce_window(connection)
     try:
-        while events := claim(engine, connection_id, token):
+        while _any_pending(engine, connection_id, token) and _wait_turn(settings, connection_id, window, token) \
+                and (events := claim(engine, connection_id, token)):
             # Claimed before this run (by this job before its worker died) or tried before: whatever
             # that try applied counts as changed, since applying it again changes nothing.
             again = {e.id for e in events if e.attempts > 1 or (e.claimed_at is not None and e.claimed_at < started)}
@@ -147,7 +157,43 @@ def process_pending(engine: Engine, settings: Settings, connection_id: int, *, a
     except BaseException:
         unclaim(engine, token)
         raise
+    finally:
+        _give_turn_back(settings, connection_id, token)  # a turn whose claim found nothing: the next job need not wait
     return dict(totals)
+
+
+def coalesce_window(connection: Any) -> float:
+    """Seconds between the starts of a connection's batches (option `webhook_coalesce_s`, else from its budget)."""
+    option = (connection.options or {}).get("webhook_coalesce_s")
+    return float(option) if option is not None else BATCH_CALLS * call_interval(connection)
+
+
+def _any_pending(engine: Engine, connection_id: int, token: str) -> bool:
+    """Events left to claim, or claimed by this job already (before its worker died)."""
+    with engine.connect() as conn:
+        return conn.execute(sa.select(_E.c.id).where(_E.c.connection_id == connection_id, sa.or_(
+            _E.c.status == "pending", sa.and_(_E.c.claimed_by == token, _E.c.status == "processing"))).limit(1)
+        ).first() is not None
+
+
+def _turn_key(connection_id: int) -> str:
+    return f"rapport:webhook-turn:{connection_id}"
+
+
+def _wait_turn(settings: Settings, connection_id: int, window: float, token: str) -> bool:
+    """Wait until a batch of the connection may start (one per `window` across workers); always True."""
+    if window > 0:
+        conn = redis_for(settings)
+        while not conn.set(_turn_key(connection_id), token, nx=True, px=max(1, round(window * 1000))):
+            left = conn.pttl(_turn_key(connection_id))
+            time.sleep(left / 1000 if isinstance(left, int) and left > 0 else 0.001)
+    return True
+
+
+def _give_turn_back(settings: Settings, connection_id: int, token: str) -> None:
+    conn = redis_for(settings)
+    if conn.get(_turn_key(connection_id)) == token.encode():
+        conn.delete(_turn_key(connection_id))
 
 
 def unclaim(engine: Engine, token: str) -> None:

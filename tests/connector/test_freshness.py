@@ -149,6 +149,15 @@ def test_claims_of_a_dead_worker_are_released(world, settings) -> None:
     assert freshness.process_pending(engine, settings, cid)["events"] == 1
 
 
+def test_a_job_run_again_finishes_the_events_it_had_claimed(world, settings) -> None:
+    engine, crm, cid, accounts = world
+    webhooks.persist(engine, cid, [event("account", accounts[0])])
+    assert len(freshness.claim(engine, cid, "job-1")) == 1  # then its worker was killed; nothing is pending
+    assert freshness.process_pending(engine, settings, cid, holder="job-1")["events"] == 1
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(_E.c.status)).scalars().all() == ["processed"]
+
+
 def test_a_burst_enqueues_one_job(world, settings) -> None:
     engine, crm, cid, accounts = world
     for acc in accounts:
@@ -157,3 +166,33 @@ def test_a_burst_enqueues_one_job(world, settings) -> None:
     queues.drain(settings)
     with engine.connect() as conn:
         assert set(conn.execute(sa.select(_E.c.status)).scalars()) == {"processed"}
+
+
+def test_batches_are_spaced_by_the_budget_of_a_crm_with_a_short_window_limit() -> None:
+    from types import SimpleNamespace
+
+    from adapters.hubspot import settings as hs
+
+    private = SimpleNamespace(kind="hubspot", options={"auth": "private_app"})
+    per_call = (hs.RATE_WINDOW_MS + hs.BUDGET_WINDOW_MARGIN_MS) / 1000 / int(190 * hs.BUDGET_HEADROOM)
+    assert freshness.coalesce_window(private) == pytest.approx(freshness.BATCH_CALLS * per_call)
+    assert freshness.coalesce_window(SimpleNamespace(kind="hubspot", options={"auth": "oauth"})) > \
+        freshness.coalesce_window(private), "a public app's smaller budget spaces batches further"
+    assert freshness.coalesce_window(SimpleNamespace(kind="salesforce", options={})) == 0, "daily limits only"
+    assert freshness.coalesce_window(SimpleNamespace(kind="hubspot", options={"budget": "off"})) == 0
+    assert freshness.coalesce_window(SimpleNamespace(kind="hubspot", options={"webhook_coalesce_s": 2})) == 2
+
+
+def test_a_job_waits_its_turn_and_gives_it_back(world, settings) -> None:
+    engine, crm, cid, accounts = world
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE connection SET options = :o WHERE id = :c"),
+                     {"o": '{"webhook_coalesce_s": 30}', "c": cid})
+    redis = queues.redis_for(settings)
+    redis.set(freshness._turn_key(cid), "another-job", px=200)  # a batch of another worker just started
+    webhooks.persist(engine, cid, [event("account", accounts[1]), event("account", accounts[2])])
+    assert freshness.process_pending(engine, settings, cid)["events"] == 2
+    # with nothing left to claim the job frees its turn: the next change need not wait 30 s
+    assert not redis.exists(freshness._turn_key(cid))
+    webhooks.persist(engine, cid, [event("account", accounts[3])])
+    assert freshness.process_pending(engine, settings, cid)["events"] == 1
