@@ -160,3 +160,26 @@ def test_named_records_are_planned_as_a_full_pass_would(engine: Engine, monkeypa
                                  "Trend__c": 1, "ScoredAt__c": crm.written["A0"]["ScoredAt__c"]}
     full = run(engine, cid, crm, dry_run=True)["objects"][0]
     assert full["to_write"] == 3 and full["waiting_for_retry"] == 1  # A1, A4, A7 left; A3 still waits
+
+
+class MergingAdapter(RecordingAdapter):
+    """A CRM where A0 was merged into A1: a write to A0 lands on A1, as HubSpot does."""
+
+    def write(self, object: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        self.api_calls += 1
+        results = []
+        for item in items:
+            target = "A1" if item.external_id == "A0" else item.external_id
+            self.written[target] = dict(item.values)
+            results.append(WriteResult(item.external_id, False, "MERGED", "merged into A1", landed_on="A1")
+                           if target != item.external_id else WriteResult(item.external_id, True))
+        return results
+
+
+def test_a_write_landing_on_a_merge_survivor_puts_the_survivors_own_scores_back(engine: Engine) -> None:
+    cid = _setup(engine)
+    crm = MergingAdapter()
+    out = run(engine, cid, crm)
+    # A1's values were overwritten by A0's in the CRM (A0 comes first): they are written again at once
+    assert crm.written["A1"]["Rel__c"] == 51
+    assert crm.api_calls == 2 and out["failed"] == 1
