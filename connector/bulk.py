@@ -16,11 +16,12 @@ import math
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any, NamedTuple
 
+import numpy as np
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection as SAConnection
@@ -35,45 +36,51 @@ Converter = Callable[..., Any] | None
 
 def _utc_text(value: datetime) -> str:
     # The text SQLAlchemy's SQLite DATETIME writes: "YYYY-MM-DD HH:MM:SS.ffffff" in UTC.
-    zone = value.tzinfo
-    if zone is not UTC:
-        if zone is None:
-            raise ValueError(f"naive datetime {value!r}: Rapport stores timezone-aware UTC only")
-        value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]
+    return _utc_column([value], "")[0]
 
 
-def _utc_column(column: Sequence[datetime | None], done: list[tuple[Sequence[Any], list[Any]]], zone: str) -> list[Any]:
-    """UTC text for one column, reusing the text already made for the very same datetime object.
+def _utc_column(column: Sequence[datetime | None], zone: str) -> list[Any]:
+    """UTC text ("YYYY-MM-DD HH:MM:SS.ffffff" + `zone`) for a column of aware datetimes, None kept.
 
-    Rows repeat datetime objects (one `synced_at` for a whole page, `modified_at` often the very
-    object of `created_at`), and formatting is the costliest step of a row.
+    Formatting is the costliest step of a row, so the column goes through numpy's datetime64 in
+    one pass: each value's instant as whole seconds since the epoch (its float timestamp minus its
+    microseconds, rounded: exact for the years 1-9999) plus its microseconds, then numpy writes the
+    ISO text of all of them at once.
     """
-    out: list[Any] = []
-    last: datetime | None = None
-    last_text = ""
-    for k, value in enumerate(column):
-        if value is None:
-            out.append(None)
-            continue
-        if value is not last:
-            for raw, text in done:
-                if raw[k] is value:
-                    last_text = text[k]
-                    break
-            else:
-                last_text = _utc_text(value) + zone
-            last = value
-        out.append(last_text)
+    first = column[0] if column else None
+    if first is not None and all(value is first for value in column):  # one stamp for the page (synced_at)
+        return [_utc_column([first, None], zone)[0]] * len(column)
+    stamps = [_NO_TIME if value is None else value.timestamp() for value in column]
+    if any(value is not None and value.tzinfo is None for value in column):
+        naive = next(value for value in column if value is not None and value.tzinfo is None)
+        raise ValueError(f"naive datetime {naive!r}: Rapport stores timezone-aware UTC only")
+    fraction = np.array([0 if value is None else value.microsecond for value in column], dtype=np.int64)
+    seconds = np.rint(np.array(stamps, dtype=np.float64) - fraction * 1e-6)
+    missing = np.isnan(seconds)
+    micros = np.where(missing, 0, seconds).astype(np.int64) * 1_000_000 + fraction
+    iso = np.datetime_as_string(micros.astype("datetime64[us]"), unit="us").astype("U26")  # YYYY-MM-DDTHH:MM:SS.ffffff
+    width = 26 + len(zone)
+    chars = np.empty((len(iso), width), dtype="U1")  # the text as a grid of characters: the T and the zone set per column
+    chars[:, :26] = iso.view("U1").reshape(-1, 26)
+    chars[:, 10] = " "
+    for k, char in enumerate(zone):
+        chars[:, 26 + k] = char
+    out: list[Any] = chars.view(f"U{width}").ravel().tolist()
+    if missing.any():
+        for k in np.flatnonzero(missing).tolist():
+            out[k] = None
     return out
 
 
-def _utc_sqlite(column: Sequence[datetime | None], done: list[tuple[Sequence[Any], list[Any]]]) -> list[Any]:
-    return _utc_column(column, done, "")
+_NO_TIME = float("nan")
 
 
-def _utc_pg(column: Sequence[datetime | None], done: list[tuple[Sequence[Any], list[Any]]]) -> list[Any]:
-    return _utc_column(column, done, "+00")  # the offset, so the session's time zone plays no part
+def _utc_sqlite(column: Sequence[datetime | None]) -> list[Any]:
+    return _utc_column(column, "")
+
+
+def _utc_pg(column: Sequence[datetime | None]) -> list[Any]:
+    return _utc_column(column, "+00")  # the offset, so the session's time zone plays no part
 
 
 _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
@@ -230,12 +237,9 @@ def _convert(converters: list[Converter], picked: Sequence[Any], width: int) -> 
     """The rows' values column by column, converted (one tight loop per column instead of calls per
     row); None when a value needs the SQLAlchemy path."""
     values: list[Sequence[Any]] = list(zip(*picked, strict=True)) if width > 1 else [list(picked)]  # one column: scalars
-    done: list[tuple[Sequence[Any], list[Any]]] = []  # datetime columns already formatted
     for i, convert in enumerate(converters):
         if convert is _utc_sqlite or convert is _utc_pg:
-            converted = convert(values[i], done)
-            done.append((values[i], converted))
-            values[i] = converted
+            values[i] = convert(values[i])
         elif convert is _finite:
             if not all(map(_finite, values[i])):
                 return None

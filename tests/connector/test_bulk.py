@@ -57,6 +57,12 @@ def test_fast_and_sqlalchemy_paths_store_identical_rows(
         rows["account"][1]["name"] = "Tab\there\nnew line \\N back\\slash\r"
         rows["account"][2]["name"] = "\\N"
         rows["account"][3]["name"] = ""
+        # the ends of the calendar, a microsecond either side of the epoch, and a zone west of UTC
+        rows["contact"][0]["created_at"] = datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
+        rows["contact"][1]["created_at"] = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+        rows["contact"][2]["created_at"] = datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+        rows["contact"][3]["created_at"] = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
+        rows["contact"][4]["created_at"] = datetime(2026, 3, 29, 0, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-7)))
         # JSON cannot carry it: that call takes the SQLAlchemy path, even once earlier chunks were stored
         rows["deal"][-1]["amount"] = float("inf")
         with monkeypatch.context() as patch:
