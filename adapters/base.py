@@ -180,6 +180,29 @@ class SecretsSink(Protocol):
     def __call__(self, secrets: dict[str, Any]) -> None: ...
 
 
+class MetadataCache(Protocol):
+    """CRM metadata an adapter keeps between runs (pipelines, say), shared by every process of the
+    connection. An adapter that uses one declares a `metadata_cache` attribute; the connector sets it."""
+
+    def get(self, key: str) -> Any | None:
+        """The value stored under `key`, or None when there is none (or it expired)."""
+        ...
+
+    def set(self, key: str, value: Any, ttl_s: float) -> None:
+        """Keep a JSON-serialisable `value` under `key` for `ttl_s` seconds."""
+        ...
+
+
+class NoCache:
+    """A metadata cache that keeps nothing: every run reads the CRM's metadata afresh."""
+
+    def get(self, key: str) -> Any | None:
+        return None
+
+    def set(self, key: str, value: Any, ttl_s: float) -> None:
+        return None
+
+
 class NoBudget:
     """A budget that never waits: for tests and one-off commands against a sandbox."""
 

@@ -11,9 +11,11 @@ import logging
 import os
 import random
 import time
+import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import redis
 from pyrate_limiter import Rate, RateItem, RedisBucket
 
@@ -128,6 +130,45 @@ class RedisBudget:
         """Our calls today, and the CRM's last reported usage and limit (for the admin pages)."""
         raw: dict[Any, Any] = self.conn.hgetall(self._day_key(datetime.now(UTC)))  # type: ignore[assignment]
         return {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in raw.items()}
+
+
+class RedisMetadataCache:
+    """A MetadataCache in Redis under `key`: JSON values with an expiry, seen by every worker process.
+
+    A cache is only a saving: when Redis cannot answer, the adapter reads the CRM as if nothing
+    were cached."""
+
+    def __init__(self, conn: redis.Redis, key: str) -> None:
+        self.conn = conn
+        self.key = key
+
+    def get(self, key: str) -> Any | None:
+        try:
+            raw = self.conn.get(f"{self.key}:{key}")
+        except redis.RedisError as exc:
+            log.warning("metadata cache unavailable (%s): reading from the CRM", exc)
+            return None
+        if raw is None:
+            return None
+        try:
+            return orjson.loads(raw)  # type: ignore[arg-type]
+        except orjson.JSONDecodeError:
+            return None  # not ours, or cut short: read afresh
+
+    def set(self, key: str, value: Any, ttl_s: float) -> None:
+        try:
+            self.conn.set(f"{self.key}:{key}", orjson.dumps(value), px=max(1, int(ttl_s * 1000)))
+        except redis.RedisError as exc:
+            log.warning("metadata cache unavailable (%s): not kept", exc)
+
+
+def metadata_cache_for(settings: Settings, connection: Any, *, conn: redis.Redis | None = None) -> RedisMetadataCache:
+    """The connection's metadata cache; keyed by the CRM it points at too, so a connection moved to
+    another portal or org never reads the old one's metadata."""
+    from connector.queues import redis_for
+
+    crm = zlib.crc32(f"{connection.kind}|{connection.instance_url}|{connection.external_org_id}".encode())
+    return RedisMetadataCache(conn or redis_for(settings), f"rapport:meta:{connection.id}:{crm:08x}")
 
 
 def _rates(connection: Any) -> dict[str, list[tuple[int, int]]]:

@@ -139,5 +139,10 @@ def open_adapter(engine: Engine, settings: Settings, connection_id: int, *, budg
         secrets.update(new)
         store_secrets(engine, settings, connection_id, dict(secrets))
 
-    return cls(connection_info(row), dict(secrets), budget=budget or _default_budget(settings, row),  # type: ignore[no-any-return]
-               on_secrets=persist)
+    adapter = cls(connection_info(row), dict(secrets), budget=budget or _default_budget(settings, row),
+                  on_secrets=persist)
+    if hasattr(adapter, "metadata_cache"):  # the adapter keeps CRM metadata between runs: in Redis, for every worker
+        from connector.budget import metadata_cache_for
+
+        adapter.metadata_cache = metadata_cache_for(settings, row)
+    return adapter  # type: ignore[no-any-return]

@@ -12,6 +12,7 @@ from adapters.base import (
     ConnectionInfo,
     FieldInfo,
     FieldSpec,
+    MetadataCache,
     Page,
     SecretsSink,
     TaskSpec,
@@ -51,6 +52,15 @@ class HubSpotAdapter:
         self.client: HubSpotClient = HubSpotClient(info, secrets, budget=budget, on_secrets=on_secrets)
         self.reader: Reader = Reader(self.client)
         self.writer: Writer = Writer(self.client)
+
+    @property
+    def metadata_cache(self) -> MetadataCache:
+        """Where pipelines are kept between runs (the connector sets one shared through Redis)."""
+        return self.reader.cache
+
+    @metadata_cache.setter
+    def metadata_cache(self, value: MetadataCache) -> None:
+        self.reader.cache = value
 
     @property
     def read_mapping(self) -> dict[str, dict[str, dict[str, Any]]]:

@@ -8,7 +8,8 @@ read (v4 batches of up to 1,000) only for records created inside the window; the
 `_rapport.keep` and keep the association already stored (the sync engine fetches by id those it
 never stored alive). Plain deletions show only in the archived list, read on full syncs and
 reconcile runs (and on every run where no deletion webhook can arrive). Pipelines are read once
-and cached.
+a run at most, and kept between runs in the connection's metadata cache (an hour by default): a
+stage id the kept table lacks is read afresh, and a full sync reads them anew.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from hubspot.crm.objects import (
     SimplePublicObjectId,
 )
 
-from adapters.base import Change, Page
+from adapters.base import Change, MetadataCache, NoCache, Page
 from adapters.hubspot import mapping
 from adapters.hubspot import settings as hs
 from adapters.hubspot.client import HubSpotClient, next_after
@@ -57,6 +58,18 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
+def _seconds(options: Mapping[str, Any], name: str, default: float) -> float:
+    value = options.get(name, default)
+    try:
+        seconds = float(value if value is not None else default)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds >= 0:
+        raise ConfigError(f"{name} must be a number of seconds, 0 or more, not {value!r}", crm=hs.CRM,
+                          hint="fix the connection's options")
+    return seconds
+
+
 class Reader:
     """Turns HubSpot reads into Changes with `_rapport` values (account, contact, stage, kind)."""
 
@@ -64,6 +77,10 @@ class Reader:
         self.c = client
         self.options = client.info.options
         self.stages: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+        self.stages_read: set[str] = set()  # object types whose pipelines this run read from HubSpot
+        self.cache: MetadataCache = NoCache()  # pipelines kept between runs (set by the connector)
+        self.pipelines_ttl = _seconds(self.options, "pipelines_cache_seconds", hs.PIPELINES_CACHE_SECONDS)
+        self.use_kept = self.pipelines_ttl > 0
         self.association_batch = int(self.options.get("association_batch_limit") or hs.ASSOCIATION_BATCH_LIMIT)
         # unified object -> read mapping; the sync engine may set the connection's own
         self.read_mapping: dict[str, dict[str, dict[str, Any]]] = mapping.DEFAULT_READ
@@ -86,6 +103,9 @@ class Reader:
         types = object_types(unified)
         losers: set[str] = set()  # merged-away ids: their archived copy must not undo `merged_into`
         if full or since is None:
+            self.stages.clear()  # a full sync takes the pipelines as they are now, not as kept
+            self.stages_read.clear()
+            self.use_kept = False
             live = (change for t in types for records in self._listed(t, archived=False)
                     for change in self._changes(unified, t, records, until=until))
             for changes in _chunks(live, hs.PAGE_RECORDS):
@@ -295,13 +315,24 @@ class Reader:
         if not stage:
             return {"stage": None, "is_closed": False, "is_won": False}
         key = (str(pipeline or ""), str(stage))
-        if t not in self.stages or key not in self.stages[t]:
-            found = self.c.call_json("crm.pipelines.pipelines_api", "get_all", object=t, object_type=t)[1]
-            self.stages[t] = mapping.stage_table((found or {}).get("results") or [], t)
+        if t not in self.stages:
+            kept = self.cache.get(f"pipelines:{t}") if self.use_kept and t not in self.stages_read else None
+            if isinstance(kept, list):
+                self.stages[t] = mapping.stage_table(kept, t)
+        if t not in self.stages or (key not in self.stages[t] and t not in self.stages_read):
+            self._read_pipelines(t)  # a stage the kept table lacks: the pipelines changed since
         found = self.stages[t].get(key)
         if found is None:  # stage ids are unique in a portal; tolerate a missing or odd pipeline id
             found = next((v for (_, s), v in self.stages[t].items() if s == key[1]), None)
         return dict(found) if found else {"stage": stage, "is_closed": False, "is_won": False}
+
+    def _read_pipelines(self, t: str) -> None:
+        found = self.c.call_json("crm.pipelines.pipelines_api", "get_all", object=t, object_type=t)[1]
+        results = (found or {}).get("results") or []
+        self.stages[t] = mapping.stage_table(results, t)
+        self.stages_read.add(t)
+        if self.pipelines_ttl > 0:
+            self.cache.set(f"pipelines:{t}", results, self.pipelines_ttl)
 
     def _derived(self, t: str, record: dict[str, Any], links: dict[str, str | None] | None, *,
                  unread: bool = False) -> dict[str, Any]:

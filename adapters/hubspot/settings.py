@@ -72,6 +72,10 @@ CONTACTS = "contacts"
 ACTIVITY_TITLE = {"calls": "hs_call_title", "emails": "hs_email_subject", "meetings": "hs_meeting_title"}
 # v4 association type ids of the primary company (labelled "Primary"); the first association wins otherwise
 PRIMARY_COMPANY_TYPE_IDS = {1, 5, 26}
+# Pipelines (stage ids, closed / won, probability) kept between runs: a stage id not in the kept
+# table is read afresh at once, a full sync always reads them; what may wait this long is a change
+# to an existing stage's closed / won metadata (option `pipelines_cache_seconds`, 0: every run).
+PIPELINES_CACHE_SECONDS = 3600
 PIPELINE_PROPERTY = {"deals": ("pipeline", "dealstage"), "tickets": ("hs_pipeline", "hs_pipeline_stage")}
 CLOSED_TICKET_STATE = "CLOSED"
 

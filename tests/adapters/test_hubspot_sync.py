@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,9 +11,10 @@ import sqlalchemy as sa
 from adapters.hubspot import settings as hs
 from connector.connections import create_connection
 from connector.db import make_engine
-from connector.model import RECORD_MODELS, SyncRun
+from connector.errors import ConfigError
+from connector.model import RECORD_MODELS, Connection, SyncRun
 from connector.sync import sync_connection
-from sandbox.hubspot import HubSpotSandbox
+from sandbox.hubspot import HubSpotSandbox, meta_api
 from sandbox.hubspot.faults import FaultConfig
 from sandbox.hubspot.store import Source
 
@@ -150,3 +152,61 @@ def test_deals_the_sync_never_stored_alive_get_their_company_and_contact(world, 
         assert row.account_id is not None
     assert rows[str(late.id)].amount == 950.0
     assert_equal_to_portal(sb, engine, cid)
+
+
+def _pipeline_reads(sb, object_type="") -> int:
+    return sum(n for call, n in sb.stats.snapshot()["calls"].items()
+               if call.startswith(f"GET /crm/v3/pipelines/{object_type}"))
+
+
+@pytest.mark.parametrize(("db_url", "faults"), [("sqlite", 0.0)], indirect=["db_url"])
+def test_pipelines_are_kept_between_runs_and_a_new_stage_is_read_at_once(world, monkeypatch):
+    sb, settings, engine, cid = world
+    ui = Source("CRM_UI", "userId:1")
+    sync_connection(engine, settings, cid, full=True)
+    deals = sb.store.tables["deals"]
+    open_deals = [deals.records[i] for i in sorted(deals.live) if deals.records[i].props.get("dealstage") == "qualifiedtobuy"]
+    assert len(open_deals) >= 2
+
+    # a later run reads no pipelines: the stages the first one read are kept
+    sb.stats.reset()
+    with sb.store.lock:
+        sb.store.update("deals", open_deals[0], {"amount": "4321"}, ui)
+    sync_connection(engine, settings, cid)
+    assert _pipeline_reads(sb) == 0
+    assert _rows(engine, "deal", cid)[str(open_deals[0].id)].amount == 4321.0
+
+    # an admin adds a closed-won stage; a deal moved into it sends the next run to read the pipelines again
+    pipelines = copy.deepcopy(meta_api.PIPELINES)
+    stage = {**pipelines["deals"][0]["stages"][-1], "id": "contractsigned", "label": "Contract signed",
+             "metadata": {"isClosed": "true", "probability": "1.0"}}
+    pipelines["deals"][0]["stages"].append(stage)
+    monkeypatch.setattr(meta_api, "PIPELINES", pipelines)
+    sb.stats.reset()
+    with sb.store.lock:
+        sb.store.update("deals", open_deals[1], {"dealstage": "contractsigned"}, ui)
+    sync_connection(engine, settings, cid)
+    assert (_pipeline_reads(sb, "deals"), _pipeline_reads(sb, "tickets")) == (1, 0)
+    row = _rows(engine, "deal", cid)[str(open_deals[1].id)]
+    assert (row.stage, row.is_closed, row.is_won) == ("Contract signed", True, True)
+
+    # a connection that keeps nothing reads them on every run that meets a deal or ticket
+    with engine.begin() as conn:
+        t = Connection.__table__  # type: ignore[attr-defined]
+        conn.execute(sa.update(t).where(t.c.id == cid).values(options={**OPTIONS, "pipelines_cache_seconds": 0}))
+    sb.stats.reset()
+    with sb.store.lock:
+        sb.store.update("deals", open_deals[0], {"amount": "5000"}, ui)
+    sync_connection(engine, settings, cid)
+    assert _pipeline_reads(sb, "deals") == 1
+
+
+@pytest.mark.parametrize("value", ["an hour", -5, [60]])
+def test_a_bad_pipelines_cache_option_is_refused_naming_it(value):
+    from adapters.base import ConnectionInfo
+    from adapters.hubspot import HubSpotAdapter
+
+    info = ConnectionInfo(id=1, name="hs", kind="hubspot", instance_url="https://api.hubapi.com",
+                          options={"auth": "private_app", "pipelines_cache_seconds": value})
+    with pytest.raises(ConfigError, match="pipelines_cache_seconds must be a number of seconds"):
+        HubSpotAdapter(info, {"access_token": "pat-na1-x"})

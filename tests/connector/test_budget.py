@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from adapters.base import NoBudget
-from connector.budget import RedisBudget, budget_for
+from connector.budget import RedisBudget, RedisMetadataCache, budget_for, metadata_cache_for
 from connector.errors import BudgetExhausted
 
 
@@ -102,3 +102,23 @@ def test_budget_for_hubspot_uses_ninety_percent(make_settings):
         low.acquire()  # works on the embedded fakeredis (Lua)
     assert isinstance(budget_for(settings, SimpleNamespace(id=45, kind="hubspot", options={"budget": "off"})),
                       NoBudget)
+
+
+@pytest.mark.redis
+def test_metadata_cache_is_shared_per_crm_expires_and_never_fails_a_run(redis_url, make_settings):
+    settings = make_settings(REDIS_URL=redis_url)
+    conn = redis.Redis.from_url(redis_url)
+    portal = SimpleNamespace(id=3, kind="hubspot", instance_url="https://api.hubapi.com", external_org_id="111")
+    cache = metadata_cache_for(settings, portal, conn=conn)
+    cache.set("pipelines:deals", [{"id": "default", "stages": []}], 0.3)
+    # another process of the same connection sees it; the same id pointing at another portal does not
+    assert metadata_cache_for(settings, portal, conn=conn).get("pipelines:deals") == [{"id": "default", "stages": []}]
+    moved = SimpleNamespace(**{**vars(portal), "external_org_id": "222"})
+    assert metadata_cache_for(settings, moved, conn=conn).get("pipelines:deals") is None
+    time.sleep(0.4)
+    assert cache.get("pipelines:deals") is None
+    conn.set(f"{cache.key}:pipelines:deals", b"\x00not json")
+    assert cache.get("pipelines:deals") is None  # read afresh rather than fail
+    down = RedisMetadataCache(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2), "k")
+    down.set("pipelines:deals", [], 60)
+    assert down.get("pipelines:deals") is None
