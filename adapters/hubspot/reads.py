@@ -80,7 +80,7 @@ class Reader:
         self.stages_read: set[str] = set()  # object types whose pipelines this run read from HubSpot
         self.cache: MetadataCache = NoCache()  # pipelines kept between runs (set by the connector)
         self.pipelines_ttl = _seconds(self.options, "pipelines_cache_seconds", hs.PIPELINES_CACHE_SECONDS)
-        self.use_kept = self.pipelines_ttl > 0
+        self.unkept: set[str] = set()  # object types whose kept pipelines this run must not use
         self.association_batch = int(self.options.get("association_batch_limit") or hs.ASSOCIATION_BATCH_LIMIT)
         # unified object -> read mapping; the sync engine may set the connection's own
         self.read_mapping: dict[str, dict[str, dict[str, Any]]] = mapping.DEFAULT_READ
@@ -103,9 +103,10 @@ class Reader:
         types = object_types(unified)
         losers: set[str] = set()  # merged-away ids: their archived copy must not undo `merged_into`
         if full or since is None:
-            self.stages.clear()  # a full sync takes the pipelines as they are now, not as kept
-            self.stages_read.clear()
-            self.use_kept = False
+            for t in types:  # a full sync takes its pipelines as they are now, not as kept
+                self.stages.pop(t, None)
+                self.stages_read.discard(t)
+                self.unkept.add(t)
             live = (change for t in types for records in self._listed(t, archived=False)
                     for change in self._changes(unified, t, records, until=until))
             for changes in _chunks(live, hs.PAGE_RECORDS):
@@ -316,7 +317,8 @@ class Reader:
             return {"stage": None, "is_closed": False, "is_won": False}
         key = (str(pipeline or ""), str(stage))
         if t not in self.stages:
-            kept = self.cache.get(f"pipelines:{t}") if self.use_kept and t not in self.stages_read else None
+            use_kept = self.pipelines_ttl > 0 and t not in self.unkept and t not in self.stages_read
+            kept = self.cache.get(f"pipelines:{t}") if use_kept else None
             if isinstance(kept, list):
                 self.stages[t] = mapping.stage_table(kept, t)
         if t not in self.stages or (key not in self.stages[t] and t not in self.stages_read):

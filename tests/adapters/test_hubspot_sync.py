@@ -190,6 +190,11 @@ def test_pipelines_are_kept_between_runs_and_a_new_stage_is_read_at_once(world, 
     row = _rows(engine, "deal", cid)[str(open_deals[1].id)]
     assert (row.stage, row.is_closed, row.is_won) == ("Contract signed", True, True)
 
+    # a full sync reads them anew, kept or not
+    sb.stats.reset()
+    sync_connection(engine, settings, cid, full=True)
+    assert (_pipeline_reads(sb, "deals"), _pipeline_reads(sb, "tickets")) == (1, 1)
+
     # a connection that keeps nothing reads them on every run that meets a deal or ticket
     with engine.begin() as conn:
         t = Connection.__table__  # type: ignore[attr-defined]
