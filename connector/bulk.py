@@ -16,7 +16,7 @@ import math
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -34,9 +34,11 @@ PG_COPY_CHUNK = 1000  # rows per COPY and upsert statement
 Converter = Callable[..., Any] | None
 
 
-def _utc_text(value: datetime) -> str:
-    # The text SQLAlchemy's SQLite DATETIME writes: "YYYY-MM-DD HH:MM:SS.ffffff" in UTC.
-    return _utc_column([value], "")[0]
+def utc_text(value: datetime) -> str:
+    """One aware datetime as the text SQLAlchemy's SQLite DATETIME writes: "YYYY-MM-DD HH:MM:SS.ffffff" in UTC."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: Rapport stores timezone-aware UTC only")
+    return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
 
 
 def _utc_column(column: Sequence[datetime | None], zone: str) -> list[Any]:
@@ -49,7 +51,7 @@ def _utc_column(column: Sequence[datetime | None], zone: str) -> list[Any]:
     """
     first = column[0] if column else None
     if first is not None and all(value is first for value in column):  # one stamp for the page (synced_at)
-        return [_utc_column([first, None], zone)[0]] * len(column)
+        return [utc_text(first) + zone] * len(column)
     stamps = [_NO_TIME if value is None else value.timestamp() for value in column]
     if any(value is not None and value.tzinfo is None for value in column):
         naive = next(value for value in column if value is not None and value.tzinfo is None)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.engine import Connection as SAConnection
 
+from connector.bulk import utc_text
 from connector.store import lock_connection_rows
 from enrichment.scores import Scored
 
@@ -71,12 +72,7 @@ def write_scores(conn: SAConnection, connection_id: int, object: str, scored: Sc
     values = _values(scored)
     if conn.dialect.name == "postgresql":
         return _pg_write(conn, (connection_id, object, version, now, day), values)
-    return _sqlite_write(conn, (connection_id, object, version, _sqlite_stamp(now), _sqlite_stamp(day)), values)
-
-
-def _sqlite_stamp(value: datetime) -> str:
-    """UTC as SQLite keeps it: "YYYY-MM-DD HH:MM:SS.ffffff" text, as SQLAlchemy's DATETIME writes it."""
-    return value.isoformat(" ", "microseconds")[:26]
+    return _sqlite_write(conn, (connection_id, object, version, utc_text(now), utc_text(day)), values)
 
 
 # --- SQLite: multi-row upsert, RETURNING the rows it wrote --------------------------------------

@@ -34,13 +34,15 @@ class Accepted:
     retried: bool = False  # stored on a second try: the first may have committed before its connection broke
 
 
+def _values(events: Sequence[WebhookEvent]) -> list[dict[str, Any]]:
+    return [{"dedupe_key": e.dedupe_key, "object": e.object, "external_id": e.external_id, "kind": e.kind,
+             "occurred_at": e.occurred_at,
+             "payload": {**e.payload, "changed_fields": list(e.changed_fields), "source": e.source}} for e in events]
+
+
 def persist(engine: Engine, connection_id: int, events: Sequence[WebhookEvent]) -> Accepted:
     """Store the events in one transaction; an event already stored (same dedupe key) is skipped."""
-    return persist_values(engine, connection_id, [
-        {"dedupe_key": e.dedupe_key, "object": e.object, "external_id": e.external_id, "kind": e.kind,
-         "occurred_at": e.occurred_at,
-         "payload": {**e.payload, "changed_fields": list(e.changed_fields), "source": e.source}}
-        for e in events])
+    return persist_values(engine, connection_id, _values(events))
 
 
 def persist_values(engine: Engine, connection_id: int, values: Sequence[dict[str, Any]]) -> Accepted:
@@ -135,10 +137,7 @@ def notify(settings: Settings, connection_id: int) -> bool:
 
 def accept(engine: Engine, settings: Settings, connection_id: int, events: Sequence[WebhookEvent]) -> Accepted:
     """Persist a verified request's events, then make sure they will be processed."""
-    accepted = persist(engine, connection_id, events)
-    if accepted.new:
-        notify(settings, connection_id)
-    return accepted
+    return accept_values(engine, settings, connection_id, _values(events))
 
 
 def accept_values(engine: Engine, settings: Settings, connection_id: int,

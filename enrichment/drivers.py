@@ -242,8 +242,8 @@ def assemble(points: np.ndarray, names: list[tuple[str, str]], component: np.nda
     later = np.array([("," + f if f else "") for f in frags.tolist()], dtype=object)
     cell = np.full((n, TOP), len(unique), dtype=np.int64)
     cell[:, : keep.shape[1]][keep] = inverse
-    first, second, third = frags[cell[:, 0]].tolist(), later[cell[:, 1]].tolist(), later[cell[:, 2]].tolist()
-    return [f"[{a}{b}{c}]" for a, b, c in zip(first, second, third, strict=True)]
+    columns = [frags[cell[:, 0]].tolist(), *(later[cell[:, j]].tolist() for j in range(1, TOP))]
+    return ["[" + "".join(parts) + "]" for parts in zip(*columns, strict=True)]
 
 
 @lru_cache(maxsize=8192)
