@@ -79,6 +79,21 @@ class BenchContext:
             raise ValueError("a scratch PostgreSQL database needs a tag of letters, digits or _")
         return self._create_pg(f"rapport_bench_{os.getpid()}_{_safe(tag)}")
 
+    def checkpoint_pg(self) -> bool:
+        """Have the server write out its dirty buffers now (CHECKPOINT, as pgbench does before a run),
+        so a timed section does not pay for the writes of whatever ran before it. False when the
+        bench's role may not checkpoint (it needs superuser or pg_checkpoint): the figures then
+        include that background work."""
+        admin = sa.create_engine(self.pg_admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.execute(sa.text("CHECKPOINT"))
+            return True
+        except sa.exc.ProgrammingError:
+            return False
+        finally:
+            admin.dispose()
+
     def _create_pg(self, name: str) -> str:
         if name in self._pg_names:
             raise ValueError(f"scratch database {name} already exists in this bench run: use another tag")

@@ -142,7 +142,10 @@ def run(ctx: BenchContext) -> dict[str, float | int | str]:
     """Load the world of the chosen size into fresh SQLite and PostgreSQL databases."""
     figures: dict[str, float | int | str] = {}
     for prefix, scratch in (("sqlite", ctx.scratch_sqlite), ("pg", ctx.scratch_pg)):
-        full = in_child(load_world, scratch(f"storage_{ctx.size}"), ctx.size, ctx.seed)
+        url = scratch(f"storage_{ctx.size}")
+        if prefix == "pg":
+            figures["pg_checkpointed_before"] = ctx.checkpoint_pg()
+        full = in_child(load_world, url, ctx.size, ctx.seed)
         small = full if ctx.size == "small" else in_child(load_world, scratch("storage_small"), "small", ctx.seed)
         figures["rows"] = full["rows"]
         figures.update(_figures(prefix, full, small))

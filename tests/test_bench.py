@@ -46,8 +46,26 @@ def test_bench_on_the_small_world_prints_a_table_and_writes_json(tmp_path: Path)
     for key in ("sqlite_rows_per_s", "pg_rows_per_s", "sqlite_rows_per_cpu_s", "pg_rows_per_cpu_s",
                 "sqlite_peak_rss_delta_mb", "pg_peak_rss_delta_mb"):
         assert storage[key] > 0, key
+    assert storage["pg_checkpointed_before"] is True  # the machine's postgres role may checkpoint
     assert "records_per_s" in result.output and "pg_rows_per_s" in result.output
     assert _scratch_databases() == set()
+
+
+@pytest.mark.postgres
+def test_a_role_that_may_not_checkpoint_is_told_apart() -> None:
+    role = f"rapport_bench_plain_{os.getpid()}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP ROLE IF EXISTS "{role}"'))
+            conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
+        plain = sa.make_url(PG_ADMIN_URL).set(username=role, password=None).render_as_string(hide_password=False)
+        assert BenchContext(pg_admin_url=plain).checkpoint_pg() is False
+        assert BenchContext(pg_admin_url=PG_ADMIN_URL).checkpoint_pg() is True
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP ROLE IF EXISTS "{role}"'))
+        admin.dispose()
 
 
 def test_unknown_sections_are_refused_with_the_known_ones_named() -> None:
