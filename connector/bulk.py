@@ -52,10 +52,10 @@ def _utc_column(column: Sequence[datetime | None], zone: str) -> list[Any]:
     first = column[0] if column else None
     if first is not None and all(value is first for value in column):  # one stamp for the page (synced_at)
         return [utc_text(first) + zone] * len(column)
-    stamps = [_NO_TIME if value is None else value.timestamp() for value in column]
-    if any(value is not None and value.tzinfo is None for value in column):
-        naive = next(value for value in column if value is not None and value.tzinfo is None)
+    naive = next((value for value in column if value is not None and value.tzinfo is None), None)
+    if naive is not None:
         raise ValueError(f"naive datetime {naive!r}: Rapport stores timezone-aware UTC only")
+    stamps = [_NO_TIME if value is None else value.timestamp() for value in column]
     fraction = np.array([0 if value is None else value.microsecond for value in column], dtype=np.int64)
     seconds = np.rint(np.array(stamps, dtype=np.float64) - fraction * 1e-6)
     missing = np.isnan(seconds)

@@ -77,10 +77,11 @@ class Reader:
         self.c = client
         self.options = client.info.options
         self.stages: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
-        self.stages_read: set[str] = set()  # object types whose pipelines this run read from HubSpot
+        # object types whose pipelines come from HubSpot for the rest of this run, never from the
+        # kept copy: read this run already, or about to be read anew by a full sync
+        self.fresh: set[str] = set()
         self.cache: MetadataCache = NoCache()  # pipelines kept between runs (set by the connector)
         self.pipelines_ttl = _seconds(self.options, "pipelines_cache_seconds", hs.PIPELINES_CACHE_SECONDS)
-        self.unkept: set[str] = set()  # object types whose kept pipelines this run must not use
         self.association_batch = int(self.options.get("association_batch_limit") or hs.ASSOCIATION_BATCH_LIMIT)
         # unified object -> read mapping; the sync engine may set the connection's own
         self.read_mapping: dict[str, dict[str, dict[str, Any]]] = mapping.DEFAULT_READ
@@ -105,8 +106,7 @@ class Reader:
         if full or since is None:
             for t in types:  # a full sync takes its pipelines as they are now, not as kept
                 self.stages.pop(t, None)
-                self.stages_read.discard(t)
-                self.unkept.add(t)
+                self.fresh.add(t)
             live = (change for t in types for records in self._listed(t, archived=False)
                     for change in self._changes(unified, t, records, until=until))
             for changes in _chunks(live, hs.PAGE_RECORDS):
@@ -316,12 +316,11 @@ class Reader:
         if not stage:
             return {"stage": None, "is_closed": False, "is_won": False}
         key = (str(pipeline or ""), str(stage))
-        if t not in self.stages:
-            use_kept = self.pipelines_ttl > 0 and t not in self.unkept and t not in self.stages_read
-            kept = self.cache.get(f"pipelines:{t}") if use_kept else None
+        if t not in self.stages and self.pipelines_ttl > 0 and t not in self.fresh:
+            kept = self.cache.get(f"pipelines:{t}")
             if isinstance(kept, list):
                 self.stages[t] = mapping.stage_table(kept, t)
-        if t not in self.stages or (key not in self.stages[t] and t not in self.stages_read):
+        if t not in self.stages or (key not in self.stages[t] and t not in self.fresh):
             self._read_pipelines(t)  # a stage the kept table lacks: the pipelines changed since
         found = self.stages[t].get(key)
         if found is None:  # stage ids are unique in a portal; tolerate a missing or odd pipeline id
@@ -332,7 +331,7 @@ class Reader:
         found = self.c.call_json("crm.pipelines.pipelines_api", "get_all", object=t, object_type=t)[1]
         results = (found or {}).get("results") or []
         self.stages[t] = mapping.stage_table(results, t)
-        self.stages_read.add(t)
+        self.fresh.add(t)
         if self.pipelines_ttl > 0:
             self.cache.set(f"pipelines:{t}", results, self.pipelines_ttl)
 
