@@ -17,7 +17,7 @@ from bench.context import BenchContext
 from bench.memory import in_child
 from connector.db import make_engine, session_scope
 from connector.model import UNIFIED_OBJECTS, Connection, Workspace
-from connector.store import link_accounts, relax_commit, upsert_records
+from connector.store import link_accounts, relax_commit, upsert_many_records
 from sandbox.world import generate, unified_rows
 
 BATCH_ROWS = 5000  # rows per transaction: a sync page commits about this much at a time
@@ -63,9 +63,9 @@ def load_world(
                 began, cpu = time.perf_counter(), time.process_time()
                 with conn.begin():
                     relax_commit(conn)
-                    for name in UNIFIED_OBJECTS:
-                        upsert_records(conn, name, buffers[name])
-                        buffers[name].clear()
+                    upsert_many_records(conn, buffers)
+                for rows in buffers.values():
+                    rows.clear()
                 spent["upsert_seconds"] += time.perf_counter() - began
                 spent["client_cpu_seconds"] += time.process_time() - cpu
 

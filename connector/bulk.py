@@ -1,6 +1,8 @@
 """The fast lane of `store.upsert`: values converted once per column type and sent straight to the driver.
 
-SQLite gets one prepared statement and `executemany`; PostgreSQL one JSON document per statement.
+SQLite gets one prepared statement and `executemany`. PostgreSQL gets a few rows as one JSON document
+per statement and many by COPY through a staging table, stored on a second thread while this one
+converts the next chunk (or, with `fast_upsert_many`, the next table's rows).
 """
 
 # SQLAlchemy's per-row parameter processing costs more than the database's own work on a bulk
@@ -14,10 +16,11 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
+from itertools import chain
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -192,21 +195,17 @@ def _plan(
     )
 
 
-def fast_upsert(
-    bind: SAConnection,
-    table: sa.Table,
-    rows: Sequence[dict[str, Any]],
-    keys: Sequence[str],
-    update: Sequence[str],
-) -> bool:
-    """Upsert `rows` (all with the keys of the first) and return True, or False if a type needs SQLAlchemy."""
+def _prepared(
+    bind: SAConnection, table: sa.Table, rows: Sequence[dict[str, Any]], keys: Sequence[str], update: Sequence[str]
+) -> tuple[Plan, tuple[str, ...], list[Any]] | None:
+    """The plan, columns and picked values of `rows` (all with the keys of the first), or None when a
+    type needs SQLAlchemy."""
     columns = tuple(rows[0])
     if not set(keys) <= set(columns):
-        return False
+        return None
     plan = _plan(bind.dialect, table, columns, tuple(keys), tuple(update))
     if plan is None:
-        return False
-    converters = plan.converters
+        return None
     width = len(columns)
     pick = itemgetter(*columns)
     try:
@@ -218,21 +217,69 @@ def fast_upsert(
         raise ValueError(
             f"row {number} of {table.name} has columns {sorted(row)}, the first row {sorted(columns)}"
         ) from None
-    if bind.dialect.name == "postgresql" and len(picked) >= PG_COPY_MIN_ROWS and plan.stage:
-        return _pg_copy(bind, plan, table, columns, keys, picked)
-    values = _convert(converters, picked, width)
+    return plan, columns, picked
+
+
+def fast_upsert(
+    bind: SAConnection,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+    update: Sequence[str],
+) -> bool:
+    """Upsert `rows` (all with the keys of the first) and return True, or False if a type needs SQLAlchemy."""
+    prepared = _prepared(bind, table, rows, keys, update)
+    if prepared is None:
+        return False
+    plan, columns, picked = prepared
+    if bind.dialect.name == "postgresql":
+        if len(picked) >= PG_COPY_MIN_ROWS and plan.stage:
+            return _pipelined(bind, [_copy_steps(plan, table, columns, keys, picked)])
+        document = _json_document(plan, columns, keys, picked)
+        if document is None:
+            return False
+        bind.exec_driver_sql(plan.sql, (document,))
+        return True
+    values = _convert(plan.converters, picked, len(columns))
     if values is None:
         return False
-    if bind.dialect.name == "sqlite":
-        bind.exec_driver_sql(plan.sql, list(zip(*values, strict=True)))
-        return True
+    bind.exec_driver_sql(plan.sql, list(zip(*values, strict=True)))
+    return True
+
+
+def fast_upsert_many(
+    bind: SAConnection, batches: Sequence[tuple[sa.Table, Sequence[dict[str, Any]], Sequence[str], Sequence[str]]]
+) -> bool:
+    """PostgreSQL: upsert several tables' rows (table, rows, keys, update columns), in order, as one
+    pipeline: while the server stores one table's rows this thread converts the next's, so a
+    transaction that writes a few hundred rows of each of several tables keeps both cores busy, as
+    one large batch of a single table does. Returns False, having written nothing, when some rows
+    need SQLAlchemy."""
+    steps: list[Iterable[Step]] = []
+    for table, rows, keys, update in batches:
+        if not rows:
+            continue
+        prepared = _prepared(bind, table, rows, keys, update)
+        if prepared is None:
+            return False
+        plan, columns, picked = prepared
+        if len(picked) >= PG_COPY_MIN_ROWS and plan.stage:
+            steps.append(_copy_steps(plan, table, columns, keys, picked))
+        else:
+            steps.append(_json_steps(plan, columns, keys, picked))
+    return _pipelined(bind, steps)
+
+
+def _json_document(plan: Plan, columns: tuple[str, ...], keys: Sequence[str], picked: Sequence[Any]) -> str | None:
+    """The rows as the JSON document of the PostgreSQL statement, or None when a value needs SQLAlchemy."""
+    values = _convert(plan.converters, picked, len(columns))
+    if values is None:
+        return None
     values = _last_per_key(values, columns, keys)
     try:
-        document = orjson.dumps([dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]).decode()
+        return orjson.dumps([dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]).decode()
     except TypeError:  # a value JSON cannot carry (a Decimal, a huge int): SQLAlchemy adapts it
-        return False
-    bind.exec_driver_sql(plan.sql, (document,))
-    return True
+        return None
 
 
 def _convert(converters: list[Converter], picked: Sequence[Any], width: int) -> list[Sequence[Any]] | None:
@@ -282,37 +329,58 @@ class _NeedsSQLAlchemy(Exception):
     pass
 
 
-def _pg_copy(
-    bind: SAConnection, plan: Plan, table: sa.Table, columns: tuple[str, ...], keys: Sequence[str],
-    picked: Sequence[Any],
-) -> bool:
-    """Upsert through the staging table in chunks: while the server stores one chunk, this thread
-    turns the next into COPY text (the driver releases the GIL while it waits), so the two cores
-    work at once. All or nothing: the chunks share one savepoint."""
+Step = Callable[[Any], None]  # a statement to run on the driver's cursor, its values converted already
+
+
+def _json_steps(plan: Plan, columns: tuple[str, ...], keys: Sequence[str], picked: Sequence[Any]) -> Iterator[Step]:
+    document = _json_document(plan, columns, keys, picked)
+    if document is None:
+        raise _NeedsSQLAlchemy
+    yield partial(_run, plan.sql, (document,))
+
+
+def _run(sql: str, params: tuple[Any, ...], cur: Any) -> None:
+    cur.execute(sql, params)
+
+
+def _copy_steps(
+    plan: Plan, table: sa.Table, columns: tuple[str, ...], keys: Sequence[str], picked: Sequence[Any]
+) -> Iterator[Step]:
+    """The rows as COPY text, one chunk at a time, each step storing its chunk through the staging table."""
     assert plan.stage is not None
-    create, empty, copy_sql, upsert_sql = plan.stage
+    for start in range(0, len(picked), PG_COPY_CHUNK):
+        values = _convert(plan.converters, picked[start : start + PG_COPY_CHUNK], len(columns))
+        if values is None:
+            raise _NeedsSQLAlchemy
+        values = _last_per_key(values, columns, keys)
+        fields = [_copy_column(table.c[name], column) for name, column in zip(columns, values, strict=True)]
+        text = ("\n".join(map("\t".join, zip(*fields, strict=True))) + "\n").encode()
+        yield partial(_store_copy, plan.stage, start == 0, text)
+
+
+def _store_copy(stage: tuple[str, str, str, str], first: bool, text: bytes, cur: Any) -> None:
+    create, empty, copy_sql, upsert_sql = stage
+    if first:
+        cur.execute(create)
+    cur.execute(empty)
+    with cur.copy(copy_sql) as copy:
+        copy.write(text)
+    cur.execute(upsert_sql)
+
+
+def _pipelined(bind: SAConnection, batches: Iterable[Iterable[Step]]) -> bool:
+    """Run the steps in order on a second thread while this one converts the next (the driver
+    releases the GIL while it waits for the server, so the two cores work at once). All or
+    nothing: the steps share one savepoint, and False (nothing written) when a value turns out to
+    need SQLAlchemy."""
     raw = bind.connection.driver_connection
-
-    def store(cur: Any, text: bytes) -> None:
-        cur.execute(empty)
-        with cur.copy(copy_sql) as copy:
-            copy.write(text)
-        cur.execute(upsert_sql)
-
     try:  # a savepoint, or a transaction if the connection autocommits (the staging table needs one)
         with raw.transaction(), raw.cursor() as cur, ThreadPoolExecutor(1) as pool:  # type: ignore[union-attr]
-            cur.execute(create)
             pending: Future[None] | None = None
-            for start in range(0, len(picked), PG_COPY_CHUNK):
-                values = _convert(plan.converters, picked[start : start + PG_COPY_CHUNK], len(columns))
-                if values is None:
-                    raise _NeedsSQLAlchemy
-                values = _last_per_key(values, columns, keys)
-                fields = [_copy_column(table.c[name], column) for name, column in zip(columns, values, strict=True)]
-                text = ("\n".join(map("\t".join, zip(*fields, strict=True))) + "\n").encode()
+            for step in chain.from_iterable(batches):  # converting happens as the steps are drawn
                 if pending is not None:
                     pending.result()
-                pending = pool.submit(store, cur, text)
+                pending = pool.submit(step, cur)
             if pending is not None:
                 pending.result()
     except _NeedsSQLAlchemy:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection as SAConnection
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
-from connector.bulk import fast_upsert
+from connector.bulk import fast_upsert, fast_upsert_many
 from connector.model import RECORD_MODELS
 
 UPSERT_CHUNK = 1000
@@ -58,8 +58,7 @@ def upsert(
         return 0
     bind = _bind(conn)
     table = model.__table__  # type: ignore[attr-defined]
-    columns = set(rows[0])
-    update_cols = [c for c in (update if update is not None else columns) if c not in keys and c != "id"]
+    update_cols = _update_columns(rows[0], keys, update)
     if fast_upsert(bind, table, rows, keys, update_cols):
         return len(rows)
     insert_fn = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
@@ -76,9 +75,32 @@ def upsert(
     return len(rows)
 
 
+def _update_columns(columns: Iterable[str], keys: Sequence[str], update: Iterable[str] | None = None) -> list[str]:
+    return [c for c in (update if update is not None else columns) if c not in keys and c != "id"]
+
+
 def upsert_records(conn: Session | SAConnection, object: str, rows: Sequence[dict[str, Any]]) -> int:
     """Upsert unified rows of one object (account, contact, deal, case, activity)."""
     return upsert(conn, RECORD_MODELS[object], rows)
+
+
+def upsert_many_records(conn: Session | SAConnection, rows: Mapping[str, Sequence[dict[str, Any]]]) -> int:
+    """Upsert unified rows of several objects (object name to rows), in the mapping's order, all or nothing.
+
+    On PostgreSQL one object's rows are converted while the server stores the previous object's,
+    which a loop over `upsert_records` cannot do; the result is the same.
+    """
+    bind = _bind(conn)
+    keys = ("connection_id", "external_id")
+    batches = [
+        (RECORD_MODELS[name].__table__, batch, keys, _update_columns(batch[0], keys))  # type: ignore[attr-defined]
+        for name, batch in rows.items()
+        if batch
+    ]
+    if bind.dialect.name == "postgresql" and fast_upsert_many(bind, batches):
+        return sum(len(batch) for batch in rows.values())
+    with bind.begin_nested():  # all or nothing, as one object's upsert is
+        return sum(upsert_records(bind, name, batch) for name, batch in rows.items())
 
 
 def link_accounts(

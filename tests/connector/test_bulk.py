@@ -40,9 +40,10 @@ def _stored(engine: sa.Engine, name: str, connection_id: int) -> list[tuple]:
     return [tuple(json.loads(v) if j and isinstance(v, str) else v for v, j in zip(r, is_json, strict=True)) for r in rows]
 
 
+@pytest.mark.parametrize("many", [False, True], ids=["per-object", "objects-pipelined"])
 @pytest.mark.parametrize("copy_from", [1, 10**9], ids=["copy", "json-document"])
 def test_fast_and_sqlalchemy_paths_store_identical_rows(
-    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, copy_from: int
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, copy_from: int, many: bool
 ) -> None:
     monkeypatch.setattr(bulk, "PG_COPY_MIN_ROWS", copy_from)  # PostgreSQL: COPY for large batches, JSON for small
     monkeypatch.setattr(bulk, "PG_COPY_CHUNK", 7)  # several chunks per call
@@ -69,8 +70,11 @@ def test_fast_and_sqlalchemy_paths_store_identical_rows(
             if cid == slow_id:
                 patch.setattr(store, "fast_upsert", lambda *a, **k: False)
             with engine.begin() as conn:
-                for name, object_rows in rows.items():
-                    assert store.upsert_records(conn, name, object_rows) == len(object_rows)
+                if many and cid == fast_id:
+                    assert store.upsert_many_records(conn, rows) == sum(map(len, rows.values()))
+                else:
+                    for name, object_rows in rows.items():
+                        assert store.upsert_records(conn, name, object_rows) == len(object_rows)
     for name in RECORD_MODELS:
         fast, slow = _stored(engine, name, fast_id), _stored(engine, name, slow_id)
         assert fast and fast == slow, name
@@ -115,8 +119,13 @@ def test_bad_rows_are_refused_with_a_reason_and_nothing_of_the_call_is_kept(
         store.upsert_records(conn, "contact", missing)
     with pytest.raises(ValueError, match="no column 'nickname'"), engine.begin() as conn:
         store.upsert_records(conn, "contact", [{**r, "nickname": "x"} for r in rows])
-    table = RECORD_MODELS["contact"].__table__  # type: ignore[attr-defined]
-    with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 0
+    accounts = _world_rows(cid)["account"][:3]
+    with engine.begin() as conn:  # several objects at once: the accounts stored before the bad contact go too
+        with pytest.raises(ValueError, match="naive datetime"):
+            store.upsert_many_records(conn, {"account": accounts, "contact": naive})
+    for name in ("account", "contact"):
+        table = RECORD_MODELS[name].__table__  # type: ignore[attr-defined]
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 0, name
     with engine.begin() as conn:  # the same rows, fixed, go through
         assert store.upsert_records(conn, "contact", rows) == 4
