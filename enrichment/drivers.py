@@ -6,13 +6,13 @@ raw facts behind each component (what a rep can check in the CRM).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import orjson
 
 from enrichment.combine import Breakdown
 from enrichment.experience import customer_days, exposure
@@ -206,9 +206,13 @@ def slots(b: Breakdown, texts: dict[str, Callable[[int], str]]) -> tuple[np.ndar
 
 
 def fragment(score: str, component: str, points: float, text: str) -> str:
-    """One driver as JSON: {score, component, points, text} with the signed points leading the text."""
-    return orjson.dumps({"score": score, "component": component, "points": round(points, 1),
-                         "text": f"{signed(points)} {text}"}).decode()
+    """One driver as JSON: {score, component, points, text} with the signed points leading the text.
+
+    Characters outside ASCII (the minus sign, "×") are written as JSON escapes: a record's drivers
+    are then pure ASCII, which Python keeps at one byte per character instead of two and the
+    database driver takes without re-encoding; a million records' drivers are half the memory."""
+    return json.dumps({"score": score, "component": component, "points": round(points, 1),
+                       "text": f"{signed(points)} {text}"}, separators=(",", ":"))
 
 
 def assemble(points: np.ndarray, names: list[tuple[str, str]], component: np.ndarray, text_id: np.ndarray,

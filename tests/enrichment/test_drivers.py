@@ -43,6 +43,9 @@ def test_assembled_reasons_are_a_json_list_of_the_largest_kept_ones() -> None:
     assert [[(d["component"], d["points"]) for d in orjson.loads(row)] for row in out] == [
         [("recency", -9.0), ("value", 5.0), ("speed", 1.0)], [], [("value", 2.0)]]
     assert orjson.loads(out[0])[0]["text"] == "\u22129 recency words"
+    # stored as ASCII JSON (escapes), read back with the true minus sign and the "×"
+    wide = assemble(points[:1], names, component[:1], np.zeros((1, 4), dtype=np.int64), lambda n, _i: "2.5× slower")
+    assert wide[0].isascii() and orjson.loads(wide[0])[0]["text"] == "\u22129 2.5\u00d7 slower"
 
 
 def test_signed_uses_a_true_minus() -> None:
