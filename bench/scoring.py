@@ -21,7 +21,7 @@ from connector.backtest import run_backtest
 from connector.db import make_engine
 from connector.model import UNIFIED_OBJECTS, Connection, Score, SyncRun, Workspace, utcnow
 from connector.scoring import score_connection
-from connector.store import upsert_records
+from connector.store import upsert_many_records
 from enrichment.backtest import spearman
 from sandbox.world import DEFAULT_NOW, Bundle, generate, unified_rows
 
@@ -45,9 +45,9 @@ def load_world(engine: Engine, bundles: Iterable[Bundle], *, name: str = "bench-
 
     def flush() -> None:
         with engine.begin() as conn:
-            for o in UNIFIED_OBJECTS:
-                upsert_records(conn, o, pending[o])
-                pending[o].clear()
+            upsert_many_records(conn, pending)
+        for rows in pending.values():
+            rows.clear()
 
     for bundle in bundles:
         latent[bundle.account.key] = (bundle.account.health, bundle.account.experience)
