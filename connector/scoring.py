@@ -106,6 +106,13 @@ def previous_scores(conn: SAConnection, connection_id: int, object: str, version
     return np.where(keys[pos] == ids, vals[pos], np.nan)
 
 
+def _tally(scored: Any) -> dict[str, dict[str, int]]:
+    """Records scored per tier, and how many of them are at risk."""
+    tier, risk = np.asarray(scored.tier, dtype=object).astype(str), np.asarray(scored.at_risk, dtype=bool)
+    return {t: {"records": int((tier == t).sum()), "at_risk": int((risk & (tier == t)).sum())}
+            for t in sorted(set(tier.tolist()))}
+
+
 @contextmanager
 def _no_gc_pauses() -> Iterator[None]:
     """Hold the cyclic garbage collector during a run.
@@ -154,6 +161,7 @@ def score_connection(engine: Engine, connection_id: int, *, account_ids: Sequenc
             with engine.begin() as conn:
                 analyze(conn, _S.name, _H.name)
         counts = {"accounts": len(acc), "contacts": len(con), **written, "model_version": version, "full": only is None,
+                  "tiers": {object: _tally(scored) for object, scored in (("account", accounts), ("contact", contacts))},
                   "load_s": round(loaded, 2), "score_s": round(scored_s, 2), "write_s": round(clock.seconds - loaded - scored_s, 2)}
         close_run(engine, run_id, "succeeded", counts=counts)
     except Exception as exc:

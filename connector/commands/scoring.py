@@ -48,22 +48,20 @@ def score(name: str, accounts: tuple[str, ...]) -> None:
     """Score the connection's accounts and contacts with the published model and store a history snapshot."""
     import sqlalchemy as sa
 
-    from connector.model import Score, SyncRun
+    from connector.model import SyncRun
     from connector.scoring import score_connection
 
     engine, cid, _ = _connection(name)
     run_id = score_connection(engine, cid, account_ids=list(accounts) or None, trigger="cli")
-    s, r = Score.__table__, SyncRun.__table__  # type: ignore[attr-defined]
+    r = SyncRun.__table__  # type: ignore[attr-defined]
     with engine.connect() as conn:
         run = conn.execute(sa.select(r).where(r.c.id == run_id)).mappings().one()
-        tiers = conn.execute(sa.select(s.c.object, s.c.tier, sa.func.count(), sa.func.sum(sa.case((s.c.at_risk, 1), else_=0)))
-                             .where(s.c.connection_id == cid, s.c.object.in_(("account", "contact")))
-                             .group_by(s.c.object, s.c.tier).order_by(s.c.object, s.c.tier)).all()
     c = run["counts"]
     click.echo(f"scored {c.get('accounts', 0)} account(s) and {c.get('contacts', 0)} contact(s) of {name} with model "
                f"version {c.get('model_version')} in {run['duration_s']:.1f}s")
-    for object, tier, count, risky in tiers:
-        click.echo(f"  {object:8s} tier {tier}: {count:>8}  at risk: {int(risky or 0)}")
+    for object, tiers in c.get("tiers", {}).items():
+        for tier, n in tiers.items():
+            click.echo(f"  {object:8s} tier {tier}: {n['records']:>8}  at risk: {n['at_risk']}")
 
 
 def render_backtest(result: dict[str, Any]) -> str:

@@ -21,3 +21,11 @@ def test_drift_is_detected(sqlite_url: str) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text('ALTER TABLE account ADD COLUMN stray INTEGER'))
     assert drift(engine), "an extra column must show up as drift"
+
+
+def test_the_portfolio_index_holds_account_scores_only(engine: sa.engine.Engine) -> None:
+    catalog = ("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_score_portfolio'"
+               if engine.dialect.name == "postgresql" else "SELECT sql FROM sqlite_master WHERE name = 'ix_score_portfolio'")
+    with engine.connect() as conn:
+        definition = conn.execute(sa.text(catalog)).scalar_one()
+    assert "WHERE" in definition.upper() and "'account'" in definition

@@ -67,6 +67,12 @@ def test_scores_accounts_and_contacts_with_history_and_model_version(engine) -> 
     assert run["kind"] == "score" and run["status"] == "succeeded" and run["counts"]["accounts"] == 12
     assert model["version"] == 1 and model["status"] == "published"  # created from the defaults
     assert history == len(accounts) + len(contacts)
+    for object, stored in (("account", accounts), ("contact", contacts)):  # the run tallies what it stored
+        tally = run["counts"]["tiers"][object]
+        assert sum(t["records"] for t in tally.values()) == len(stored)
+        for tier, t in tally.items():
+            mine = [r for r in stored.values() if r["tier"] == tier]
+            assert t == {"records": len(mine), "at_risk": sum(bool(r["at_risk"]) for r in mine)}
     for row in [*accounts.values(), *contacts.values()]:
         assert row["model_version"] == 1 and row["scored_at"] == NOW
         assert 0 <= row["relationship"] <= 100 and 0 <= row["experience"] <= 100 and row["tier"] in "ABC"

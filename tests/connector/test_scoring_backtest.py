@@ -4,6 +4,7 @@ and the relationship score predicts it; the CLI prints the table and the JSON.""
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import numpy as np
@@ -71,6 +72,8 @@ def test_backtest_command_prints_a_table_and_json(small_world, tmp_path, monkeyp
         assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
         res = CliRunner().invoke(main, ["score", "world"])
         assert res.exit_code == 0 and "scored 100 account(s)" in res.output, res.output
+        assert re.search(r"account  tier [ABC]: +\d+  at risk: \d+", res.output)
+        assert re.search(r"contact  tier [ABC]: +\d+  at risk: \d+", res.output)
         res = CliRunner().invoke(main, ["score-model", "set", "world", "relationship.weights.value=0.5", "--note", "more value"])
         assert res.exit_code == 0 and "draft version 2" in res.output, res.output
         res = CliRunner().invoke(main, ["score-model", "set", "world", "relationship.weights.value=-1"])
