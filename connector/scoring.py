@@ -24,7 +24,7 @@ from connector.model import Score, ScoreHistory, UTCDateTime, utcnow
 from connector.runs import Stopwatch, close_run, open_run
 from connector.score_writes import write_scores
 from connector.store import analyze, ensure_statistics, upsert
-from enrichment.scores import Portfolio, fit_portfolio, score_accounts, score_contacts
+from enrichment.scores import Portfolio, Scored, fit_portfolio, score_accounts, score_contacts
 
 log = logging.getLogger(__name__)
 PORTFOLIO = "portfolio"  # score.object of the cached normalisation row
@@ -106,7 +106,7 @@ def previous_scores(conn: SAConnection, connection_id: int, object: str, version
     return np.where(keys[pos] == ids, vals[pos], np.nan)
 
 
-def _tally(scored: Any) -> dict[str, dict[str, int]]:
+def _tally(scored: Scored) -> dict[str, dict[str, int]]:
     """Records scored per tier, and how many of them are at risk."""
     tier, risk = np.asarray(scored.tier, dtype=object).astype(str), np.asarray(scored.at_risk, dtype=bool)
     return {t: {"records": int((tier == t).sum()), "at_risk": int((risk & (tier == t)).sum())}

@@ -218,7 +218,7 @@ def fragment(score: str, component: str, points: float, text: str) -> str:
     return out if out.isascii() else _NON_ASCII.sub(_escape, out)
 
 
-_NON_ASCII = re.compile("[^\x00-\x7f]")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 def _escape(match: re.Match[str]) -> str:
