@@ -319,6 +319,9 @@ class ScoreModel(SQLModel, table=True):
 # --- scores -------------------------------------------------------------------------------------
 
 
+_ACCOUNT_SCORES = sa.text("object = 'account'")
+
+
 class Score(SQLModel, table=True):
     """The current scores of one account or contact."""
 
@@ -328,8 +331,7 @@ class Score(SQLModel, table=True):
         # Accounts only: that page never lists contacts, ten times as many rows, whose entries cost a
         # large portfolio's scoring run more than a tenth of its write time.
         sa.Index("ix_score_portfolio", "connection_id", "object", "external_id", "relationship", "experience",
-                 "tier", "trend", "at_risk", sqlite_where=sa.text("object = 'account'"),
-                 postgresql_where=sa.text("object = 'account'")),
+                 "tier", "trend", "at_risk", sqlite_where=_ACCOUNT_SCORES, postgresql_where=_ACCOUNT_SCORES),
     )
     id: int | None = Field(default=None, primary_key=True)
     connection_id: int = _fk("connection.id", index=False)

@@ -60,8 +60,10 @@ def test_a_role_that_may_not_checkpoint_is_told_apart() -> None:
             conn.execute(sa.text(f'DROP ROLE IF EXISTS "{role}"'))
             conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
         plain = sa.make_url(PG_ADMIN_URL).set(username=role, password=None).render_as_string(hide_password=False)
-        assert BenchContext(pg_admin_url=plain).checkpoint_pg() is False
-        assert BenchContext(pg_admin_url=PG_ADMIN_URL).checkpoint_pg() is True
+        with BenchContext(pg_admin_url=plain) as ctx:
+            assert ctx.checkpoint_pg() is False
+        with BenchContext(pg_admin_url=PG_ADMIN_URL) as ctx:
+            assert ctx.checkpoint_pg() is True
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP ROLE IF EXISTS "{role}"'))
