@@ -372,8 +372,9 @@ def _pipelined(bind: SAConnection, batches: Iterable[Iterable[Step]]) -> bool:
     """Run the steps in order on a second thread while this one converts the next (the driver
     releases the GIL while it waits for the server, so the two cores work at once). All or
     nothing: the steps share one savepoint, and False (nothing written) when a value turns out to
-    need SQLAlchemy."""
+    need SQLAlchemy. The driver's errors come out as SQLAlchemy's, as on the other paths."""
     raw = bind.connection.driver_connection
+    driver_error = bind.dialect.loaded_dbapi.Error
     try:  # a savepoint, or a transaction if the connection autocommits (the staging table needs one)
         with raw.transaction(), raw.cursor() as cur, ThreadPoolExecutor(1) as pool:  # type: ignore[union-attr]
             pending: Future[None] | None = None
@@ -385,4 +386,6 @@ def _pipelined(bind: SAConnection, batches: Iterable[Iterable[Step]]) -> bool:
                 pending.result()
     except _NeedsSQLAlchemy:
         return False
+    except driver_error as exc:
+        raise sa.exc.DBAPIError.instance("bulk upsert", None, exc, driver_error, dialect=bind.dialect) from exc
     return True

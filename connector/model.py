@@ -123,6 +123,8 @@ class Connection(SQLModel, table=True):
 def _record_table_args(name: str) -> tuple[Any, ...]:
     # Records are found by (connection, external id) and by account; sync cursors live in
     # sync_cursor, so no index on modified_at (each index costs every upsert of a full sync).
+    # On PostgreSQL their connection_id reference is kept by statement-level triggers instead of
+    # the foreign key (migration 0003): a key checks every inserted row on its own.
     return (sa.UniqueConstraint("connection_id", "external_id", name=f"uq_{name}_conn_ext"),)
 
 

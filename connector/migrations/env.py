@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 
 import connector.model  # noqa: F401  (registers the tables)
 from connector.db import make_engine
+from connector.migrate import include_object
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -38,7 +39,8 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
-    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True, compare_type=True)
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True, compare_type=True,
+                      include_object=include_object(connection.dialect.name))
     with context.begin_transaction():
         context.run_migrations()
 
