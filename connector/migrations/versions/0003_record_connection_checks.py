@@ -25,12 +25,14 @@ TABLES = ('account', 'contact', 'deal', 'case', 'activity')
 FUNCTIONS = """
 CREATE FUNCTION rapport_connection_exists() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
+    wanted integer[] := ARRAY(SELECT DISTINCT connection_id FROM new_rows);
+    locked integer;
     missing integer;
 BEGIN
-    PERFORM 1 FROM connection WHERE id IN (SELECT DISTINCT connection_id FROM new_rows) FOR KEY SHARE;
-    SELECT n.connection_id INTO missing FROM new_rows n
-     WHERE NOT EXISTS (SELECT 1 FROM connection c WHERE c.id = n.connection_id) LIMIT 1;
-    IF FOUND THEN
+    PERFORM 1 FROM connection WHERE id = ANY (wanted) FOR KEY SHARE;
+    GET DIAGNOSTICS locked = ROW_COUNT;
+    IF locked < cardinality(wanted) THEN
+        SELECT w INTO missing FROM unnest(wanted) AS w WHERE NOT EXISTS (SELECT 1 FROM connection c WHERE c.id = w) LIMIT 1;
         RAISE EXCEPTION 'insert on table "%" violates the connection reference', TG_TABLE_NAME
             USING ERRCODE = 'foreign_key_violation',
                   DETAIL = format('Key (connection_id)=(%s) is not present in table "connection".', missing);
