@@ -6,6 +6,7 @@ counter stops us at our configured share of the CRM's daily allowance.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -99,9 +100,19 @@ class RedisBudget:
             return
         deadline = time.monotonic() + self.max_wait
         while True:
-            # a fresh timestamp on every try: the log must hold the time the call really goes out
-            item = RateItem(bucket, red.now(), weight)
-            if red.put(item):
+            # A fresh timestamp on every try: the log must hold the time the call really goes out.
+            # Stamped and checked under a short lock: the log counts the calls up to the stamp, so a
+            # call stamped before another process's but checked after it would not count that one.
+            # (The lock expires after 5 s, should its holder die; one paused that long lets it go.)
+            turn = self.conn.lock(f"{red.bucket_key}:turn", timeout=5.0, sleep=0.001)
+            turn.acquire()
+            try:
+                item = RateItem(bucket, red.now(), weight)
+                admitted = red.put(item)
+            finally:
+                with contextlib.suppress(redis.exceptions.LockNotOwnedError):
+                    turn.release()
+            if admitted:
                 break
             wait_ms = int(red.waiting(item))  # type: ignore[arg-type]  # a sync Redis client answers at once
             left = deadline - time.monotonic()

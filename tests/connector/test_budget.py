@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import threading
 import time
 from types import SimpleNamespace
 
@@ -11,7 +12,7 @@ import redis
 
 from adapters.base import NoBudget
 from connector.budget import RedisBudget, RedisMetadataCache, budget_for, metadata_cache_for
-from connector.errors import BudgetExhausted
+from connector.errors import BudgetExhausted, RateLimited
 
 
 def _max_in_window(stamps: list[float], window: float) -> int:
@@ -49,6 +50,40 @@ def test_four_processes_never_exceed_the_rolling_window(redis_url):
         "rapport:budget:7:default", 0, -1, withscores=True)]
     assert len(admitted) == 24 and _max_in_window(admitted, 0.5) <= 6
     assert max(stamps) - min(stamps) >= 1.5
+
+
+@pytest.mark.redis
+def test_a_call_stamped_before_another_but_checked_after_it_still_counts_it(redis_conn):
+    """One call a minute: a worker paused between stamping its call and the check (descheduled, say)
+    while another worker takes the slot must then wait, not take a second one."""
+    first = RedisBudget(redis_conn, "rapport:budget:8", {"default": [(1, 60_000)]}, max_wait=0.5)
+    second = RedisBudget(redis_conn, "rapport:budget:8", {"default": [(1, 60_000)]}, max_wait=0.5)
+    bucket = first._bucket("default")
+    assert bucket is not None
+    stamped, clock = threading.Event(), bucket.now
+
+    def paused_now() -> int:
+        stamp = clock()
+        stamped.set()
+        time.sleep(0.3)
+        return stamp
+
+    bucket.now = paused_now  # type: ignore[method-assign]
+    outcomes: list[str] = []
+
+    def call(budget: RedisBudget) -> None:
+        try:
+            budget.acquire()
+            outcomes.append("made")
+        except RateLimited:
+            outcomes.append("waited")
+
+    paused = threading.Thread(target=call, args=(first,))
+    paused.start()
+    stamped.wait(5)
+    call(second)
+    paused.join(5)
+    assert sorted(outcomes) == ["made", "waited"]
 
 
 @pytest.mark.redis
