@@ -1,9 +1,11 @@
-"""Shared by the sync tests: a memory connection, and a comparison of the unified tables with the fake CRM."""
+"""Shared by the sync and storage tests: a memory connection, the world's unified rows, and a comparison of
+the unified tables with the fake CRM."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,8 +17,19 @@ from connector.config import Settings
 from connector.mappings import Mapping, apply, load_mapping
 from connector.model import RECORD_MODELS, Score, ScoreHistory, utcnow
 from sandbox.memory import MemoryAdapter, MemoryCRM
+from sandbox.world import generate, unified_rows
 
 MEMORY = "sandbox.memory:MemoryAdapter"
+SYNCED = datetime(2025, 7, 1, 12, 0, tzinfo=UTC)
+
+
+def world_rows(connection_id: int, *, seed: int = 5, accounts: int = 6) -> dict[str, list[dict]]:
+    """The unified rows of a few accounts of the small world, for `connection_id`, as a sync stores them."""
+    rows: dict[str, list[dict]] = defaultdict(list)
+    for bundle in generate("small", seed, accounts=accounts):
+        for name, object_rows in unified_rows(bundle, connection_id, synced_at=SYNCED).items():
+            rows[name].extend(object_rows)
+    return rows
 
 
 def memory_connection(engine: Engine, settings: Settings, crm: MemoryCRM, name: str = "mem",

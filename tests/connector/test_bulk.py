@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -13,17 +12,7 @@ import connector.bulk as bulk
 import connector.store as store
 from bench.storage import create_bench_connection
 from connector.model import RECORD_MODELS
-from sandbox.world import generate, unified_rows
-
-SYNCED = datetime(2025, 7, 1, 12, 0, tzinfo=UTC)
-
-
-def _world_rows(connection_id: int) -> dict[str, list[dict]]:
-    rows: dict[str, list[dict]] = defaultdict(list)
-    for bundle in generate("small", 5, accounts=6):
-        for name, object_rows in unified_rows(bundle, connection_id, synced_at=SYNCED).items():
-            rows[name].extend(object_rows)
-    return rows
+from tests.connector.sync_helpers import world_rows
 
 
 def _stored(engine: sa.Engine, name: str, connection_id: int) -> list[tuple]:
@@ -50,7 +39,7 @@ def test_fast_and_sqlalchemy_paths_store_identical_rows(
     fast_id = create_bench_connection(engine, "fast")
     slow_id = create_bench_connection(engine, "slow")
     for cid in (fast_id, slow_id):
-        rows = _world_rows(cid)
+        rows = world_rows(cid)
         # an offset other than UTC and a JSON null must come out the same way on both paths
         rows["account"][0]["created_at"] = datetime(2024, 3, 1, 9, 30, 15, 250, tzinfo=timezone(timedelta(hours=2)))
         rows["account"][0]["custom"] = {"tier": None, "tags": ["a", "é"], 7: 2**70, "path": "C:\\N\tx"}
@@ -87,7 +76,7 @@ def test_upsert_updates_existing_rows_and_the_last_duplicate_wins(
     monkeypatch.setattr(bulk, "PG_COPY_MIN_ROWS", copy_from)
     monkeypatch.setattr(bulk, "PG_COPY_CHUNK", 2)  # the duplicates land in different statements
     cid = create_bench_connection(engine, "dup")
-    rows = _world_rows(cid)["account"][:3]
+    rows = world_rows(cid)["account"][:3]
     with engine.begin() as conn:
         store.upsert_records(conn, "account", rows)
     renamed = [{**rows[0], "name": "First"}, {**rows[1], "name": "Other"}, {**rows[0], "name": "Second"}]
@@ -109,7 +98,7 @@ def test_bad_rows_are_refused_with_a_reason_and_nothing_of_the_call_is_kept(
     monkeypatch.setattr(bulk, "PG_COPY_MIN_ROWS", copy_from)
     monkeypatch.setattr(bulk, "PG_COPY_CHUNK", 2)  # the bad row comes in the second chunk
     cid = create_bench_connection(engine, "bad")
-    rows = _world_rows(cid)["contact"][:4]
+    rows = world_rows(cid)["contact"][:4]
     naive = [*rows[:3], {**rows[3], "created_at": datetime(2024, 1, 1)}]  # noqa: DTZ001 - the bad input under test
     with engine.begin() as conn:  # the caller goes on and commits: the rows before the bad one are not kept either
         with pytest.raises(ValueError, match="naive datetime"):
@@ -119,7 +108,7 @@ def test_bad_rows_are_refused_with_a_reason_and_nothing_of_the_call_is_kept(
         store.upsert_records(conn, "contact", missing)
     with pytest.raises(ValueError, match="no column 'nickname'"), engine.begin() as conn:
         store.upsert_records(conn, "contact", [{**r, "nickname": "x"} for r in rows])
-    accounts = _world_rows(cid)["account"][:3]
+    accounts = world_rows(cid)["account"][:3]
     with engine.begin() as conn:  # several objects at once: the accounts stored before the bad contact go too
         with pytest.raises(ValueError, match="naive datetime"):
             store.upsert_many_records(conn, {"account": accounts, "contact": naive})

@@ -5,9 +5,6 @@ SQLite keeps this with foreign keys; PostgreSQL with the statement-level trigger
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import UTC, datetime
-
 import pytest
 import sqlalchemy as sa
 
@@ -15,17 +12,7 @@ import connector.bulk as bulk
 from bench.storage import create_bench_connection
 from connector.model import UNIFIED_OBJECTS
 from connector.store import upsert_many_records
-from sandbox.world import generate, unified_rows
-
-SYNCED = datetime(2025, 7, 1, 12, 0, tzinfo=UTC)
-
-
-def _rows(connection_id: int) -> dict[str, list[dict]]:
-    rows: dict[str, list[dict]] = defaultdict(list)
-    for bundle in generate("small", 3, accounts=4):
-        for name, object_rows in unified_rows(bundle, connection_id, synced_at=SYNCED).items():
-            rows[name].extend(object_rows)
-    return rows
+from tests.connector.sync_helpers import world_rows
 
 
 def _counts(engine: sa.Engine, connection_id: int) -> dict[str, int]:
@@ -40,8 +27,8 @@ def test_records_of_a_missing_connection_are_refused_and_nothing_is_stored(
 ) -> None:
     monkeypatch.setattr(bulk, "PG_COPY_MIN_ROWS", copy_from)
     real = create_bench_connection(engine, "real")
-    rows = _rows(real)
-    stray = _rows(real + 1000)["contact"]
+    rows = world_rows(real)
+    stray = world_rows(real + 1000)["contact"]
     with pytest.raises(sa.exc.IntegrityError) as caught, engine.begin() as conn:
         upsert_many_records(conn, {"account": rows["account"], "contact": rows["contact"] + stray[:1]})
     if engine.dialect.name == "postgresql":
@@ -55,8 +42,8 @@ def test_records_of_a_missing_connection_are_refused_and_nothing_is_stored(
 def test_deleting_a_connection_deletes_its_records_only(engine: sa.Engine) -> None:
     gone, kept = create_bench_connection(engine, "gone"), create_bench_connection(engine, "kept")
     with engine.begin() as conn:
-        upsert_many_records(conn, _rows(gone))
-        upsert_many_records(conn, _rows(kept))
+        upsert_many_records(conn, world_rows(gone))
+        upsert_many_records(conn, world_rows(kept))
     before = _counts(engine, kept)
     assert all(before.values())
     with engine.begin() as conn:
@@ -65,25 +52,25 @@ def test_deleting_a_connection_deletes_its_records_only(engine: sa.Engine) -> No
     assert _counts(engine, kept) == before
 
 
+def _refused_then_allowed(engine: sa.Engine, sql: str, refused: dict[str, int], allowed: dict[str, int]) -> None:
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(sa.text(sql), refused)
+    with engine.begin() as conn:
+        conn.execute(sa.text(sql), allowed)
+
+
 def test_a_record_moves_only_to_an_existing_connection(engine: sa.Engine) -> None:
     one, two = create_bench_connection(engine, "one"), create_bench_connection(engine, "two")
     with engine.begin() as conn:
-        upsert_many_records(conn, {"account": _rows(one)["account"][:1]})
-    move = sa.text("UPDATE account SET connection_id = :to WHERE connection_id = :c")
-    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
-        conn.execute(move, {"to": two + 1000, "c": one})
-    with engine.begin() as conn:
-        conn.execute(move, {"to": two, "c": one})
+        upsert_many_records(conn, {"account": world_rows(one)["account"][:1]})
+    _refused_then_allowed(engine, "UPDATE account SET connection_id = :to WHERE connection_id = :c",
+                          {"to": two + 1000, "c": one}, {"to": two, "c": one})
     assert _counts(engine, two)["account"] == 1
 
 
 def test_a_connection_with_records_keeps_its_id(engine: sa.Engine) -> None:
     used, empty = create_bench_connection(engine, "used"), create_bench_connection(engine, "empty")
     with engine.begin() as conn:
-        upsert_many_records(conn, {"case": _rows(used)["case"][:1]})
-    renumber = sa.text("UPDATE connection SET id = id + 1000 WHERE id = :c")
-    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
-        conn.execute(renumber, {"c": used})
-    with engine.begin() as conn:
-        conn.execute(renumber, {"c": empty})
+        upsert_many_records(conn, {"case": world_rows(used)["case"][:1]})
+    _refused_then_allowed(engine, "UPDATE connection SET id = id + 1000 WHERE id = :c", {"c": used}, {"c": empty})
     assert _counts(engine, used)["case"] == 1
