@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 
 from bench import SECTIONS
@@ -29,14 +30,36 @@ def select_sections(names: Sequence[str]) -> list[str]:
 
 
 def machine() -> dict[str, Any]:
-    """What the figures depend on: cores, memory, Python, and how busy the machine is."""
+    """What the figures depend on: cores, memory, Python, how busy the machine is, and how fast it
+    runs plain Python and hands out fresh memory right now (see `speed`)."""
     return {
         "cpus": os.cpu_count(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "load_avg_1m": round(os.getloadavg()[0], 2),
+        **speed(),
     }
+
+
+CALIBRATION_LOOP = 5_000_000
+CALIBRATION_MB = 256
+
+
+def speed() -> dict[str, float]:
+    """Two quick probes that explain much of the drift between runs on the same code: seconds for a
+    plain Python loop, and GB/s at which the system hands out and zeroes fresh memory (a virtual
+    machine whose host has not yet backed its memory can be ten times slower there, and every bulk
+    load and scoring run allocates hundreds of megabytes)."""
+    began = time.perf_counter()
+    for _ in range(CALIBRATION_LOOP):
+        pass
+    loop_s = time.perf_counter() - began
+    began = time.perf_counter()
+    block = np.ones(CALIBRATION_MB * 2**20 // 8)  # every page written once
+    fresh_s = time.perf_counter() - began
+    del block
+    return {"python_loop_5m_s": round(loop_s, 3), "fresh_memory_gb_per_s": round(CALIBRATION_MB / 1024 / fresh_s, 2)}
 
 
 def run_bench(
@@ -90,7 +113,8 @@ def render_table(payload: dict[str, Any]) -> str:
             out.append("-" * (sum(widths) + 4))
     load = payload["machine"]
     out.append(f"machine: {load['cpus']} cpus, load average {load['load_avg_1m']} at start, "
-               f"{load.get('load_avg_1m_end', '?')} at end")
+               f"{load.get('load_avg_1m_end', '?')} at end; {CALIBRATION_LOOP / 1e6:.0f}M-step Python loop "
+               f"{load.get('python_loop_5m_s', '?')} s, fresh memory {load.get('fresh_memory_gb_per_s', '?')} GB/s")
     return "\n".join(out)
 
 

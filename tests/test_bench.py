@@ -48,6 +48,9 @@ def test_bench_on_the_small_world_prints_a_table_and_writes_json(tmp_path: Path)
         assert storage[key] > 0, key
     assert storage["pg_checkpointed_before"] is True  # the machine's postgres role may checkpoint
     assert "records_per_s" in result.output and "pg_rows_per_s" in result.output
+    # the machine's speed at the time, to tell a slower machine from slower code
+    assert payload["machine"]["python_loop_5m_s"] > 0 and payload["machine"]["fresh_memory_gb_per_s"] > 0
+    assert "fresh memory" in result.output
     assert _scratch_databases() == set()
 
 
