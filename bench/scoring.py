@@ -30,16 +30,20 @@ HORIZON_DAYS = 180
 RESCORES = 7
 
 
-def load_world(engine: Engine, bundles: Iterable[Bundle], *, name: str = "bench-world") -> tuple[int, dict[str, tuple[float, float]]]:
-    """Store world bundles as the unified rows of a new connection; returns its id and the latent
-    (health, experience) of each account key (for measuring, never for scoring)."""
+Latent = dict[str, tuple[float, float, bool]]
+
+
+def load_world(engine: Engine, bundles: Iterable[Bundle], *, name: str = "bench-world") -> tuple[int, Latent]:
+    """Store world bundles as the unified rows of a new connection; returns its id and, per account
+    key, the latent (health, experience) and whether it ever was a customer (for measuring, never for
+    scoring)."""
     with engine.begin() as conn:
         ws_t, c_t = Workspace.__table__, Connection.__table__  # type: ignore[attr-defined]
         ws = conn.execute(sa.insert(ws_t).values(name=name, created_at=utcnow()).returning(ws_t.c.id)).scalar_one()
         cid = int(conn.execute(sa.insert(c_t).values(
             workspace_id=ws, name=name, kind="salesforce", credentials_encrypted="", options={}, status="active",
             created_at=utcnow(), updated_at=utcnow()).returning(c_t.c.id)).scalar_one())
-    latent: dict[str, tuple[float, float]] = {}
+    latent: Latent = {}
     pending: dict[str, list[dict[str, Any]]] = {o: [] for o in UNIFIED_OBJECTS}
     synced, count = utcnow(), 0
 
@@ -50,7 +54,7 @@ def load_world(engine: Engine, bundles: Iterable[Bundle], *, name: str = "bench-
             rows.clear()
 
     for bundle in bundles:
-        latent[bundle.account.key] = (bundle.account.health, bundle.account.experience)
+        latent[bundle.account.key] = (bundle.account.health, bundle.account.experience, bundle.was_customer())
         for o, rows in unified_rows(bundle, cid, synced_at=synced).items():
             pending[o].extend(rows)
             count += len(rows)
@@ -61,14 +65,20 @@ def load_world(engine: Engine, bundles: Iterable[Bundle], *, name: str = "bench-
     return cid, latent
 
 
-def quality(engine: Engine, cid: int, latent: dict[str, tuple[float, float]]) -> dict[str, float]:
-    """Spearman of the stored account scores with the latent health and experience."""
+def quality(engine: Engine, cid: int, latent: Latent) -> dict[str, float]:
+    """Spearman of the stored account scores with the latent health and experience.
+
+    Experience is measured over the accounts that ever were customers: the latent experience is the
+    service a customer gets, and leaves no trace on the others (they rest at the baseline). The
+    figure over every account, and the best any such score could do there (the ceiling), are reported
+    beside it."""
     s = Score.__table__  # type: ignore[attr-defined]
     with engine.connect() as conn:
         rows = conn.execute(sa.select(s.c.external_id, s.c.relationship, s.c.experience, s.c.components).where(
             s.c.connection_id == cid, s.c.object == "account")).all()
     health = np.array([latent[r[0]][0] for r in rows])
     exper = np.array([latent[r[0]][1] for r in rows])
+    customers = np.array([latent[r[0]][2] for r in rows], dtype=bool)
     rel = np.array([r[1] for r in rows], dtype=float)
     exp = np.array([r[2] for r in rows], dtype=float)
     # accounts with support evidence (cases, or time as a customer); the others rest at the baseline
@@ -80,10 +90,12 @@ def quality(engine: Engine, cid: int, latent: dict[str, tuple[float, float]]) ->
     ceiling = np.where(evidenced, exper, np.median(exper[evidenced]) if evidenced.any() else 0.5)
     return {
         "spearman_relationship_health": round(spearman(rel, health), 4),
-        "spearman_experience_experience": round(spearman(exp, exper), 4),
+        "spearman_experience_customers": round(spearman(exp[customers], exper[customers]), 4),
+        "spearman_experience_all_accounts": round(spearman(exp, exper), 4),
         "spearman_experience_with_evidence": round(spearman(exp[evidenced], exper[evidenced]), 4),
         "spearman_experience_with_cases": round(spearman(exp[with_cases], exper[with_cases]), 4),
         "spearman_experience_ceiling": round(spearman(ceiling, exper), 4),
+        "accounts_customers_share": round(float(customers.mean()), 4),
         "accounts_with_evidence_share": round(float(evidenced.mean()), 4),
         "accounts_with_cases_share": round(float(with_cases.mean()), 4),
     }

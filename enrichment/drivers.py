@@ -61,7 +61,10 @@ def ago(days: float) -> str:
 
 @lru_cache(maxsize=64)
 def span(days: int) -> str:
-    """A window in words: 'the last 12 months', 'the last 7 days'."""
+    """A window in words: 'the last 3 years', 'the last 12 months', 'the last 7 days'."""
+    years = days / 365.25
+    if years >= 1.9 and abs(years - round(years)) < 0.1:
+        return f"the last {round(years)} years"
     return f"the last {round(days / 30.44)} months" if days >= 60 else f"the last {days} days"
 
 

@@ -2,7 +2,8 @@
 
 Evidence is exposure, not case count: a customer with many contacts over many quarters and no case has
 a genuinely low support load, while a brand-new or never-won account has shown nothing yet and rests at
-the neutral baseline. Having no case never lowers the score.
+the neutral baseline. Having no case never lowers the score, and being quiet is weak evidence (the
+customer may be well served or disengaged), so it moves the score at most `quiet_confidence` of the way.
 """
 
 from __future__ import annotations
@@ -134,10 +135,13 @@ def signals(acc: AccountFeatures, priors: dict[str, Any], params: dict[str, Any]
 
 
 def confidence(acc: AccountFeatures, priors: dict[str, Any], params: dict[str, Any]) -> np.ndarray:
-    """How much support history backs the score: n / (n + k) over the `evidence` (cases seen or expected)."""
+    """How much support history backs the score: n / (n + k) over the `evidence` (cases seen or expected),
+    at most `quiet_confidence` for an account without any case in the quality window."""
     n = evidence(acc, priors, params)
     k = params["experience"]["confidence_cases"]
-    return np.ones(len(n)) if k <= 0 else n / (n + k)
+    conf = np.ones(len(n)) if k <= 0 else n / (n + k)
+    quiet = ~(np.nan_to_num(acc.col("quality_cases")) > 0)
+    return np.where(quiet, np.minimum(conf, params["experience"]["quiet_confidence"]), conf)
 
 
 def score(acc: AccountFeatures, refs: dict[str, Any], priors: dict[str, Any], params: dict[str, Any],

@@ -36,6 +36,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
         # as a customer) would have brought at the portfolio's rate. A never-won account without cases sits
         # at the neutral baseline; a long-standing customer without cases earns a low support load.
         "confidence_cases": 1.0,
+        # No case at all in the quality window is weak evidence of a good experience (a customer who
+        # never calls may be well served or simply disengaged): such an account's confidence is capped
+        # here, so a quiet record moves the score at most this share of the way a case-backed one would.
+        "quiet_confidence": 0.25,
         "high_priorities": ["high", "urgent", "critical"],
         # A won deal makes the account a customer for this long (annual contracts): its exposure to
         # support runs from the first won deal until this many days after the last one.
@@ -52,8 +56,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
         "breadth_days": 180,
         "renewal_days": 730,
         "loss_days": 180,
-        "case_days": 365,
-        "quality_days": 730,
+        "case_days": 730,
+        "quality_days": 1095,
         "backlog_age_days": 7,
     },
     "tiers": {"a_min_value": 0.9, "b_min_value": 0.6},
@@ -117,6 +121,7 @@ def validate_params(params: dict[str, Any] | None) -> dict[str, Any]:
     e["weights"] = _weights("experience.weights", e["weights"], EXPERIENCE_COMPONENTS)
     e["smoothing_cases"] = _number("experience.smoothing_cases", e["smoothing_cases"], 0.0, 1000.0)
     e["confidence_cases"] = _number("experience.confidence_cases", e["confidence_cases"], 0.0, 1000.0)
+    e["quiet_confidence"] = _number("experience.quiet_confidence", e["quiet_confidence"], 0.0, 1.0)
     e["customer_term_days"] = int(_number("experience.customer_term_days", e["customer_term_days"], 1, 3650))
     if not isinstance(e["high_priorities"], list) or not all(isinstance(x, str) for x in e["high_priorities"]):
         raise ConfigError("score model: experience.high_priorities must be a list of priority names, e.g. [\"high\", \"urgent\"]")

@@ -27,7 +27,10 @@ class Owner:
 
 @dataclass(frozen=True, slots=True)
 class WAccount:
-    """A company; `health` and `experience` are latent (0..1) and never synced to a CRM."""
+    """A company; `health` and `experience` are latent (0..1) and never synced to a CRM.
+
+    `experience` is the service the account gets as a customer: it tilts its cases and renewals, so
+    it leaves no trace on an account that never became one (see `Bundle.was_customer`)."""
 
     key: str
     name: str
@@ -112,6 +115,10 @@ class Bundle:
     deals: tuple[WDeal, ...]
     cases: tuple[WCase, ...]
     activities: tuple[WActivity, ...]
+
+    def was_customer(self) -> bool:
+        """Whether the account ever won a deal, i.e. ever had the experience `account.experience` describes."""
+        return any(d.is_won for d in self.deals)
 
     def record_count(self) -> int:
         """How many CRM records the bundle holds (the account included)."""

@@ -139,12 +139,12 @@ def test_tenure_words_for_short_and_long_customers(first_won: float | None, text
 @pytest.mark.parametrize(
     ("change", "text"),
     [
-        ({"cases": 0, "contacts": 12}, "no support case from 12 contacts in the last 12 months"),
+        ({"cases": 0, "contacts": 12}, "no support case from 12 contacts in the last 2 years"),
         ({"cases": 0, "contacts": 1, "days_since_first_won": 60, "days_since_won": 60},
          "no support case from 1 contact in 2 months as a customer"),
-        ({"cases": 0, "days_since_first_won": None, "days_since_won": None}, "no support case in the last 12 months"),
-        ({"cases": 6, "contacts": 3}, "0.5 cases per contact per quarter (6 cases from 3 contacts in the last 12 months)"),
-        ({"cases": 2, "days_since_first_won": None, "days_since_won": None}, "2 cases in the last 12 months"),
+        ({"cases": 0, "days_since_first_won": None, "days_since_won": None}, "no support case in the last 2 years"),
+        ({"cases": 12, "contacts": 3}, "0.5 cases per contact per quarter (12 cases from 3 contacts in the last 2 years)"),
+        ({"cases": 2, "days_since_first_won": None, "days_since_won": None}, "2 cases in the last 2 years"),
     ],
 )
 def test_load_words_name_cases_contacts_and_time_as_a_customer(change: dict, text: str) -> None:

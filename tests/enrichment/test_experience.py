@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from enrichment.params import default_params
 from tests.enrichment.helpers import TYPICAL, index, portfolio, score_records
 
 
@@ -90,11 +91,27 @@ def test_zero_cases_over_a_long_exposure_is_a_low_load() -> None:
     records = portfolio() + [_quiet("LONG", 12, 1500, 60), _quiet("NEW", 1, 3), _quiet("NEVER", 12, None)]
     scored, _ = score_records(records)
     long, new, never = (float(scored.experience.score[index(scored, k)]) for k in ("LONG", "NEW", "NEVER"))
-    assert long > 60.0
+    assert long > 55.0
     assert 50.0 <= new < 51.0  # one contact for three days: almost no evidence yet
     assert never == 50.0  # never a customer: nothing to judge, neither praised nor punished
     texts = [d["text"] for d in scored.drivers_of(index(scored, "LONG")) if d["score"] == "experience"]
     assert any(t.startswith("+") and "no support case from 12 contacts" in t for t in texts), texts
+
+
+def test_a_quiet_record_moves_the_score_at_most_its_share_of_the_way() -> None:
+    """Silence is weak evidence: the same quiet record moves the score less than cases would, by the
+    model's `quiet_confidence`, and an admin who trusts silence more can raise it."""
+    records = portfolio() + [_quiet("LONG", 12, 1500, 60)]
+    capped, _ = score_records(records)
+    trusted = default_params()
+    trusted["experience"]["quiet_confidence"] = 1.0
+    full, _ = score_records(records, trusted)
+    i = index(capped, "LONG")
+    gain_capped, gain_full = capped.experience.score[i] - 50.0, full.experience.score[i] - 50.0
+    assert 0 < gain_capped <= 0.25 * 50.0
+    assert capped.experience.weights[i].sum() == pytest.approx(0.25)  # the confidence, capped
+    assert full.experience.weights[i].sum() > 0.8  # 12 contacts over four years: plenty of exposure
+    assert gain_full == pytest.approx(gain_capped * full.experience.weights[i].sum() / 0.25)
 
 
 def test_evidence_grows_with_exposure() -> None:
