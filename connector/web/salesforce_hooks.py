@@ -16,6 +16,7 @@ from adapters.salesforce import settings as S
 from adapters.salesforce.webhooks import parse_outbound_message
 from connector.errors import WebhookRejected
 from connector.model import Connection
+from connector.web.services.common import MAX_ID
 from connector.webhooks import accept
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def _connection(name_or_id: str) -> sa.Row | None:
     engine = current_app.extensions["rapport_engine"]
     with engine.connect() as conn:
         where = _C.c.name == name_or_id
-        if name_or_id.isdigit():
+        if name_or_id.isdigit() and int(name_or_id) <= MAX_ID:
             where = sa.or_(where, _C.c.id == int(name_or_id))
         return conn.execute(
             sa.select(_C.c.id, _C.c.kind, _C.c.external_org_id, _C.c.status).where(where)

@@ -27,10 +27,10 @@ class Route:
     def api(self) -> bool:
         return self.endpoint.startswith("api.")
 
-    def url(self, t: Tenant) -> str:
+    def url(self, t: Tenant, version: int = 1) -> str:
         """The URL with the tenant's ids in the path (and in the query where a route reads one)."""
         values = {"connection_id": t.connection_id, "schedule_id": t.schedule_id, "run_id": t.run_id,
-                  "object": "account", "external_id": t.account, "version": 1, "kind": "hubspot", "action": "run",
+                  "object": "account", "external_id": t.account, "version": version, "kind": "hubspot", "action": "run",
                   "token_id": 1, "method": "token"}
         path = self.rule
         for name in self.args:

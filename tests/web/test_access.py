@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import sqlalchemy as sa
 
@@ -80,6 +82,27 @@ def test_a_user_never_reaches_another_workspaces_things(app, tenants) -> None:
         body = client.get(path).get_data(as_text=True)
         assert alpha.connection in body or path == "/model", path
         assert beta.connection not in body, path
+
+
+def test_an_id_too_large_for_the_database_is_not_found(app, tenants) -> None:
+    """An id beyond what an id column holds is a 404 naming the thing, on every route that takes one."""
+    alpha, _ = tenants
+    huge = dataclasses.replace(alpha, connection_id=2**63, schedule_id=2**64, run_id=2**63 + 7)
+    client = app.test_client()
+    csrf = sign_in(client, alpha.emails["admin"])
+    checked = 0
+    for route in admin_routes(app):
+        if not route.args & {"connection_id", "schedule_id", "run_id", "version"}:
+            continue
+        response = _send(client, route, route.url(huge, version=2**63), csrf=csrf)
+        assert response.status_code == 404, (route, response.status_code, response.get_data(as_text=True)[:300])
+        checked += 1
+    assert checked > 20
+    response = client.get(f"/api/v1/runs?before={2**63}")
+    assert response.status_code == 400 and "before" in response.get_json()["fields"], response.get_json()
+    response = client.post("/api/v1/schedules", json={"connection_id": 2**63, "kind": "run", "cron": "*/5 * * * *"},
+                           headers={"X-CSRF-Token": csrf})
+    assert response.status_code in (400, 404) and "connection" in response.get_data(as_text=True)
 
 
 def test_the_same_route_with_its_own_ids_answers(app, tenants) -> None:

@@ -26,12 +26,24 @@ class Invalid(Exception):
         self.fields = dict(fields or {})
 
 
+MAX_ID = 2**63 - 1  # the largest id a BIGINT (or SQLite INTEGER) holds
+
+
+def record_id(value: Any, what: str) -> int:
+    """A row id from a path or body value; NotFound naming `what` when it is not one (not a whole
+    number, or outside what an id column holds, which the database could not even compare)."""
+    try:
+        ident = int(value)
+    except (TypeError, ValueError):
+        raise NotFound(f"there is no {what} {value!r}") from None
+    if not 0 < ident <= MAX_ID:
+        raise NotFound(f"there is no {what} {ident} in this workspace")
+    return ident
+
+
 def connection_row(engine: Engine, ws: int, connection_id: Any) -> sa.Row:
     """One connection of the workspace; NotFound for any other id."""
-    try:
-        cid = int(connection_id)
-    except (TypeError, ValueError):
-        raise NotFound(f"there is no connection {connection_id!r}") from None
+    cid = record_id(connection_id, "connection")
     with engine.connect() as conn:
         row = conn.execute(sa.select(_C).where(_C.c.id == cid, _C.c.workspace_id == ws)).first()
     if row is None:

@@ -18,7 +18,7 @@ from connector.backtest import outcomes
 from connector.errors import ConfigError
 from connector.features import load_account_features
 from connector.model import RECORD_MODELS, SyncRun, utcnow
-from connector.web.services.common import Invalid, NotFound, connection_row
+from connector.web.services.common import Invalid, NotFound, connection_row, record_id
 from enrichment.backtest import evaluate
 from enrichment.params import EXPERIENCE_COMPONENTS, RELATIONSHIP_COMPONENTS
 from enrichment.scores import fit_portfolio, score_accounts
@@ -98,10 +98,7 @@ def create_draft(engine: Engine, ws: int, form: dict[str, Any], created_by: str)
 
 
 def _version_params(engine: Engine, ws: int, version: Any) -> tuple[int, dict[str, Any], str]:
-    try:
-        v = int(version)
-    except (TypeError, ValueError):
-        raise NotFound(f"there is no score model version {version!r}") from None
+    v = record_id(version, "score model version")
     with engine.begin() as conn:
         try:
             row = score_models.get(conn, ws, v)

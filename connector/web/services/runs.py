@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from connector.model import RUN_KINDS, Connection, SyncRun, utcnow
-from connector.web.services.common import Invalid, NotFound, connection_row, iso
+from connector.web.services.common import MAX_ID, Invalid, NotFound, connection_row, iso, record_id
 
 _R = SyncRun.__table__  # type: ignore[attr-defined]
 _C = Connection.__table__  # type: ignore[attr-defined]
@@ -64,7 +64,9 @@ def list_runs(engine: Engine, ws: int, *, connection_id: Any = None, kind: str |
     try:
         before_id = int(before) if before not in (None, "") else None
     except (TypeError, ValueError):
-        errors["before"] = "a run id"
+        before_id, errors["before"] = None, "a run id"
+    if before_id is not None and not 0 < before_id <= MAX_ID:
+        errors["before"] = f"a run id from 1 to {MAX_ID}"
     if errors:
         raise Invalid("bad filter", errors)
     q = _base().where(_C.c.workspace_id == ws)
@@ -84,10 +86,7 @@ def list_runs(engine: Engine, ws: int, *, connection_id: Any = None, kind: str |
 
 def get_run(engine: Engine, ws: int, run_id: Any) -> dict[str, Any]:
     """One run of the workspace with its failing records."""
-    try:
-        rid = int(run_id)
-    except (TypeError, ValueError):
-        raise NotFound(f"there is no run {run_id!r}") from None
+    rid = record_id(run_id, "run")
     with engine.connect() as conn:
         row = conn.execute(_base().where(_R.c.id == rid, _C.c.workspace_id == ws)).first()
     if row is None:

@@ -15,7 +15,7 @@ from connector.config import Settings
 from connector.errors import ConfigError
 from connector.model import Connection, Schedule, utcnow
 from connector.queues import RUN_KINDS
-from connector.web.services.common import Invalid, NotFound, connection_row, iso
+from connector.web.services.common import Invalid, NotFound, connection_row, iso, record_id
 
 _T = Schedule.__table__  # type: ignore[attr-defined]
 _C = Connection.__table__  # type: ignore[attr-defined]
@@ -42,10 +42,7 @@ def describe_cron(expr: str, now: datetime | None = None) -> dict[str, Any]:
 
 
 def _row(engine: Engine, ws: int, schedule_id: Any) -> sa.Row:
-    try:
-        sid = int(schedule_id)
-    except (TypeError, ValueError):
-        raise NotFound(f"there is no schedule {schedule_id!r}") from None
+    sid = record_id(schedule_id, "schedule")
     with engine.connect() as conn:
         row = conn.execute(sa.select(_T, _C.c.name.label("connection_name")).join(_C, _C.c.id == _T.c.connection_id)
                            .where(_T.c.id == sid, _C.c.workspace_id == ws)).first()

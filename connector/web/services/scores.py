@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from connector.model import RECORD_MODELS, Score, ScoreHistory, SyncRun
 from connector.scoring import PORTFOLIO
 from connector.web.services.common import NotFound, connection_row, iso
+from enrichment.scores import component_names
 
 _S = Score.__table__  # type: ignore[attr-defined]
 _H = ScoreHistory.__table__  # type: ignore[attr-defined]
@@ -133,7 +134,7 @@ def _summary(engine: Engine, row: Any) -> dict[str, Any]:
 
 
 def _components(components: dict[str, Any]) -> list[dict[str, Any]]:
-    names = components.get("names") or []
+    names = component_names(components, "account")
     levels = components.get("levels") or []
     points = components.get("points") or []
     out = []
