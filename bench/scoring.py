@@ -23,6 +23,7 @@ from connector.model import UNIFIED_OBJECTS, Connection, Score, SyncRun, Workspa
 from connector.scoring import score_connection
 from connector.store import upsert_many_records
 from enrichment.backtest import spearman
+from enrichment.scores import COMPONENT_NAMES
 from sandbox.world import DEFAULT_NOW, Bundle, generate, unified_rows
 
 BATCH_ROWS = 5000
@@ -82,10 +83,12 @@ def quality(engine: Engine, cid: int, latent: Latent) -> dict[str, float]:
     rel = np.array([r[1] for r in rows], dtype=float)
     exp = np.array([r[2] for r in rows], dtype=float)
     # accounts with support evidence (cases, or time as a customer); the others rest at the baseline
-    evidenced = np.array([any(p != 0 for n, p in zip(r[3]["names"], r[3]["points"], strict=True)
-                              if n.startswith("experience.")) for r in rows])
+    names = COMPONENT_NAMES["account"]
+    experience = [j for j, n in enumerate(names) if n.startswith("experience.")]
+    evidenced = np.array([any(r[3]["points"][j] != 0 for j in experience) for r in rows])
     # accounts with a case in the quality window (the escalation rate is known only for them)
-    with_cases = np.array([r[3]["levels"][r[3]["names"].index("experience.escalations")] is not None for r in rows])
+    escalations = names.index("experience.escalations")
+    with_cases = np.array([r[3]["levels"][escalations] is not None for r in rows])
     # the best any score resting at the baseline without evidence could do: exact where it has evidence
     ceiling = np.where(evidenced, exper, np.median(exper[evidenced]) if evidenced.any() else 0.5)
     return {

@@ -16,6 +16,24 @@ from enrichment import drivers, experience, relationship, tiers
 from enrichment.combine import Breakdown, combine
 from enrichment.drivers import account_texts
 from enrichment.features import AccountFeatures, ContactFeatures, Reference, fit_reference, percentile
+from enrichment.params import (
+    CONTACT_EXPERIENCE,
+    CONTACT_RELATIONSHIP,
+    EXPERIENCE_COMPONENTS,
+    RELATIONSHIP_COMPONENTS,
+)
+
+# The components of each scored object, in the order of a stored row's `levels` and `points`. Rows
+# do not repeat them (a million contacts would store the same names a million times).
+COMPONENT_NAMES: dict[str, tuple[str, ...]] = {
+    "account": (*(f"relationship.{n}" for n in RELATIONSHIP_COMPONENTS), *(f"experience.{n}" for n in EXPERIENCE_COMPONENTS)),
+    "contact": (*(f"relationship.{n}" for n in CONTACT_RELATIONSHIP), *(f"experience.{n}" for n in CONTACT_EXPERIENCE)),
+}
+
+
+def component_names(stored: dict[str, Any], object: str) -> list[str]:
+    """The names of a stored row's components: those it lists itself, else the object's (`COMPONENT_NAMES`)."""
+    return list(stored.get("names") or COMPONENT_NAMES.get(object, ()))
 
 
 @dataclass
@@ -75,13 +93,17 @@ class Scored:
         """The drivers of record i as dicts."""
         return list(orjson.loads(self.drivers[i]))
 
+    @property
+    def component_names(self) -> list[str]:
+        """The components in the order of `components_json`'s levels and points."""
+        return [f"relationship.{n}" for n in self.relationship.names] + [f"experience.{n}" for n in self.experience.names]
+
     def components_json(self) -> list[str]:
-        """Per record, every component as JSON: names, 0..1 levels (null: missing) and points."""
-        names = [f"relationship.{n}" for n in self.relationship.names] + [f"experience.{n}" for n in self.experience.names]
+        """Per record, every component as JSON: the baseline, 0..1 levels (null: missing) and points, in
+        the order of `component_names` (for a stored row, `COMPONENT_NAMES` of its object)."""
         levels = np.round(np.hstack([self.relationship.components, self.experience.components]), 4)
         points = np.round(np.hstack([self.relationship.points, self.experience.points]), 2)
-        head = ('{"baseline":' + orjson.dumps(self.relationship.baseline).decode() + ',"names":'
-                + orjson.dumps(names).decode() + ',"levels":[')
+        head = '{"baseline":' + orjson.dumps(self.relationship.baseline).decode() + ',"levels":['
         return [f'{head}{lv}],"points":[{pt}]}}' for lv, pt in zip(_rows_json(levels), _rows_json(points), strict=True)]
 
 

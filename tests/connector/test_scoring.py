@@ -14,7 +14,7 @@ from connector.errors import ConfigError
 from connector.features import load_features
 from connector.model import Score, ScoreHistory, ScoreModel, SyncRun
 from connector.scoring import score_connection
-from enrichment.scores import fit_portfolio, score_accounts
+from enrichment.scores import COMPONENT_NAMES, fit_portfolio, score_accounts
 from tests.connector.scoring_support import NOW, activity, add, case, days_ago, deal, make_connection
 
 S, H, M, R = (t.__table__ for t in (Score, ScoreHistory, ScoreModel, SyncRun))  # type: ignore[attr-defined]
@@ -77,7 +77,8 @@ def test_scores_accounts_and_contacts_with_history_and_model_version(engine) -> 
         assert row["model_version"] == 1 and row["scored_at"] == NOW
         assert 0 <= row["relationship"] <= 100 and 0 <= row["experience"] <= 100 and row["tier"] in "ABC"
         comps = row["components"]
-        n_rel = sum(1 for n in comps["names"] if n.startswith("relationship."))
+        assert set(comps) == {"baseline", "levels", "points"}  # the names are the object's, not repeated per row
+        n_rel = sum(1 for n in COMPONENT_NAMES[row["object"]] if n.startswith("relationship."))
         assert comps["baseline"] + sum(comps["points"][:n_rel]) == pytest.approx(row["relationship"], abs=0.5)
         assert comps["baseline"] + sum(comps["points"][n_rel:]) == pytest.approx(row["experience"], abs=0.5)
         assert len(row["drivers"]) <= 3 and all(d["text"][0] in "+\u2212" for d in row["drivers"])

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from connector.model import Score
 from connector.scoring import score_connection
+from enrichment.scores import COMPONENT_NAMES
 from tests.connector.scoring_support import NOW, add, case, days_ago, deal, make_connection
 
 S = Score.__table__  # type: ignore[attr-defined]
@@ -35,7 +36,7 @@ def _old(engine, cid) -> dict:
 
 def _points(row: dict, component: str) -> float:
     comps = row["components"]
-    return comps["points"][comps["names"].index(f"experience.{component}")]
+    return comps["points"][COMPONENT_NAMES["account"].index(f"experience.{component}")]
 
 
 def test_an_old_open_urgent_case_counts_and_its_escalation_registers(engine) -> None:

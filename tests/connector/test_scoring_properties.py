@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from connector.db import make_engine
 from connector.model import Score
 from connector.scoring import score_connection
+from enrichment.scores import component_names
 from tests.connector.scoring_support import NOW, add, days_ago, make_connection
 
 _names = itertools.count()
@@ -75,8 +76,9 @@ def test_odd_crm_data_scores_within_bounds(db, deals, cases, acts, created) -> N
     for row in rows:
         assert 0 <= row["relationship"] <= 100 and 0 <= row["experience"] <= 100
         comps = row["components"]
-        rel = [p for n, p in zip(comps["names"], comps["points"], strict=True) if n.startswith("relationship.")]
-        exp = [p for n, p in zip(comps["names"], comps["points"], strict=True) if n.startswith("experience.")]
+        names = component_names(comps, row["object"])
+        rel = [p for n, p in zip(names, comps["points"], strict=True) if n.startswith("relationship.")]
+        exp = [p for n, p in zip(names, comps["points"], strict=True) if n.startswith("experience.")]
         assert abs(comps["baseline"] + sum(rel) - row["relationship"]) <= 0.5
         assert abs(comps["baseline"] + sum(exp) - row["experience"]) <= 0.5
         assert len(row["drivers"]) <= 3

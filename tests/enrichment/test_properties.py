@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from enrichment.features import ACCOUNT_COLUMNS, CONTACT_COLUMNS, AccountFeatures, ContactFeatures
 from enrichment.params import default_params
-from enrichment.scores import fit_portfolio, score_accounts, score_contacts
+from enrichment.scores import COMPONENT_NAMES, fit_portfolio, score_accounts, score_contacts
 
 value = st.one_of(
     st.none(),
@@ -32,6 +32,8 @@ contact = st.fixed_dictionaries({c: value for c in CONTACT_COLUMNS})
 def _check(scored, accounts=None, account_of: np.ndarray | None = None) -> None:
     contacts = accounts is not None
     comps = [orjson.loads(c) for c in scored.components_json()]
+    # stored rows do not list their components: the object's names must be the order scored here
+    assert scored.component_names == list(COMPONENT_NAMES["contact" if contacts else "account"])
     for i in range(len(scored.ids)):
         for b in (scored.relationship, scored.experience):
             assert 0.0 <= b.score[i] <= 100.0 and math.isfinite(b.score[i])
@@ -43,7 +45,7 @@ def _check(scored, accounts=None, account_of: np.ndarray | None = None) -> None:
         assert abs(exp_sum - round(float(scored.experience.score[i]), 1)) <= 0.5
         drivers = scored.drivers_of(i)
         assert len(drivers) <= 3
-        points = dict(zip((f"{n.split('.')[0]}:{n.split('.')[1]}" for n in stored["names"]), stored["points"], strict=True))
+        points = dict(zip((f"{n.split('.')[0]}:{n.split('.')[1]}" for n in scored.component_names), stored["points"], strict=True))
         if not contacts:
             biggest = sorted((abs(p) for p in stored["points"]), reverse=True)
             for d, top in zip(drivers, biggest, strict=False):
