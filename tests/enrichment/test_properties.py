@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from enrichment.features import ACCOUNT_COLUMNS, CONTACT_COLUMNS, AccountFeatures, ContactFeatures
 from enrichment.params import default_params
-from enrichment.scores import COMPONENT_NAMES, fit_portfolio, score_accounts, score_contacts
+from enrichment.scores import COMPONENT_NAMES, component_names, fit_portfolio, score_accounts, score_contacts
 
 value = st.one_of(
     st.none(),
@@ -80,3 +80,9 @@ def test_any_input_scores_within_bounds_and_adds_up(accounts, contacts) -> None:
     # the cached portfolio gives the same scores after a round trip through JSON
     again = score_accounts(acc, type(pf).from_json(orjson.loads(orjson.dumps(pf.to_json()))), params)
     assert np.allclose(again.relationship.score, scored.relationship.score)
+
+
+def test_a_stored_row_reads_its_own_component_names_or_its_objects() -> None:
+    assert component_names({"levels": [0.5], "points": [0.0]}, "contact") == list(COMPONENT_NAMES["contact"])
+    assert component_names({"names": ["relationship.value"], "levels": [0.5]}, "account") == ["relationship.value"]
+    assert component_names({"levels": []}, "portfolio") == []
