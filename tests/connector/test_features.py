@@ -10,6 +10,7 @@ from enrichment.params import default_params
 from tests.connector.scoring_support import NOW, activity, add, case, days_ago, deal, make_connection
 
 P = default_params()
+P["windows"] |= {"case_days": 365, "quality_days": 730}  # the windows the cases below are dated around
 
 
 @pytest.fixture
