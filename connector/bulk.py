@@ -33,6 +33,17 @@ from connector.model import UTCDateTime
 
 PG_COPY_MIN_ROWS = 500  # from this many rows PostgreSQL gets them by COPY rather than in a JSON document
 PG_COPY_CHUNK = 1000  # rows per COPY and upsert statement
+# A COPY chunk is first sent straight into its table, as new records mostly are (a first sync, the
+# records a change brings): that skips the staging table, its scan and the conflict probe, a third
+# of the server's work. A key already stored makes PostgreSQL refuse the chunk (unique violation);
+# it is rolled back to a savepoint and the same text goes through the staging table's upsert. After
+# a refusal the table's next DIRECT_BACKOFF chunks go the staged way at once, so a re-sync of stored
+# records pays for one refused try in so many chunks. At most DIRECT_PER_CALL chunks of one call go
+# straight (each is a subtransaction, and PostgreSQL tracks only 64 of them per transaction cheaply).
+DIRECT_BACKOFF = 32
+DIRECT_PER_CALL = 32
+_UNIQUE_VIOLATION = "23505"
+_backoff: dict[str, int] = {}  # table -> chunks still to send staged
 
 Converter = Callable[..., Any] | None
 
@@ -137,11 +148,22 @@ def _converter(column: sa.Column, dialect: sa.Dialect) -> tuple[bool, Converter]
     return False, None
 
 
+class Stage(NamedTuple):
+    """PostgreSQL, for many rows: COPY straight into the table, or create the staging table, empty it,
+    COPY into it and upsert from it."""
+
+    table: str
+    direct: str
+    create: str
+    empty: str
+    copy: str
+    upsert: str
+
+
 class Plan(NamedTuple):
     converters: list[Converter]
     sql: str  # SQLite: one row of parameters; PostgreSQL: one JSON document of rows
-    # PostgreSQL, for many rows: create the staging table, empty it, COPY into it, upsert from it
-    stage: tuple[str, str, str, str] | None = None
+    stage: Stage | None = None
 
 
 @lru_cache(maxsize=256)
@@ -186,7 +208,9 @@ def _plan(
     return Plan(
         converters,
         insert.format(f"SELECT {', '.join(select)} FROM json_to_recordset(%s::json) AS x({', '.join(fields)})"),
-        (
+        Stage(
+            table.name,
+            f"COPY {quote(table.name)} ({names}) FROM STDIN",
             f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({', '.join(fields)}) ON COMMIT DELETE ROWS",
             f"DELETE FROM {stage}",
             f"COPY {stage} ({names}) FROM STDIN",
@@ -234,7 +258,7 @@ def fast_upsert(
     plan, columns, picked = prepared
     if bind.dialect.name == "postgresql":
         if len(picked) >= PG_COPY_MIN_ROWS and plan.stage:
-            return _pipelined(bind, [_copy_steps(plan, table, columns, keys, picked)])
+            return _pipelined(bind, [_copy_steps(plan, table, columns, keys, picked, _Call())])
         document = _json_document(plan, columns, keys, picked)
         if document is None:
             return False
@@ -256,6 +280,7 @@ def fast_upsert_many(
     one large batch of a single table does. Returns False, having written nothing, when some rows
     need SQLAlchemy."""
     steps: list[Iterable[Step]] = []
+    call = _Call()
     for table, rows, keys, update in batches:
         if not rows:
             continue
@@ -264,7 +289,7 @@ def fast_upsert_many(
             return False
         plan, columns, picked = prepared
         if len(picked) >= PG_COPY_MIN_ROWS and plan.stage:
-            steps.append(_copy_steps(plan, table, columns, keys, picked))
+            steps.append(_copy_steps(plan, table, columns, keys, picked, call))
         else:
             steps.append(_json_steps(plan, columns, keys, picked))
     return _pipelined(bind, steps)
@@ -318,6 +343,8 @@ def _copy_column(column: sa.Column, values: Sequence[Any]) -> list[str]:
         return ["\\N" if v is None else v.isoformat() for v in values]
     if isinstance(column.type, sa.Float):
         return ["\\N" if v is None else repr(float(v)) for v in values]
+    if isinstance(column.type, sa.JSON):  # None is JSON null (the staged upsert's COALESCE does the same)
+        values = ["null" if v is None else v for v in values]
     text = [v if v is None or type(v) is str else str(v) for v in values]
     probe = "\x00".join(filter(None, text))  # one scan in C instead of four tests per value
     if "\\" in probe or "\t" in probe or "\n" in probe or "\r" in probe:
@@ -343,10 +370,19 @@ def _run(sql: str, params: tuple[Any, ...], cur: Any) -> None:
     cur.execute(sql, params)
 
 
+class _Call:
+    """What one pipelined call did so far: chunks sent straight, staging tables created."""
+
+    def __init__(self) -> None:
+        self.direct = 0
+        self.staged: set[str] = set()
+
+
 def _copy_steps(
-    plan: Plan, table: sa.Table, columns: tuple[str, ...], keys: Sequence[str], picked: Sequence[Any]
+    plan: Plan, table: sa.Table, columns: tuple[str, ...], keys: Sequence[str], picked: Sequence[Any], call: _Call
 ) -> Iterator[Step]:
-    """The rows as COPY text, one chunk at a time, each step storing its chunk through the staging table."""
+    """The rows as COPY text, one chunk at a time, each step storing its chunk (straight into the
+    table, or through the staging table)."""
     assert plan.stage is not None
     for start in range(0, len(picked), PG_COPY_CHUNK):
         values = _convert(plan.converters, picked[start : start + PG_COPY_CHUNK], len(columns))
@@ -355,17 +391,47 @@ def _copy_steps(
         values = _last_per_key(values, columns, keys)
         fields = [_copy_column(table.c[name], column) for name, column in zip(columns, values, strict=True)]
         text = ("\n".join(map("\t".join, zip(*fields, strict=True))) + "\n").encode()
-        yield partial(_store_copy, plan.stage, start == 0, text)
+        yield partial(_store_copy, plan.stage, call, text)
 
 
-def _store_copy(stage: tuple[str, str, str, str], first: bool, text: bytes, cur: Any) -> None:
-    create, empty, copy_sql, upsert_sql = stage
-    if first:
-        cur.execute(create)
-    cur.execute(empty)
-    with cur.copy(copy_sql) as copy:
+def _store_copy(stage: Stage, call: _Call, text: bytes, cur: Any) -> None:
+    if _backoff.get(stage.table, 0) > 0:
+        _backoff[stage.table] -= 1
+    elif call.direct < DIRECT_PER_CALL:
+        call.direct += 1
+        cur.execute("SAVEPOINT rapport_direct")
+        try:
+            with cur.copy(stage.direct) as copy:
+                copy.write(text)
+        except Exception as exc:
+            if getattr(exc, "sqlstate", None) != _UNIQUE_VIOLATION:
+                raise
+            cur.execute("ROLLBACK TO SAVEPOINT rapport_direct")
+            _backoff[stage.table] = DIRECT_BACKOFF
+        else:
+            cur.execute("RELEASE SAVEPOINT rapport_direct")
+            return
+    if stage.create not in call.staged:
+        cur.execute(stage.create)
+        call.staged.add(stage.create)
+    cur.execute(stage.empty)
+    with cur.copy(stage.copy) as copy:
         copy.write(text)
-    cur.execute(upsert_sql)
+    cur.execute(stage.upsert)
+
+
+def join_transaction(bind: SAConnection) -> None:
+    """Make sure the caller's transaction has begun before a savepoint is taken in it.
+
+    Both drivers begin a transaction lazily, at its first statement (sqlite3 at its first write).
+    A savepoint taken before that would open a transaction of its own, committed when it is
+    released, and the caller's rollback could no longer undo what was stored under it."""
+    raw = bind.connection.driver_connection
+    if bind.dialect.name == "sqlite":
+        if raw.isolation_level is not None and not raw.in_transaction:  # type: ignore[union-attr]
+            raw.execute("BEGIN")  # type: ignore[union-attr]
+    elif not raw.autocommit and raw.info.transaction_status.name == "IDLE":  # type: ignore[union-attr]
+        raw.execute("SELECT 1")  # type: ignore[union-attr]  # the driver begins the transaction first
 
 
 def _pipelined(bind: SAConnection, batches: Iterable[Iterable[Step]]) -> bool:
@@ -373,6 +439,7 @@ def _pipelined(bind: SAConnection, batches: Iterable[Iterable[Step]]) -> bool:
     releases the GIL while it waits for the server, so the two cores work at once). All or
     nothing: the steps share one savepoint, and False (nothing written) when a value turns out to
     need SQLAlchemy. The driver's errors come out as SQLAlchemy's, as on the other paths."""
+    join_transaction(bind)
     raw = bind.connection.driver_connection
     driver_error = bind.dialect.loaded_dbapi.Error
     try:  # a savepoint, or a transaction if the connection autocommits (the staging table needs one)

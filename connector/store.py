@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection as SAConnection
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
-from connector.bulk import fast_upsert, fast_upsert_many
+from connector.bulk import fast_upsert, fast_upsert_many, join_transaction
 from connector.model import RECORD_MODELS
 
 UPSERT_CHUNK = 1000
@@ -99,6 +99,7 @@ def upsert_many_records(conn: Session | SAConnection, rows: Mapping[str, Sequenc
     ]
     if bind.dialect.name == "postgresql" and fast_upsert_many(bind, batches):
         return sum(len(batch) for batch in rows.values())
+    join_transaction(bind)
     with bind.begin_nested():  # all or nothing, as one object's upsert is
         return sum(upsert_records(bind, name, batch) for name, batch in rows.items())
 

@@ -118,3 +118,90 @@ def test_bad_rows_are_refused_with_a_reason_and_nothing_of_the_call_is_kept(
             assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 0, name
     with engine.begin() as conn:  # the same rows, fixed, go through
         assert store.upsert_records(conn, "contact", rows) == 4
+
+
+def _staged(conn: sa.Connection) -> int:
+    """Rows the staging tables hold: the last chunk staged in this transaction (they empty at commit)."""
+    names = conn.exec_driver_sql("SELECT relname FROM pg_class WHERE relnamespace = pg_my_temp_schema() "
+                                 "AND relkind = 'r' AND position('_stage_' in relname) > 0").scalars().all()
+    return sum(conn.exec_driver_sql(f'SELECT count(*) FROM pg_temp."{n}"').scalar_one() for n in names)
+
+
+def _names(conn: sa.Connection, cid: int) -> dict[str, str]:
+    table = RECORD_MODELS["account"].__table__  # type: ignore[attr-defined]
+    return dict(conn.execute(sa.select(table.c.external_id, table.c.name).where(table.c.connection_id == cid)).all())
+
+
+@pytest.mark.parametrize("stored_at", ["first", "last"])
+def test_new_rows_go_straight_in_and_a_stored_key_falls_back_to_the_upsert(
+    pg_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, stored_at: str
+) -> None:
+    """PostgreSQL: a chunk of new rows is copied straight into the table; one holding a key already
+    stored (first or last in the chunk) is refused there and upserted through the staging table,
+    and nothing of it is lost or doubled."""
+    monkeypatch.setattr(bulk, "PG_COPY_MIN_ROWS", 1)
+    monkeypatch.setattr(bulk, "PG_COPY_CHUNK", 4)
+    monkeypatch.setattr(bulk, "_backoff", {})
+    cid = create_bench_connection(pg_engine, "direct")
+    rows = world_rows(cid, accounts=8)["account"]
+    with pg_engine.begin() as conn:
+        assert store.upsert_records(conn, "account", rows[:4]) == 4
+        assert _staged(conn) == 0  # straight in
+    moved = [{**r, "name": f"renamed {i}"} for i, r in enumerate(rows[:4])]
+    chunk = [moved[0], *rows[4:7]] if stored_at == "first" else [*rows[4:7], moved[0]]
+    with pg_engine.begin() as conn:
+        assert store.upsert_records(conn, "account", chunk) == 4
+        assert _staged(conn) == 4  # refused straight, upserted through the staging table (one chunk)
+        names = _names(conn, cid)
+    assert len(names) == 7 and names[rows[0]["external_id"]] == "renamed 0"
+    assert all(names[r["external_id"]] == r["name"] for r in rows[1:7])
+    assert bulk._backoff["account"] == bulk.DIRECT_BACKOFF
+
+
+def test_after_a_refusal_a_table_is_upserted_for_a_while_then_tried_straight_again(
+    pg_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk, "PG_COPY_MIN_ROWS", 1)
+    monkeypatch.setattr(bulk, "PG_COPY_CHUNK", 2)
+    monkeypatch.setattr(bulk, "DIRECT_BACKOFF", 2)
+    monkeypatch.setattr(bulk, "_backoff", {})
+    cid = create_bench_connection(pg_engine, "backoff")
+    rows = world_rows(cid, accounts=8)["account"]
+    with pg_engine.begin() as conn:
+        store.upsert_records(conn, "account", rows[:2])
+    with pg_engine.begin() as conn:  # a stored key: refused straight, then the next two chunks are staged
+        store.upsert_records(conn, "account", rows[:6])
+        assert _staged(conn) == 2 and bulk._backoff["account"] == 0  # the last of three staged chunks
+    with pg_engine.begin() as conn:  # tried straight again: new rows, nothing staged
+        store.upsert_records(conn, "account", rows[6:8])
+        assert _staged(conn) == 0
+        assert len(_names(conn, cid)) == 8
+
+
+def test_the_chunks_sent_straight_in_one_call_are_capped(pg_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each chunk sent straight is a subtransaction; past the cap a call's chunks are staged."""
+    monkeypatch.setattr(bulk, "PG_COPY_MIN_ROWS", 1)
+    monkeypatch.setattr(bulk, "PG_COPY_CHUNK", 1)
+    monkeypatch.setattr(bulk, "DIRECT_PER_CALL", 3)
+    monkeypatch.setattr(bulk, "_backoff", {})
+    cid = create_bench_connection(pg_engine, "cap")
+    rows = world_rows(cid)["account"][:5]
+    with pg_engine.begin() as conn:
+        assert store.upsert_records(conn, "account", rows) == 5
+        assert _staged(conn) == 1  # chunks 4 and 5 were staged, one at a time
+        assert len(_names(conn, cid)) == 5
+
+
+@pytest.mark.parametrize("copy_from", [1, 10**9], ids=["copy", "json-document"])
+def test_an_upsert_that_opens_the_transaction_is_undone_with_it(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, copy_from: int
+) -> None:
+    """The caller's transaction owns the rows: one that fails after the upsert (its first statement) keeps none."""
+    monkeypatch.setattr(bulk, "PG_COPY_MIN_ROWS", copy_from)
+    cid = create_bench_connection(engine, "owner")
+    rows = world_rows(cid)
+    with pytest.raises(RuntimeError), engine.begin() as conn:
+        store.upsert_many_records(conn, {"account": rows["account"], "contact": rows["contact"]})
+        raise RuntimeError("the caller fails after storing")
+    with engine.connect() as conn:
+        assert _names(conn, cid) == {}
