@@ -127,6 +127,12 @@ def _staged(conn: sa.Connection) -> int:
     return sum(conn.exec_driver_sql(f'SELECT count(*) FROM pg_temp."{n}"').scalar_one() for n in names)
 
 
+def _copying(monkeypatch: pytest.MonkeyPatch, chunk: int, **settings: int) -> None:
+    """PostgreSQL COPY for any batch, in chunks of `chunk` rows, no table backing off yet, and `settings`."""
+    for name, value in {"PG_COPY_MIN_ROWS": 1, "PG_COPY_CHUNK": chunk, "_backoff": {}, **settings}.items():
+        monkeypatch.setattr(bulk, name, value)
+
+
 def _names(conn: sa.Connection, cid: int) -> dict[str, str]:
     table = RECORD_MODELS["account"].__table__  # type: ignore[attr-defined]
     return dict(conn.execute(sa.select(table.c.external_id, table.c.name).where(table.c.connection_id == cid)).all())
@@ -139,9 +145,7 @@ def test_new_rows_go_straight_in_and_a_stored_key_falls_back_to_the_upsert(
     """PostgreSQL: a chunk of new rows is copied straight into the table; one holding a key already
     stored (first or last in the chunk) is refused there and upserted through the staging table,
     and nothing of it is lost or doubled."""
-    monkeypatch.setattr(bulk, "PG_COPY_MIN_ROWS", 1)
-    monkeypatch.setattr(bulk, "PG_COPY_CHUNK", 4)
-    monkeypatch.setattr(bulk, "_backoff", {})
+    _copying(monkeypatch, 4)
     cid = create_bench_connection(pg_engine, "direct")
     rows = world_rows(cid, accounts=8)["account"]
     with pg_engine.begin() as conn:
@@ -161,10 +165,7 @@ def test_new_rows_go_straight_in_and_a_stored_key_falls_back_to_the_upsert(
 def test_after_a_refusal_a_table_is_upserted_for_a_while_then_tried_straight_again(
     pg_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bulk, "PG_COPY_MIN_ROWS", 1)
-    monkeypatch.setattr(bulk, "PG_COPY_CHUNK", 2)
-    monkeypatch.setattr(bulk, "DIRECT_BACKOFF", 2)
-    monkeypatch.setattr(bulk, "_backoff", {})
+    _copying(monkeypatch, 2, DIRECT_BACKOFF=2)
     cid = create_bench_connection(pg_engine, "backoff")
     rows = world_rows(cid, accounts=8)["account"]
     with pg_engine.begin() as conn:
@@ -180,10 +181,7 @@ def test_after_a_refusal_a_table_is_upserted_for_a_while_then_tried_straight_aga
 
 def test_the_chunks_sent_straight_in_one_call_are_capped(pg_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each chunk sent straight is a subtransaction; past the cap a call's chunks are staged."""
-    monkeypatch.setattr(bulk, "PG_COPY_MIN_ROWS", 1)
-    monkeypatch.setattr(bulk, "PG_COPY_CHUNK", 1)
-    monkeypatch.setattr(bulk, "DIRECT_PER_CALL", 3)
-    monkeypatch.setattr(bulk, "_backoff", {})
+    _copying(monkeypatch, 1, DIRECT_PER_CALL=3)
     cid = create_bench_connection(pg_engine, "cap")
     rows = world_rows(cid)["account"][:5]
     with pg_engine.begin() as conn:
