@@ -420,8 +420,9 @@ def _store_copy(stage: Stage, call: _Call, text: bytes, cur: Any) -> None:
     cur.execute(stage.upsert)
 
 
-def join_transaction(bind: SAConnection) -> None:
-    """Make sure the caller's transaction has begun before a savepoint is taken in it.
+def join_transaction(bind: SAConnection) -> bool:
+    """Make sure the caller's transaction has begun before a savepoint is taken in it; True when it
+    begins here (it then holds nothing yet).
 
     Both drivers begin a transaction lazily, at its first statement (sqlite3 at its first write).
     A savepoint taken before that would open a transaction of its own, committed when it is
@@ -430,8 +431,11 @@ def join_transaction(bind: SAConnection) -> None:
     if bind.dialect.name == "sqlite":
         if raw.isolation_level is not None and not raw.in_transaction:  # type: ignore[union-attr]
             raw.execute("BEGIN")  # type: ignore[union-attr]
+            return True
     elif not raw.autocommit and raw.info.transaction_status.name == "IDLE":  # type: ignore[union-attr]
         raw.execute("SELECT 1")  # type: ignore[union-attr]  # the driver begins the transaction first
+        return True
+    return False
 
 
 def _pipelined(bind: SAConnection, batches: Iterable[Iterable[Step]]) -> bool:

@@ -99,7 +99,14 @@ def upsert_many_records(conn: Session | SAConnection, rows: Mapping[str, Sequenc
     ]
     if bind.dialect.name == "postgresql" and fast_upsert_many(bind, batches):
         return sum(len(batch) for batch in rows.values())
-    join_transaction(bind)
+    if join_transaction(bind):
+        # the transaction just begun holds only this call's rows: a failure rolls it back whole, and
+        # SQLite keeps no savepoint journal of every page written (a tenth of a bulk load's time)
+        try:
+            return sum(upsert_records(bind, name, batch) for name, batch in rows.items())
+        except BaseException:
+            bind.connection.driver_connection.rollback()  # type: ignore[union-attr]
+            raise
     with bind.begin_nested():  # all or nothing, as one object's upsert is
         return sum(upsert_records(bind, name, batch) for name, batch in rows.items())
 
