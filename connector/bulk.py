@@ -406,7 +406,7 @@ def _store_copy(stage: Stage, call: _Call, text: bytes, cur: Any) -> None:
         except Exception as exc:
             if getattr(exc, "sqlstate", None) != _UNIQUE_VIOLATION:
                 raise
-            cur.execute("ROLLBACK TO SAVEPOINT rapport_direct")
+            cur.execute("ROLLBACK TO SAVEPOINT rapport_direct; RELEASE SAVEPOINT rapport_direct")
             _backoff[stage.table] = DIRECT_BACKOFF
         else:
             cur.execute("RELEASE SAVEPOINT rapport_direct")
