@@ -21,11 +21,14 @@ def _counts(engine: sa.Engine, connection_id: int) -> dict[str, int]:
                                    {"c": connection_id}).scalar_one() for name in UNIFIED_OBJECTS}
 
 
-@pytest.mark.parametrize("copy_from", [1, 10**9], ids=["copy", "json-document"])
+@pytest.mark.parametrize(("copy_from", "straight"), [(1, 32), (1, 0), (10**9, 0)],
+                         ids=["copy-straight", "copy-staged", "json-document"])
 def test_records_of_a_missing_connection_are_refused_and_nothing_is_stored(
-    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, copy_from: int
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, copy_from: int, straight: int
 ) -> None:
     monkeypatch.setattr(bulk, "PG_COPY_MIN_ROWS", copy_from)
+    monkeypatch.setattr(bulk, "DIRECT_PER_CALL", straight)  # PostgreSQL: COPY straight into the table, or staged
+    monkeypatch.setattr(bulk, "_backoff", {})
     real = create_bench_connection(engine, "real")
     rows = world_rows(real)
     stray = world_rows(real + 1000)["contact"]
