@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -99,16 +100,17 @@ def upsert_many_records(conn: Session | SAConnection, rows: Mapping[str, Sequenc
     ]
     if bind.dialect.name == "postgresql" and fast_upsert_many(bind, batches):
         return sum(len(batch) for batch in rows.values())
-    if join_transaction(bind):
-        # the transaction just begun holds only this call's rows: a failure rolls it back whole, and
-        # SQLite keeps no savepoint journal of every page written (a tenth of a bulk load's time)
-        try:
+    # All or nothing, as one object's upsert is. A transaction begun here holds only this call's rows,
+    # so a failure rolls it back whole; otherwise a savepoint does (on SQLite it journals every page
+    # it writes, a tenth of a bulk load's time, so it is taken only when the caller wrote before).
+    began = join_transaction(bind)
+    try:
+        with contextlib.nullcontext() if began else bind.begin_nested():
             return sum(upsert_records(bind, name, batch) for name, batch in rows.items())
-        except BaseException:
+    except BaseException:
+        if began:
             bind.connection.driver_connection.rollback()  # type: ignore[union-attr]
-            raise
-    with bind.begin_nested():  # all or nothing, as one object's upsert is
-        return sum(upsert_records(bind, name, batch) for name, batch in rows.items())
+        raise
 
 
 def link_accounts(
