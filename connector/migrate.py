@@ -16,6 +16,7 @@ from sqlmodel import SQLModel
 from connector.model import UNIFIED_OBJECTS
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+CHECKED_BY_TRIGGERS = (*UNIFIED_OBJECTS, "score", "score_history")
 
 
 def alembic_config(url: str) -> Config:
@@ -27,14 +28,15 @@ def alembic_config(url: str) -> Config:
 
 
 def include_object(dialect: str) -> Callable[..., bool]:
-    """Autogenerate's filter: on PostgreSQL the synced records' connection reference is kept by
-    statement-level triggers (migration 0003), so the model's foreign key there is not drift."""
+    """Autogenerate's filter: on PostgreSQL the connection reference of the synced records (migration
+    0003) and of the scores and their history (0004) is kept by statement-level triggers, so the
+    model's foreign key there is not drift."""
 
     def include(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
         return not (
             dialect == "postgresql"
             and isinstance(obj, sa.ForeignKeyConstraint)
-            and obj.table.name in UNIFIED_OBJECTS
+            and obj.table.name in CHECKED_BY_TRIGGERS
             and obj.column_keys == ["connection_id"]
         )
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.engine import Connection as SAConnection
 
-from connector.bulk import utc_text
+from connector.bulk import copy_escaped, utc_text
 from connector.store import lock_connection_rows
 from enrichment.scores import Scored
 
@@ -182,9 +182,12 @@ _JSON = ("drivers", "components")  # json columns: sent and compared as text, ch
 _STAGE = "score_stage"
 
 
-def _pg_statement(source: str) -> str:
+def _pg_statement(source: str, *, table: bool = False) -> str:
     """One statement: rows of `source` (columns `_VALUES`) update changed rows, insert new ones, and
-    what both return becomes the history snapshots. Parameters: cid, object, version, now, day."""
+    what both return becomes the history snapshots. Parameters: cid, object, version, now, day.
+
+    `source` is a query, read once into a CTE, or (`table`) a table, which the update and the insert
+    each read directly: a CTE read twice is materialised, and a million rows of JSON spill to disk."""
     def stored(c: str) -> str:
         return f"s.{c}::text" if c in _JSON else f"s.{c}"
 
@@ -198,12 +201,13 @@ def _pg_statement(source: str) -> str:
     sets = ", ".join([f"{c} = {written(c)}" for c in _VALUES[1:]] + ["model_version = %(version)s", "scored_at = %(now)s"])
     same = "s.connection_id = %(cid)s AND s.object = %(object)s AND s.external_id = src.external_id"
     out = "external_id, relationship, experience, tier, at_risk"
+    head, src = ("WITH ", f"{source} AS src") if table else (f"WITH src AS ({source}), ", "src")
     return (
-        f"WITH src AS ({source}), "
-        f"up AS (UPDATE score s SET {sets} FROM src WHERE {same} AND ({changed} OR s.scored_at < %(day)s) "
+        f"{head}"
+        f"up AS (UPDATE score s SET {sets} FROM {src} WHERE {same} AND ({changed} OR s.scored_at < %(day)s) "
         f"RETURNING s.external_id, s.relationship, s.experience, s.tier, s.at_risk), "
         f"ins AS (INSERT INTO score ({','.join(_COLUMNS)}) SELECT %(cid)s, %(object)s, {', '.join(map(written, _VALUES))}, "
-        f"%(version)s, %(now)s FROM src WHERE NOT EXISTS (SELECT 1 FROM score s WHERE {same}) RETURNING {out}) "
+        f"%(version)s, %(now)s FROM {src} WHERE NOT EXISTS (SELECT 1 FROM score s WHERE {same}) RETURNING {out}) "
         f"INSERT INTO score_history ({','.join(_HISTORY)}) SELECT %(cid)s, %(object)s, {out}, %(version)s, %(now)s "
         f"FROM (SELECT {out} FROM up UNION ALL SELECT {out} FROM ins) AS written"
     )
@@ -214,7 +218,7 @@ def _pg_statement(source: str) -> str:
 _PG_ARRAYS = _pg_statement(
     "SELECT * FROM unnest(" + ", ".join(f"%({c})b::{t}[]" for c, t in zip(_VALUES, _PG_TYPES, strict=True))
     + ") AS u(" + ", ".join(_VALUES) + ")")
-_PG_STAGED = _pg_statement(f"SELECT * FROM {_STAGE}")
+_PG_STAGED = _pg_statement(_STAGE, table=True)
 
 
 def _pg_write(conn: SAConnection, consts: tuple[Any, ...], values: list[list[Any]]) -> int:
@@ -236,24 +240,12 @@ def _pg_write(conn: SAConnection, consts: tuple[Any, ...], values: list[list[Any
         return int(cur.rowcount)
 
 
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _escaped(column: list[str], *, json: bool = False) -> list[str]:
-    """Text values as COPY text format needs them. Serialised JSON holds no raw control character,
-    only backslashes (escapes); columns without a special character are passed on as they are."""
-    special = ("\\",) if json else ("\\", "\t", "\n", "\r")
-    if any(c in v for v in column for c in special):
-        return [v.translate(_ESCAPES) for v in column]
-    return column
-
-
 def copy_text(values: list[list[Any]]) -> Iterator[bytes]:
     """The `_VALUES` columns as COPY text-format lines, in chunks (one string join per chunk, not a
     driver call per value)."""
     ext, rel, exp, tier, risk, trend, drivers, components = values
-    ext, tier = _escaped(ext), _escaped(tier)
-    drivers, components = _escaped(drivers, json=True), _escaped(components, json=True)
+    ext, tier = copy_escaped(ext), copy_escaped(tier)
+    drivers, components = copy_escaped(drivers, json=True), copy_escaped(components, json=True)
     risk_t = ["t" if r else "f" for r in risk]
     trend_t = ["\\N" if t is None else repr(t) for t in trend]
     for start in range(0, len(ext), COPY_ROWS):

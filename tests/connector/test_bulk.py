@@ -203,3 +203,11 @@ def test_an_upsert_that_opens_the_transaction_is_undone_with_it(
         raise RuntimeError("the caller fails after storing")
     with engine.connect() as conn:
         assert _names(conn, cid) == {}
+
+
+def test_copy_text_escapes_its_specials_and_keeps_nulls() -> None:
+    assert bulk.copy_escaped(["plain", None, "a\\b\tc\nd\re"]) == ["plain", None, "a\\\\b\\tc\\nd\\re"]
+    # serialised JSON has no raw control character: only its escapes' backslashes are doubled
+    assert bulk.copy_escaped(['{"t":"\\u2212 a\\tb"}'], json=True) == ['{"t":"\\\\u2212 a\\\\tb"}']
+    column = ["A0000001", None, "A0000002"]
+    assert bulk.copy_escaped(column) is column  # nothing to escape: the column is passed on as it is
