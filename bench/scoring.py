@@ -104,44 +104,73 @@ def quality(engine: Engine, cid: int, latent: Latent) -> dict[str, float]:
     }
 
 
+def _run_counts(engine: Engine, run_id: int) -> dict[str, Any]:
+    r = SyncRun.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.select(r.c.counts).where(r.c.id == run_id)).scalar_one())
+
+
+def _timed(engine: Engine, cid: int, latent: Latent, prefix: str = "") -> dict[str, float | int | str]:
+    """A first full scoring run, then rescoring single accounts: seconds (and their split) and milliseconds."""
+    began, cpu = time.perf_counter(), time.process_time()
+    run_id = score_connection(engine, cid, now=DEFAULT_NOW, trigger="bench")
+    full_s, full_cpu = time.perf_counter() - began, time.process_time() - cpu
+    counts = _run_counts(engine, run_id)
+    keys = sorted(latent)[:: max(1, len(latent) // RESCORES)][:RESCORES]
+    times = []
+    for key in keys:
+        began = time.perf_counter()
+        score_connection(engine, cid, account_ids=[key], now=DEFAULT_NOW, trigger="bench")
+        times.append(time.perf_counter() - began)
+    figures: dict[str, float | int | str] = {
+        "score_full_seconds": round(full_s, 2),
+        "score_full_cpu_seconds": round(full_cpu, 2),
+        "score_load_seconds": counts["load_s"],
+        "score_compute_seconds": counts["score_s"],
+        "score_write_seconds": counts["write_s"],
+        "rescore_one_account_ms": round(1000 * statistics.median(times), 1),
+        "rescore_one_account_max_ms": round(1000 * max(times), 1),
+    }
+    if not prefix:
+        figures = {"accounts": counts["accounts"], "contacts": counts["contacts"], **figures}
+    return {prefix + name: value for name, value in figures.items()}
+
+
+def _reruns(engine: Engine, cid: int, prefix: str = "") -> dict[str, float | int | str]:
+    """Full reruns: the same day (only what moved is written) and the next day (every row gets its snapshot)."""
+    figures: dict[str, float | int | str] = {}
+    for label, later in (("same_day", timedelta(minutes=1)), ("next_day", timedelta(days=1))):
+        began, cpu = time.perf_counter(), time.process_time()
+        run_id = score_connection(engine, cid, now=DEFAULT_NOW + later, trigger="bench")
+        figures[f"{prefix}rescore_{label}_seconds"] = round(time.perf_counter() - began, 2)
+        figures[f"{prefix}rescore_{label}_cpu_seconds"] = round(time.process_time() - cpu, 2)
+        again = _run_counts(engine, run_id)
+        figures[f"{prefix}rescore_{label}_rows_written"] = again["accounts_written"] + again["contacts_written"]
+    return figures
+
+
+def _timed_pg(ctx: BenchContext) -> dict[str, float | int | str]:
+    """The same first run and single-account rescoring on PostgreSQL, the database of a deployment."""
+    engine = make_engine(ctx.scratch_pg("scoring"))
+    try:
+        cid, latent = load_world(engine, generate(ctx.size, ctx.seed, now=DEFAULT_NOW))
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")  # what autovacuum does a minute after a bulk load
+        ctx.checkpoint_pg()  # the load's buffered writes are not billed to the scoring run
+        return _timed(engine, cid, latent, prefix="pg_") | _reruns(engine, cid, prefix="pg_")
+    finally:
+        engine.dispose()
+
+
 def run(ctx: BenchContext) -> dict[str, float | int | str]:
-    """Load the world into a fresh SQLite database, score it in full, rescore single accounts, measure quality."""
+    """Load the world into a fresh SQLite database, score it in full, rescore single accounts, measure
+    quality; then time the same scoring on PostgreSQL."""
     engine = make_engine(ctx.scratch_sqlite("scoring"))
     try:
         cid, latent = load_world(engine, generate(ctx.size, ctx.seed, now=DEFAULT_NOW))
-        began, cpu = time.perf_counter(), time.process_time()
-        run_id = score_connection(engine, cid, now=DEFAULT_NOW, trigger="bench")
-        full_s, full_cpu = time.perf_counter() - began, time.process_time() - cpu
-        r = SyncRun.__table__  # type: ignore[attr-defined]
-        with engine.connect() as conn:
-            counts = conn.execute(sa.select(r.c.counts).where(r.c.id == run_id)).scalar_one()
-        keys = sorted(latent)[:: max(1, len(latent) // RESCORES)][:RESCORES]
-        times = []
-        for key in keys:
-            began = time.perf_counter()
-            score_connection(engine, cid, account_ids=[key], now=DEFAULT_NOW, trigger="bench")
-            times.append(time.perf_counter() - began)
-        figures: dict[str, float | int | str] = {
-            "accounts": counts["accounts"],
-            "contacts": counts["contacts"],
-            "score_full_seconds": round(full_s, 2),
-            "score_full_cpu_seconds": round(full_cpu, 2),
-            "score_load_seconds": counts["load_s"],
-            "score_compute_seconds": counts["score_s"],
-            "score_write_seconds": counts["write_s"],
-            "rescore_one_account_ms": round(1000 * statistics.median(times), 1),
-            "rescore_one_account_max_ms": round(1000 * max(times), 1),
-        }
+        figures = _timed(engine, cid, latent)
         figures |= quality(engine, cid, latent)
-        # full reruns: the same day (only what moved is written) and the next day (every row gets its snapshot)
-        for label, later in (("same_day", timedelta(minutes=1)), ("next_day", timedelta(days=1))):
-            began, cpu = time.perf_counter(), time.process_time()
-            run_id = score_connection(engine, cid, now=DEFAULT_NOW + later, trigger="bench")
-            figures[f"rescore_{label}_seconds"] = round(time.perf_counter() - began, 2)
-            figures[f"rescore_{label}_cpu_seconds"] = round(time.process_time() - cpu, 2)
-            with engine.connect() as conn:
-                again = conn.execute(sa.select(r.c.counts).where(r.c.id == run_id)).scalar_one()
-            figures[f"rescore_{label}_rows_written"] = again["accounts_written"] + again["contacts_written"]
+        figures |= _reruns(engine, cid)
         bt = run_backtest(engine, cid, as_of=DEFAULT_NOW - timedelta(days=HORIZON_DAYS), horizon_days=HORIZON_DAYS)
         figures |= {
             "backtest_churn_rate": bt["churn_rate"],
@@ -150,6 +179,6 @@ def run(ctx: BenchContext) -> dict[str, float | int | str]:
             "backtest_churn_auc_experience": bt["scores"]["experience"]["churn_auc"],
             "backtest_expansion_auc_relationship": bt["scores"]["relationship"]["expansion_auc"],
         }
-        return figures
     finally:
         engine.dispose()
+    return figures | _timed_pg(ctx)

@@ -54,6 +54,25 @@ def test_bench_on_the_small_world_prints_a_table_and_writes_json(tmp_path: Path)
     assert _scratch_databases() == set()
 
 
+
+@pytest.mark.postgres
+def test_scoring_is_timed_on_sqlite_and_on_postgres(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(main, ["bench", "--size", "small", "--only", "scoring", "--json", str(out),
+                                       "--pg-admin-url", PG_ADMIN_URL])
+    assert result.exit_code == 0, result.output
+    scoring = json.loads(out.read_text())["sections"]["scoring"]
+    records = scoring["accounts"] + scoring["contacts"]
+    assert scoring["accounts"] == 100 and scoring["contacts"] > 100
+    for prefix in ("", "pg_"):
+        for key in ("score_full_seconds", "score_write_seconds", "rescore_one_account_ms"):
+            assert scoring[prefix + key] > 0, prefix + key
+        # the next day's rerun snapshots every record again, the same day's writes none that did not move
+        assert scoring[prefix + "rescore_next_day_rows_written"] == records, prefix
+        assert scoring[prefix + "rescore_same_day_rows_written"] < records, prefix
+    assert "pg_score_full_seconds" in result.output
+    assert _scratch_databases() == set()
+
 @pytest.mark.postgres
 def test_a_role_that_may_not_checkpoint_is_told_apart() -> None:
     role = f"rapport_bench_plain_{os.getpid()}"
