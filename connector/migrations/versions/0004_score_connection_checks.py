@@ -5,8 +5,8 @@ Revises: 0003
 Create Date: 2026-11-23 00:40:00.000000
 
 Scoring a large portfolio writes a million `score` rows and as many `score_history` snapshots in
-one statement; their foreign keys ran a check per row (a query and a lock), 40% of that statement's
-time. They get the triggers of migration 0003: the inserted rows' connections are locked and
+one statement; their foreign keys ran a check per row (a query and a lock), about a third of that
+statement's time. They get the triggers of migration 0003: the inserted rows' connections are locked and
 checked once per statement, a row moved to another connection is checked, deleting a connection
 deletes its scores and history, and a connection that has any keeps its id. SQLite keeps its
 foreign keys.
