@@ -229,6 +229,9 @@ def _pg_write(conn: SAConnection, consts: tuple[Any, ...], values: list[list[Any
         if len(values[0]) < BULK_MIN:
             cur.execute(_PG_ARRAYS, params | dict(zip(_VALUES, values, strict=True)))
             return int(cur.rowcount)
+        cur.execute(_PG_ANY_STORED, params)
+        if cur.fetchone() is None:  # a first run: nothing to compare with, every row goes straight in
+            return _pg_first(cur, params, values)
         columns = ", ".join(f"{c} {t}" for c, t in zip(_VALUES, _PG_TYPES, strict=True))
         cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ({columns}) ON COMMIT DROP")
         cur.execute(f"TRUNCATE {_STAGE}")
@@ -240,9 +243,28 @@ def _pg_write(conn: SAConnection, consts: tuple[Any, ...], values: list[list[Any
         return int(cur.rowcount)
 
 
-def copy_text(values: list[list[Any]]) -> Iterator[bytes]:
+_PG_ANY_STORED = "SELECT 1 FROM score WHERE connection_id = %(cid)s AND object = %(object)s LIMIT 1"
+_PG_HISTORY_OF_ALL = (f"INSERT INTO score_history ({','.join(_HISTORY)}) SELECT {','.join(_HISTORY)} FROM score "
+                      "WHERE connection_id = %(cid)s AND object = %(object)s")
+
+
+def _pg_first(cur: Any, params: dict[str, Any], values: list[list[Any]]) -> int:
+    """No stored row of this connection and object (the caller holds the connection's lock): COPY the
+    rows into `score` itself and snapshot them all. This skips the staging table, its statistics and
+    an anti-join per row, which is most of a first run's write."""
+    head = f"{params['cid']}\t{copy_escaped([params['object']])[0]}\t"
+    tail = f"\t{params['version']}\t{params['now'].isoformat()}"
+    with cur.copy(f"COPY score ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+        for chunk in copy_text(values, head=head, tail=tail):
+            copy.write(chunk)
+    cur.execute(_PG_HISTORY_OF_ALL, params)
+    return int(cur.rowcount)
+
+
+def copy_text(values: list[list[Any]], *, head: str = "", tail: str = "") -> Iterator[bytes]:
     """The `_VALUES` columns as COPY text-format lines, in chunks (one string join per chunk, not a
-    driver call per value)."""
+    driver call per value); `head` and `tail` are fields (already escaped, with their tabs) that
+    every line starts and ends with."""
     ext, rel, exp, tier, risk, trend, drivers, components = values
     ext, tier = copy_escaped(ext), copy_escaped(tier)
     drivers, components = copy_escaped(drivers, json=True), copy_escaped(components, json=True)
@@ -252,4 +274,4 @@ def copy_text(values: list[list[Any]]) -> Iterator[bytes]:
         part = slice(start, start + COPY_ROWS)
         lines = map("\t".join, zip(ext[part], map(repr, rel[part]), map(repr, exp[part]), tier[part],
                                    risk_t[part], trend_t[part], drivers[part], components[part], strict=True))
-        yield ("\n".join(lines) + "\n").encode()
+        yield (head + f"{tail}\n{head}".join(lines) + tail + "\n").encode()

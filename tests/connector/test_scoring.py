@@ -267,9 +267,16 @@ def test_copy_carries_any_id_and_text(pg_engine, monkeypatch) -> None:
         accounts.ids = np.array(["tab\there", "back\\slash", "new\nline"], dtype=object)
         accounts.drivers[0] = orjson.dumps([{"text": 'quote " and \\ backslash\ttab'}]).decode()
         monkeypatch.setattr(score_writes, "BULK_MIN", 0)
+        # the first write goes straight into the table, the next through the staging table
         assert score_writes.write_scores(conn, cid, "account", accounts, version, NOW) == 3
     rows = scores(pg_engine, cid)
     assert set(rows) == {"tab\there", "back\\slash", "new\nline"}
+    assert rows["tab\there"]["drivers"] == [{"text": 'quote " and \\ backslash\ttab'}]
+    with pg_engine.begin() as conn:
+        accounts.drivers[2] = orjson.dumps([{"text": "line\nbreak and \\N"}]).decode()
+        assert score_writes.write_scores(conn, cid, "account", accounts, version, NOW) == 1
+    rows = scores(pg_engine, cid)
+    assert rows["new\nline"]["drivers"] == [{"text": "line\nbreak and \\N"}]
     assert rows["tab\there"]["drivers"] == [{"text": 'quote " and \\ backslash\ttab'}]
 
 
