@@ -11,8 +11,9 @@ UPDATE only fires for the rows that moved and RETURNs them; many rows are compar
 rows read in one pass, then updated by id or inserted, and snapshotted inside the database. On
 PostgreSQL the comparison runs in the database: an UPDATE of the changed rows and an INSERT of the
 new ones (no ON CONFLICT, which would draw a sequence value per row on every run) fed from COPY or
-from arrays, whose RETURNING rows are the snapshots. JSON goes over already serialised: per-row ORM
-processing would dominate the run.
+from arrays, whose RETURNING rows are the snapshots; when nothing of that connection and object is
+stored yet, many rows are COPYed straight into the table. JSON goes over already serialised: per-row
+ORM processing would dominate the run.
 """
 
 from __future__ import annotations
