@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -64,9 +65,12 @@ def _scatter(n: int, pos: np.ndarray, found: np.ndarray, values: Sequence[Any], 
     return out
 
 
-def columns(rows: Sequence[Any], width: int) -> list[tuple[Any, ...]]:
-    """Rows transposed into columns (empty tuples when there is no row)."""
-    return list(zip(*rows, strict=True)) if rows else [() for _ in range(width)]
+def columns(rows: Sequence[Any], width: int) -> list[list[Any]]:
+    """Rows transposed into columns, one list each (empty when there is no row).
+
+    One `itemgetter` pass per column: `zip(*rows)` makes an iterator per row and took twice as long
+    on a million rows."""
+    return [list(map(itemgetter(j), rows)) for j in range(width)]
 
 
 WINDOWS = ("value_days", "frequency_days", "activity_days", "renewal_days", "loss_days", "breadth_days", "case_days",
