@@ -177,7 +177,7 @@ def _sqlite_bulk(raw: sqlite3.Connection, consts: tuple[Any, ...], values: list[
     return len(rows)
 
 
-# --- PostgreSQL: UPDATE the changed rows, INSERT the new ones, snapshot what they return ---------
+# --- PostgreSQL: few rows updated or inserted in one statement, many deleted if moved and COPYed --
 
 _PG_TYPES = ("text", "float8", "float8", "text", "boolean", "float8", "text", "text")
 _JSON = ("drivers", "components")  # json columns: sent and compared as text, checked as JSON when written
@@ -202,28 +202,20 @@ _MOVED = "(" + " OR ".join(f"{_stored(c)} IS DISTINCT FROM {_given(c)}" for c in
 _OUT = "external_id, relationship, experience, tier, at_risk"
 
 
-def _inserted(src: str) -> str:
-    """INSERT the rows of `src` not stored yet, RETURNING `_OUT` (no ON CONFLICT: it would draw a
-    sequence value per row on every run)."""
-    return (f"INSERT INTO score ({','.join(_COLUMNS)}) SELECT %(cid)s, CAST(%(object)s AS varchar), "
-            f"{', '.join(map(_written, _VALUES))}, %(version)s, %(now)s FROM {src} "
-            f"WHERE NOT EXISTS (SELECT 1 FROM score s WHERE {_SAME}) RETURNING {_OUT}")
-
-
-_SNAPSHOTS = (f"INSERT INTO score_history ({','.join(_HISTORY)}) SELECT %(cid)s, CAST(%(object)s AS varchar), "
-              f"{_OUT}, %(version)s, %(now)s FROM")
-
-
 def _pg_statement(source: str) -> str:
     """One statement for a few rows from the query `source`: update the changed rows in place, insert
-    the new ones, and what both return becomes the history snapshots."""
+    the new ones (no ON CONFLICT: it would draw a sequence value per row on every run), and what both
+    return becomes the history snapshots."""
     sets = ", ".join([f"{c} = {_written(c)}" for c in _VALUES[1:]] + ["model_version = %(version)s", "scored_at = %(now)s"])
     return (
         f"WITH src AS ({source}), "
         f"up AS (UPDATE score s SET {sets} FROM src WHERE {_SAME} AND {_MOVED} "
-        f"RETURNING s.external_id, s.relationship, s.experience, s.tier, s.at_risk), "
-        f"ins AS ({_inserted('src')}) "
-        f"{_SNAPSHOTS} (SELECT {_OUT} FROM up UNION ALL SELECT {_OUT} FROM ins) AS written"
+        f"RETURNING {', '.join('s.' + c for c in _OUT.split(', '))}), "
+        f"ins AS (INSERT INTO score ({','.join(_COLUMNS)}) SELECT %(cid)s, %(object)s, "
+        f"{', '.join(map(_written, _VALUES))}, %(version)s, %(now)s FROM src "
+        f"WHERE NOT EXISTS (SELECT 1 FROM score s WHERE {_SAME}) RETURNING {_OUT}) "
+        f"INSERT INTO score_history ({','.join(_HISTORY)}) SELECT %(cid)s, %(object)s, {_OUT}, %(version)s, %(now)s "
+        f"FROM (SELECT {_OUT} FROM up UNION ALL SELECT {_OUT} FROM ins) AS written"
     )
 
 
@@ -232,16 +224,17 @@ def _pg_statement(source: str) -> str:
 _PG_ARRAYS = _pg_statement(
     "SELECT * FROM unnest(" + ", ".join(f"%({c})b::{t}[]" for c, t in zip(_VALUES, _PG_TYPES, strict=True))
     + ") AS u(" + ", ".join(_VALUES) + ")")
-# Many rows, from the staging table: the moved rows are deleted, then inserted again with the new ones.
-# An UPDATE joined to a million rows visits the stored rows in the hash join's order, so each new row
-# version dirties a page at random, and past the buffer cache every one costs a write; a full rewrite
-# of the large world's contacts took 48 s that way, against 24 s for delete and insert. (The table is
-# read directly by each statement: a CTE read twice is materialised, and spills a million rows of JSON.)
+_PG_ANY_STORED = "SELECT 1 FROM score WHERE connection_id = %(cid)s AND object = %(object)s LIMIT 1"
 _PG_DROP_MOVED = f"DELETE FROM score s USING {_STAGE} AS src WHERE {_SAME} AND {_MOVED}"
-_PG_STAGED = f"WITH ins AS ({_inserted(_STAGE + ' AS src')}) {_SNAPSHOTS} ins"
+_PG_KEPT = "SELECT external_id FROM score WHERE connection_id = %(cid)s AND object = %(object)s"
 
 
 def _pg_write(conn: SAConnection, consts: tuple[Any, ...], values: list[list[Any]]) -> int:
+    """A few rows through `_PG_ARRAYS`. Many rows are COPYed into a staging table, the stored rows
+    that moved are deleted, and the rows no longer stored (moved or new) are COPYed into the table,
+    with their snapshots: they get new ids. An UPDATE joined to a million rows visits the stored rows
+    in the hash join's order, so each new row version dirties a page at random, and past the buffer
+    cache each costs a write; a full rewrite of the large world's contacts took 48 s that way."""
     cid, object, version, now, day = consts
     params: dict[str, Any] = {"cid": cid, "object": object, "version": version, "now": now, "day": day}
     raw = conn.connection.driver_connection
@@ -250,49 +243,45 @@ def _pg_write(conn: SAConnection, consts: tuple[Any, ...], values: list[list[Any
             cur.execute(_PG_ARRAYS, params | dict(zip(_VALUES, values, strict=True)))
             return int(cur.rowcount)
         cur.execute(_PG_ANY_STORED, params)
-        if cur.fetchone() is None:  # a first run: nothing to compare with, every row goes straight in
-            return _pg_first(cur, params, values)
-        columns = ", ".join(f"{c} {t}" for c, t in zip(_VALUES, _PG_TYPES, strict=True))
-        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ({columns}) ON COMMIT DROP")
-        cur.execute(f"TRUNCATE {_STAGE}")
-        with cur.copy(f"COPY {_STAGE} ({', '.join(_VALUES)}) FROM STDIN") as copy:
-            for chunk in copy_text(values):
-                copy.write(chunk)
-        cur.execute(f"ANALYZE {_STAGE}")  # a temp table has no statistics: the planner would guess 1k rows
-        cur.execute(_PG_DROP_MOVED, params)
-        cur.execute(_PG_STAGED, params)
-        return int(cur.rowcount)
+        fields = _copy_fields(values)
+        if cur.fetchone() is not None:  # else a first run: nothing to compare with, every row goes in
+            types = ", ".join(f"{c} {t}" for c, t in zip(_VALUES, _PG_TYPES, strict=True))
+            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ({types}) ON COMMIT DROP")
+            cur.execute(f"TRUNCATE {_STAGE}")
+            _copy(cur, f"{_STAGE} ({', '.join(_VALUES)})", fields)
+            cur.execute(f"ANALYZE {_STAGE}")  # a temp table has no statistics: the planner would guess 1k rows
+            cur.execute(_PG_DROP_MOVED, params)
+            kept = {ext for (ext,) in cur.execute(_PG_KEPT, params)}
+            if kept:
+                wanted = [ext not in kept for ext in values[0]]
+                fields = [list(itertools.compress(column, wanted)) for column in fields]
+        if not fields[0]:
+            return 0
+        head = f"{cid}\t{copy_escaped([object])[0]}\t"
+        tail = f"\t{version}\t{now.isoformat()}"
+        _copy(cur, f"score ({', '.join(_COLUMNS)})", fields, head=head, tail=tail)
+        _copy(cur, f"score_history ({', '.join(_HISTORY)})", fields[:5], head=head, tail=tail)
+        return len(fields[0])
 
 
-_PG_ANY_STORED = "SELECT 1 FROM score WHERE connection_id = %(cid)s AND object = %(object)s LIMIT 1"
-_PG_HISTORY_OF_ALL = (f"INSERT INTO score_history ({','.join(_HISTORY)}) SELECT {','.join(_HISTORY)} FROM score "
-                      "WHERE connection_id = %(cid)s AND object = %(object)s")
-
-
-def _pg_first(cur: Any, params: dict[str, Any], values: list[list[Any]]) -> int:
-    """No stored row of this connection and object (the caller holds the connection's lock): COPY the
-    rows into `score` itself and snapshot them all. This skips the staging table, its statistics and
-    an anti-join per row, which is most of a first run's write."""
-    head = f"{params['cid']}\t{copy_escaped([params['object']])[0]}\t"
-    tail = f"\t{params['version']}\t{params['now'].isoformat()}"
-    with cur.copy(f"COPY score ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
-        for chunk in copy_text(values, head=head, tail=tail):
-            copy.write(chunk)
-    cur.execute(_PG_HISTORY_OF_ALL, params)
-    return int(cur.rowcount)
-
-
-def copy_text(values: list[list[Any]], *, head: str = "", tail: str = "") -> Iterator[bytes]:
-    """The `_VALUES` columns as COPY text-format lines, in chunks (one string join per chunk, not a
-    driver call per value); `head` and `tail` are fields (already escaped, with their tabs) that
-    every line starts and ends with."""
+def _copy_fields(values: list[list[Any]]) -> list[list[str]]:
+    """The `_VALUES` columns as COPY text-format fields."""
     ext, rel, exp, tier, risk, trend, drivers, components = values
-    ext, tier = copy_escaped(ext), copy_escaped(tier)
-    drivers, components = copy_escaped(drivers, json=True), copy_escaped(components, json=True)
-    risk_t = ["t" if r else "f" for r in risk]
-    trend_t = ["\\N" if t is None else repr(t) for t in trend]
-    for start in range(0, len(ext), COPY_ROWS):
+    return [copy_escaped(ext), list(map(repr, rel)), list(map(repr, exp)), copy_escaped(tier),
+            ["t" if r else "f" for r in risk], ["\\N" if t is None else repr(t) for t in trend],
+            copy_escaped(drivers, json=True), copy_escaped(components, json=True)]
+
+
+def _copy(cur: Any, target: str, fields: list[list[str]], *, head: str = "", tail: str = "") -> None:
+    with cur.copy(f"COPY {target} FROM STDIN") as copy:
+        for chunk in copy_lines(fields, head=head, tail=tail):
+            copy.write(chunk)
+
+
+def copy_lines(fields: list[list[str]], *, head: str = "", tail: str = "") -> Iterator[bytes]:
+    """Columns of COPY text-format fields as lines, in chunks (one string join per chunk, not a driver
+    call per value); `head` and `tail` are fields (escaped, with their tabs) every line starts and ends with."""
+    for start in range(0, len(fields[0]), COPY_ROWS):
         part = slice(start, start + COPY_ROWS)
-        lines = map("\t".join, zip(ext[part], map(repr, rel[part]), map(repr, exp[part]), tier[part],
-                                   risk_t[part], trend_t[part], drivers[part], components[part], strict=True))
+        lines = map("\t".join, zip(*(column[part] for column in fields), strict=True))
         yield (head + f"{tail}\n{head}".join(lines) + tail + "\n").encode()
