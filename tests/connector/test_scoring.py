@@ -275,6 +275,8 @@ def test_copy_carries_any_id_and_text(pg_engine, monkeypatch) -> None:
     with pg_engine.begin() as conn:
         accounts.drivers[2] = orjson.dumps([{"text": "line\nbreak and \\N"}]).decode()
         assert score_writes.write_scores(conn, cid, "account", accounts, version, NOW) == 1
+        # the staged write turns hash joins off for its own statement only
+        assert conn.exec_driver_sql("SHOW enable_hashjoin").scalar() == "on"
     rows = scores(pg_engine, cid)
     assert rows["new\nline"]["drivers"] == [{"text": "line\nbreak and \\N"}]
     assert rows["tab\there"]["drivers"] == [{"text": 'quote " and \\ backslash\ttab'}]
