@@ -3,8 +3,10 @@
 Full syncs page the list endpoint with associations inline; incremental syncs search on the
 last-modified property, re-windowing from the last stamp seen when a window reaches the
 10,000-result cap. Search returns no associations, and changing one does not bump the stamp (it
-comes as an associationChange webhook, or with the next full sync), so companies and contacts are
-read (v4 batches of up to 1,000) only for records created inside the window; the others carry
+comes as an associationChange webhook, or with the next full sync). The Primary company is the
+exception: contacts, deals and tickets carry it as a property HubSpot keeps, whose change bumps
+the stamp, so it comes with the search. The rest is read (v4 batches of up to 1,000) only for
+records created inside the window, or whose primary-company property is empty; the others carry
 `_rapport.keep` and keep the association already stored (the sync engine fetches by id those it
 never stored alive). Plain deletions show only in the archived list, read on full syncs and
 reconcile runs (and on every run where no deletion webhook can arrive). Pipelines are read once
@@ -15,6 +17,7 @@ stage id the kept table lacks is read afresh, and a full sync reads them anew.
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import islice
@@ -172,12 +175,13 @@ class Reader:
             yield list(body.get("results") or [])
 
     def _changes(self, unified: str, t: str, records: list[dict[str, Any]], *, until: datetime | None = None,
-                 linked: Mapping[str, dict[str, str | None] | None] | None = None) -> list[Change]:
+                 linked: Mapping[str, dict[str, str | None]] | None = None) -> list[Change]:
+        """Changes of these records. `linked`: id -> the associations read for it, by associated type
+        (a type missing is kept as stored); None for records listed with their associations inline."""
         out: list[Change] = []
         for record in records:
             ident = str(record["id"])
-            record["_rapport"] = self._derived(t, record, (linked or {}).get(ident), unread=linked is not None
-                                               and ident in linked and linked[ident] is None)
+            record["_rapport"] = self._derived(t, record, None if linked is None else linked.get(ident, {}))
             change = mapping.to_change(unified, t, record)
             if until is not None and change.modified_at >= until:
                 continue  # changed after the run started: the next incremental run takes it
@@ -189,35 +193,42 @@ class Reader:
     # --- search windows -----------------------------------------------------------------------
 
     def _searched(self, unified: str, t: str, since: datetime, until: datetime) -> Iterator[Change]:
-        """Changes in [since, until) by search; associations read for new records only, in full batches.
+        """Changes in [since, until) by search; associations read only where needed, in full batches.
 
-        Records are held until the new ones among them fill a v4 batch (1,000), so that a window
-        with a few new records among many changed ones costs one read per associated type.
+        A record's company is read only when no primary-company property names it, and its contact
+        only when it was created inside the window. Records are held until those to read of one
+        associated type fill a v4 batch (1,000), so that a window with a few new records among many
+        changed ones costs one read per associated type.
         """
         block: list[dict[str, Any]] = []
-        fresh = 0  # new records in the block
+        needs: list[tuple[str, ...]] = []
+        pending: Counter[str] = Counter()  # records in the block to read, per associated type
         for records in self._search_windows(t, since, until):
             for record in records:
+                need = self._needs(t, record, new=self._created_after(t, record, since))
                 block.append(record)
-                fresh += t in hs.ASSOCIATED and self._created_after(t, record, since)
-                if fresh == self.association_batch or len(block) >= hs.SEARCH_BLOCK_RECORDS:
-                    yield from self._changes(unified, t, block, linked=self._new_links(t, block, since))
-                    block, fresh = [], 0
-            if block and not fresh and len(block) >= self.association_batch:  # nothing to read for these
-                yield from self._changes(unified, t, block, linked=self._new_links(t, block, since))
-                block = []
+                needs.append(need)
+                pending.update(need)
+                if max(pending.values(), default=0) == self.association_batch or len(block) >= hs.SEARCH_BLOCK_RECORDS:
+                    yield from self._changes(unified, t, block, linked=self._read_links(t, block, needs))
+                    block, needs, pending = [], [], Counter()
+            if block and not pending and len(block) >= self.association_batch:  # nothing to read for these
+                yield from self._changes(unified, t, block, linked=self._read_links(t, block, needs))
+                block, needs = [], []
         if block:
-            yield from self._changes(unified, t, block, linked=self._new_links(t, block, since))
+            yield from self._changes(unified, t, block, linked=self._read_links(t, block, needs))
 
-    def _new_links(self, t: str, records: Sequence[dict[str, Any]], since: datetime
-                   ) -> dict[str, dict[str, str | None] | None]:
-        """Associations of the records created after `since`; None (keep the stored ones) for the rest."""
+    @staticmethod
+    def _needs(t: str, record: dict[str, Any], *, new: bool) -> tuple[str, ...]:
+        """The associated types to read for a record: its contact when it is new, and its company
+        when no primary-company property names it and it is new or has such a property (which
+        empties when its Primary company goes, bumping the stamp)."""
         if t not in hs.ASSOCIATED:
-            return {}
-        fresh = [r for r in records if self._created_after(t, r, since)]
-        linked: dict[str, dict[str, str | None] | None] = dict.fromkeys((str(r["id"]) for r in records), None)
-        linked.update(self._links(t, fresh))
-        return linked
+            return ()
+        prop = hs.PRIMARY_COMPANY_PROPERTY.get(t)
+        named = prop is not None and bool((record.get("properties") or {}).get(prop))
+        company = not named and (new or prop is not None)
+        return tuple(to for to, wanted in ((hs.COMPANIES, company), (hs.CONTACTS, new)) if wanted)
 
     @staticmethod
     def _created_after(t: str, record: dict[str, Any], since: datetime) -> bool:
@@ -293,23 +304,29 @@ class Reader:
 
     # --- associations, pipelines, derived values ----------------------------------------------
 
-    def _links(self, t: str, records: Sequence[dict[str, Any]]) -> dict[str, dict[str, str | None]]:
-        """id -> {companies: id, contacts: id} for records read without associations."""
-        if t not in hs.ASSOCIATED or not records:
-            return {}
-        ids = [str(r["id"]) for r in records]
-        out: dict[str, dict[str, str | None]] = {i: {} for i in ids}
-        for to_type in (hs.COMPANIES, hs.CONTACTS):
-            for chunk in _chunks(ids, self.association_batch):
-                body = BatchInputPublicFetchAssociationsBatchRequest(
-                    inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in chunk])
-                found = self.c.call_json("crm.associations.v4.batch_api", "get_page", model=False, object=t,
-                                         from_object_type=t, to_object_type=to_type,
-                                         batch_input_public_fetch_associations_batch_request=body)[1]
-                for result in (found or {}).get("results") or []:
-                    ident = str((result.get("from") or {}).get("id"))
-                    if ident in out:
-                        out[ident][to_type] = mapping.primary_from_v4(result.get("to") or [])
+    def _read_links(self, t: str, records: Sequence[dict[str, Any]], needs: Sequence[tuple[str, ...]]
+                    ) -> dict[str, dict[str, str | None]]:
+        """id -> {associated type: primary id or None} for the types each record needs read."""
+        out: dict[str, dict[str, str | None]] = {str(r["id"]): {} for r in records}
+        for to_type in hs.LINK_KEYS:
+            ids = [str(r["id"]) for r, need in zip(records, needs, strict=True) if to_type in need]
+            for ident, target in self._links(t, ids, to_type).items():
+                out[ident][to_type] = target
+        return out
+
+    def _links(self, t: str, ids: Sequence[str], to_type: str) -> dict[str, str | None]:
+        """id -> its primary associated `to_type` id (None when it has none), by v4 batch reads."""
+        out: dict[str, str | None] = dict.fromkeys(ids)
+        for chunk in _chunks(ids, self.association_batch):
+            body = BatchInputPublicFetchAssociationsBatchRequest(
+                inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in chunk])
+            found = self.c.call_json("crm.associations.v4.batch_api", "get_page", model=False, object=t,
+                                     from_object_type=t, to_object_type=to_type,
+                                     batch_input_public_fetch_associations_batch_request=body)[1]
+            for result in (found or {}).get("results") or []:
+                ident = str((result.get("from") or {}).get("id"))
+                if ident in out:
+                    out[ident] = mapping.primary_from_v4(result.get("to") or [])
         return out
 
     def _stage(self, t: str, pipeline: str | None, stage: str | None) -> dict[str, Any]:
@@ -335,20 +352,23 @@ class Reader:
         if self.pipelines_ttl > 0:
             self.cache.set(f"pipelines:{t}", results, self.pipelines_ttl)
 
-    def _derived(self, t: str, record: dict[str, Any], links: dict[str, str | None] | None, *,
-                 unread: bool = False) -> dict[str, Any]:
+    def _derived(self, t: str, record: dict[str, Any], links: Mapping[str, str | None] | None) -> dict[str, Any]:
         props = record.get("properties") or {}
         out: dict[str, Any] = {}
         if t == hs.CONTACTS:
             out["account_id"] = str(props.get(hs.CONTACT_COMPANY_PROPERTY) or "") or None
-        elif t in hs.ASSOCIATED and unread:
-            out[hs.KEEP_STORED] = list(hs.ASSOCIATION_KEYS)  # not read: the stored company and contact stand
         elif t in hs.ASSOCIATED:
-            assoc = record.get("associations")
-            if links is None and assoc is not None:
-                links = {to: mapping.primary_from_v3(assoc, to) for to in (hs.COMPANIES, hs.CONTACTS)}
-            out["account_id"] = (links or {}).get(hs.COMPANIES)
-            out["contact_id"] = (links or {}).get(hs.CONTACTS)
+            if links is None:  # listed with its associations inline
+                assoc = record.get("associations")
+                links = {to: mapping.primary_from_v3(assoc, to) for to in hs.LINK_KEYS}
+            known = dict(links)
+            named = props.get(hs.PRIMARY_COMPANY_PROPERTY.get(t, ""))
+            if named:
+                known[hs.COMPANIES] = str(named)
+            out.update({key: known[to] for to, key in hs.LINK_KEYS.items() if to in known})
+            keep = [key for to, key in hs.LINK_KEYS.items() if to not in known]
+            if keep:
+                out[hs.KEEP_STORED] = keep  # not read: what the sync stored stands
         if t in hs.PIPELINE_PROPERTY:
             pipe_prop, stage_prop = hs.PIPELINE_PROPERTY[t]
             out.update(self._stage(t, props.get(pipe_prop), props.get(stage_prop)))
@@ -372,7 +392,8 @@ class Reader:
                 found_json = self.c.call_json(f"{_OBJ}.batch_api", "read", model=False, object=t, object_type=t,
                                               batch_read_input_simple_public_object_id=body, archived=False)[1]
                 records = list((found_json or {}).get("results") or [])
-                for change in self._changes(unified, t, records, linked=self._links(t, records)):
+                linked = self._read_links(t, records, [self._needs(t, r, new=True) for r in records])
+                for change in self._changes(unified, t, records, linked=linked):
                     found.setdefault(change.external_id, change)
         now = datetime.now(UTC)
         return [found.get(i) or Change(object=unified, external_id=i, modified_at=now, raw={"id": i}, deleted=True)

@@ -39,7 +39,11 @@ MODIFIED_PROPERTY: dict[str, str] = {
 CREATED_PROPERTY: dict[str, str] = {t: "hs_createdate" if t in ("calls", "emails", "meetings") else "createdate"
                                     for t in MODIFIED_PROPERTY}
 MERGED_IDS_PROPERTY = "hs_merged_object_ids"
-CONTACT_COMPANY_PROPERTY = "associatedcompanyid"
+# the rollup HubSpot keeps of a record's Primary company association (a property change, so it
+# bumps the record's last-modified stamp; other association changes do not)
+PRIMARY_COMPANY_PROPERTY = {"contacts": "associatedcompanyid", "deals": "hs_primary_associated_company",
+                            "tickets": "hs_primary_company_id"}
+CONTACT_COMPANY_PROPERTY = PRIMARY_COMPANY_PROPERTY["contacts"]
 
 _COMMON = ("createdate", "hubspot_owner_id", MERGED_IDS_PROPERTY)
 PROPERTIES: dict[str, tuple[str, ...]] = {
@@ -48,27 +52,28 @@ PROPERTIES: dict[str, tuple[str, ...]] = {
     "contacts": (*_COMMON, "lastmodifieddate", "email", "firstname", "lastname", "jobtitle",
                  CONTACT_COMPANY_PROPERTY, "notes_last_updated", "hs_last_sales_activity_timestamp"),
     "deals": (*_COMMON, "hs_lastmodifieddate", "dealname", "amount", "deal_currency_code", "dealstage",
-              "pipeline", "closedate", "dealtype"),
+              "pipeline", "closedate", "dealtype", PRIMARY_COMPANY_PROPERTY["deals"]),
     "tickets": (*_COMMON, "hs_lastmodifieddate", "subject", "hs_ticket_priority", "hs_pipeline",
                 "hs_pipeline_stage", "closed_date", "hs_ticket_category", "csat_score", "is_escalated",
-                "reopen_count"),
+                "reopen_count", PRIMARY_COMPANY_PROPERTY["tickets"]),
     "calls": ("hs_timestamp", "hs_call_title", "hubspot_owner_id", "hs_lastmodifieddate", "hs_createdate"),
     "emails": ("hs_timestamp", "hs_email_subject", "hubspot_owner_id", "hs_lastmodifieddate", "hs_createdate"),
     "meetings": ("hs_timestamp", "hs_meeting_title", "hubspot_owner_id", "hs_lastmodifieddate", "hs_createdate"),
 }
 
-# objects whose company and contact come from associations (contacts carry their company as a property)
+# objects whose company and contact come from associations (contacts carry their company as a
+# property, deals and tickets their Primary company)
 ASSOCIATED = ("deals", "tickets", "calls", "emails", "meetings")
-# the `_rapport` values resolved from associations, and the key listing those an incremental read
+COMPANIES = "companies"
+CONTACTS = "contacts"
+# the `_rapport` value each associated type resolves, and the key listing those an incremental read
 # left unread (the sync keeps what it stored for them)
-ASSOCIATION_KEYS = ("account_id", "contact_id")
+LINK_KEYS = {COMPANIES: "account_id", CONTACTS: "contact_id"}
 KEEP_STORED = "keep"
 # incremental runs list archived records every run ("always"), or leave plain deletions to deletion
 # webhooks and to full and reconcile runs ("reconcile"); "auto": "reconcile" when webhooks can be verified
 ARCHIVED_PASS_MODES = ("auto", "always", "reconcile")
 ARCHIVED_PASS_DEFAULT = "auto"
-COMPANIES = "companies"
-CONTACTS = "contacts"
 ACTIVITY_TITLE = {"calls": "hs_call_title", "emails": "hs_email_subject", "meetings": "hs_meeting_title"}
 # v4 association type ids of the primary company (labelled "Primary"); the first association wins otherwise
 PRIMARY_COMPANY_TYPE_IDS = {1, 5, 26}

@@ -12,6 +12,10 @@ OBJECT_TYPE_IDS = {
     "contacts": "0-1", "companies": "0-2", "deals": "0-3", "tickets": "0-5",
     "tasks": "0-27", "meetings": "0-47", "calls": "0-48", "emails": "0-49",
 }
+# the rollup of a record's Primary company association, kept by HubSpot itself
+PRIMARY_COMPANY_PROPERTY = {"contacts": "associatedcompanyid", "deals": "hs_primary_associated_company",
+                            "tickets": "hs_primary_company_id"}
+
 SINGULAR = {
     "contacts": "contact", "companies": "company", "deals": "deal", "tickets": "ticket",
     "tasks": "task", "meetings": "meeting", "calls": "call", "emails": "email",
@@ -159,6 +163,8 @@ def _deals(stages: tuple[tuple[str, str], ...]) -> list[PropDef]:
         PropDef("hs_deal_stage_probability", "Deal probability", "number", "number", g, read_only=True,
                 calculated=True),
         PropDef("hs_closed_won_date", "Closed Won Date", "datetime", "date", g, read_only=True, calculated=True),
+        PropDef("hs_primary_associated_company", "Primary Associated Company ID", "number", "calculation_rollup", g,
+                read_only=True, calculated=True, description="The ID of the deal's primary associated company"),
     ]
 
 
@@ -185,6 +191,8 @@ def _tickets(stages: tuple[tuple[str, str], ...]) -> list[PropDef]:
                 description="Customer satisfaction survey answer, 1 (very unhappy) to 5 (very happy)"),
         PropDef("is_escalated", "Escalated", "bool", "booleancheckbox", g, hubspot_defined=False,
                 options=_opts("true:Yes", "false:No"), description="Set when the ticket was escalated"),
+        PropDef("hs_primary_company_id", "Primary Company ID", "number", "calculation_rollup", g, read_only=True,
+                calculated=True, description="Primary company ID of a ticket"),
         PropDef("reopen_count", "Times reopened", "number", "number", g, hubspot_defined=False,
                 description="How many times the ticket was reopened after being closed"),
     ]

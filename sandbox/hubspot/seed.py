@@ -141,6 +141,7 @@ class Seeder:
             "hs_is_closed": "true" if d.is_closed else "false", "hs_is_closed_won": "true" if d.is_won else "false",
             "hs_deal_stage_probability": PROBABILITY[stage],
             "hs_closed_won_date": iso(closed) if d.is_won and closed else "",
+            "hs_primary_associated_company": str(company_id),
         }, created, closed or created)
         self._link("deals", rec.id, "companies", company_id, primary=True)
         if d.contact_key in contacts:
@@ -160,6 +161,7 @@ class Seeder:
             "time_to_close": str(max(0, closed - opened)) if closed else "", "hubspot_owner_id": owner,
             "csat_score": number_text(k.satisfaction) if k.satisfaction is not None else "",
             "is_escalated": "true" if k.is_escalated else "false", "reopen_count": str(k.reopen_count),
+            "hs_primary_company_id": str(company_id),
         }, opened, closed or opened)
         self._link("tickets", rec.id, "companies", company_id, primary=True)
         if k.contact_key in contacts:

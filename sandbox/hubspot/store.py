@@ -16,7 +16,7 @@ from sandbox.hubspot import errors
 from sandbox.hubspot.associations import Associations, default_type, primary_type
 from sandbox.hubspot.properties import PropertyCatalog
 from sandbox.hubspot.records import Record, Table
-from sandbox.hubspot.schema import SINGULAR, TICKET_STAGES
+from sandbox.hubspot.schema import PRIMARY_COMPANY_PROPERTY, SINGULAR, TICKET_STAGES
 from sandbox.hubspot.values import iso, normalize, now_ms, parse_ms
 
 FIRST_IDS = {"contacts": 1001, "companies": 4_000_000_001, "deals": 8_000_000_001, "tickets": 1_500_000_001,
@@ -199,10 +199,13 @@ class Portal:
                 if k not in primary.props and not self.catalog.is_read_only(object_type, k)}
         merged_ids = [x for x in primary.props.get("hs_merged_object_ids", "").split(";") if x]
         merged_ids += [str(loser.id)] + [x for x in loser.props.get("hs_merged_object_ids", "").split(";") if x]
-        for (to_type, to_id, ids) in self.assoc.drop_record(object_type, loser.id):
+        moved = self.assoc.drop_record(object_type, loser.id)
+        for (to_type, to_id, ids) in moved:
             for type_id in ids:
-                if type_id == getattr(primary_type(object_type, to_type), "type_id", None) and \
-                        self.assoc.has_primary(object_type, primary.id, to_type):
+                # a record has one Primary company: the survivor keeps its own (when companies
+                # merge, each record the loser was Primary for gets the survivor instead)
+                if to_type == "companies" and type_id == getattr(primary_type(object_type, to_type), "type_id", None) \
+                        and self.assoc.has_primary(object_type, primary.id, to_type):
                     continue
                 self.assoc.add(object_type, primary.id, to_type, to_id, type_id)
         table.archive(loser, stamp)
@@ -212,9 +215,14 @@ class Portal:
             primary.props[name] = value
         primary.props["hs_merged_object_ids"] = ";".join(dict.fromkeys(merged_ids))
         table.set_modified(primary, stamp)
-        self._emit([self._event("merge", object_type, primary.id, stamp, source, primaryObjectId=primary.id,
-                                mergedObjectIds=[loser.id], newObjectId=primary.id,
-                                numberOfPropertiesMoved=len(fill))])
+        events = [self._event("merge", object_type, primary.id, stamp, source, primaryObjectId=primary.id,
+                              mergedObjectIds=[loser.id], newObjectId=primary.id, numberOfPropertiesMoved=len(fill))]
+        # the rollups follow the moved associations: the survivor's own, and, when companies merge,
+        # the primary company of every record that pointed at the loser
+        events += self._refresh_primary_company(object_type, primary.id, stamp, source)
+        for to_type, to_id, _ in moved if object_type == "companies" else ():
+            events += self._refresh_primary_company(to_type, to_id, stamp, source)
+        self._emit(events)
         return primary
 
     def associate(self, from_type: str, from_id: int, to_type: str, to_id: int, type_id: int,
@@ -256,27 +264,35 @@ class Portal:
 
     def _primary_company_changed(self, from_type: str, from_id: int, to_type: str, to_id: int, stamp: int,
                                  source: Source) -> list[dict]:
-        """Keep a contact's `associatedcompanyid` on its primary company (a property change)."""
-        if (from_type, to_type) == ("contacts", "companies"):
-            contact_id = from_id
-        elif (from_type, to_type) == ("companies", "contacts"):
-            contact_id = to_id
-        else:
+        """Keep the primary-company property of the non-company side in step (a property change)."""
+        if to_type == "companies":
+            return self._refresh_primary_company(from_type, from_id, stamp, source)
+        if from_type == "companies":
+            return self._refresh_primary_company(to_type, to_id, stamp, source)
+        return []
+
+    def _refresh_primary_company(self, object_type: str, rec_id: int, stamp: int, source: Source) -> list[dict]:
+        """Set `PRIMARY_COMPANY_PROPERTY[object_type]` to the record's Primary company, if it moved.
+
+        The property is a rollup HubSpot keeps itself: its change bumps the record's last-modified
+        stamp, as any property update does, and is announced as a propertyChange.
+        """
+        prop = PRIMARY_COMPANY_PROPERTY.get(object_type)
+        primary = primary_type(object_type, "companies")
+        rec = self.tables[object_type].records.get(rec_id) if prop else None
+        if rec is None or primary is None or prop is None:
             return []
-        primary = primary_type("contacts", "companies")
-        assert primary is not None
-        company = next((str(cid) for cid, ids in sorted(self.assoc.targets("contacts", contact_id, "companies").items())
+        company = next((str(cid) for cid, ids in sorted(self.assoc.targets(object_type, rec_id, "companies").items())
                         if primary.type_id in ids), "")
-        rec = self.tables["contacts"].records.get(contact_id)
-        if rec is None or rec.props.get("associatedcompanyid", "") == company:
+        if rec.props.get(prop, "") == company:
             return []
         if company:
-            rec.props["associatedcompanyid"] = company
+            rec.props[prop] = company
         else:
-            rec.props.pop("associatedcompanyid", None)
-        self.tables["contacts"].set_modified(rec, stamp)
-        return [self._event("propertyChange", "contacts", contact_id, stamp, source,
-                            propertyName="associatedcompanyid", propertyValue=company)]
+            rec.props.pop(prop, None)
+        self.tables[object_type].set_modified(rec, stamp)
+        return [self._event("propertyChange", object_type, rec_id, stamp, source, propertyName=prop,
+                            propertyValue=company)]
 
     def _derive(self, object_type: str, rec: Record, changed: set[str], stamp: int) -> set[str]:
         """Recompute calculated properties after `changed`; returns the ones that moved."""

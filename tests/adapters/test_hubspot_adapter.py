@@ -116,17 +116,22 @@ def test_incremental_reads_associations_only_for_records_created_in_the_window(s
     sb.stats.reset()
     updated = pulled(adapter, "deal", since) + pulled(adapter, "case", since)
     assert {c.external_id for c in updated} == {d["id"] for d in done}
-    assert _assoc_calls(sb) == 0  # changes of older records: their stored company and contact stand
-    assert all(c.raw["_rapport"] == {**c.raw["_rapport"], "keep": ["account_id", "contact_id"]} for c in updated)
-    assert all("account_id" not in c.raw["_rapport"] and "is_closed" in c.raw["_rapport"] for c in updated)
+    assert _assoc_calls(sb) == 0  # changes of older records: their stored contact stands
+    for c in updated:  # and their company comes with the search, as the primary-company property
+        t = "deals" if c.object == "deal" else "tickets"
+        derived = c.raw["_rapport"]
+        assert derived["keep"] == ["contact_id"] and "contact_id" not in derived and "is_closed" in derived
+        assert derived["account_id"] == primary_company(sb, t, int(c.external_id))
     since = datetime.now(UTC) - timedelta(milliseconds=5)
     new = {d["id"] for d in sb.mutate(30, seed=3, kinds=["ticket_new", "ticket_close"]) if d["kind"] == "ticket_new"}
     sb.stats.reset()
     changes = {c.external_id: c for c in pulled(adapter, "case", since)}
-    assert new and _assoc_calls(sb) == 2  # one v4 batch read each for companies and contacts
+    assert new and _assoc_calls(sb) == 1  # one v4 batch read, of their contacts
     for ident in new:
-        assert changes[ident].raw["_rapport"]["account_id"] == primary_company(sb, "tickets", int(ident))
-        assert "keep" not in changes[ident].raw["_rapport"]
+        derived = changes[ident].raw["_rapport"]
+        assert derived["account_id"] == primary_company(sb, "tickets", int(ident))
+        assert derived["contact_id"] == str(sb.store.assoc.target_ids("tickets", int(ident), "contacts")[0])
+        assert "keep" not in derived
     # a window that starts at the newest stamp (a cursor, without look-back) re-reads a record created
     # there: stored already, so its associations are not read again
     [last] = sb.mutate(1, seed=4, kinds=["ticket_new"])
@@ -134,6 +139,30 @@ def test_incremental_reads_associations_only_for_records_created_in_the_window(s
     sb.stats.reset()
     again = pulled(adapter, "case", stamp)
     assert [c.external_id for c in again] == [last["id"]] and _assoc_calls(sb) == 0
+
+
+def test_a_deal_moved_to_another_company_is_found_by_search_with_its_new_company(sb):
+    adapter = make_adapter(sb)
+    source = Source("CRM_UI", "")
+    deal = sb.store.tables["deals"].records[min(sb.store.tables["deals"].live)]
+    old = int(primary_company(sb, "deals", deal.id))
+    other = next(i for i in sb.store.tables["companies"].live if i != old)
+    since = datetime.now(UTC) - timedelta(milliseconds=5)
+    with sb.store.lock:
+        sb.store.disassociate("deals", deal.id, "companies", old, source)
+        sb.store.associate_default("deals", deal.id, "companies", other, source)
+    sb.stats.reset()
+    [moved] = pulled(adapter, "deal", since)
+    assert moved.external_id == str(deal.id) and moved.raw["_rapport"]["account_id"] == str(other)
+    assert _assoc_calls(sb) == 0
+    since = datetime.now(UTC) - timedelta(milliseconds=5)
+    with sb.store.lock:  # no Primary company left: the property empties, and the company is read
+        sb.store.disassociate("deals", deal.id, "companies", other, source)
+        sb.store.associate("deals", deal.id, "companies", old, 341, source)
+    sb.stats.reset()
+    [left] = pulled(adapter, "deal", since)
+    assert left.raw["_rapport"]["account_id"] == str(old) and _assoc_calls(sb) == 1
+    assert left.raw["_rapport"]["keep"] == ["contact_id"]
 
 
 def _archived_lists(sb) -> int:
@@ -151,7 +180,7 @@ def test_associations_are_read_in_full_batches_of_new_records(sb):
     sb.stats.reset()
     changes = {c.external_id: c for c in pulled(adapter, "case", since)}
     assert len(changes) > hs.SEARCH_LIMIT  # new records on more than one search page
-    assert _assoc_calls(sb) == 2 * 2  # two full batches of 20 new records: companies and contacts each
+    assert _assoc_calls(sb) == 2  # two full batches of 20 new records' contacts (their company is a property)
     for ident in new:
         assert changes[ident].raw["_rapport"]["account_id"] == primary_company(sb, "tickets", int(ident))
     stamps = [c.modified_at for c in changes.values()]

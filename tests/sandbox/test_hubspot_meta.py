@@ -131,3 +131,42 @@ def test_create_default_and_labelled_associations(fresh_sandbox, from_type, to_t
     api.crm.associations.v4.basic_api.archive(from_type, created.id, to_type, other.id)
     left = api.crm.associations.v4.basic_api.get_page(from_type, created.id, to_type)
     assert [str(r.to_object_id) for r in left.results] == [target.id]
+
+
+@pytest.mark.parametrize(("object_type", "prop"), [
+    ("contacts", "associatedcompanyid"), ("deals", "hs_primary_associated_company"),
+    ("tickets", "hs_primary_company_id"),
+])
+def test_primary_company_rollup_follows_the_primary_association(fresh_sandbox, object_type, prop):  # noqa: F811
+    api = client(fresh_sandbox)
+    modified = "lastmodifieddate" if object_type == "contacts" else "hs_lastmodifieddate"
+
+    def read() -> dict:
+        return api.crm.objects.basic_api.get_by_id(object_type, created.id, properties=[prop, modified]).properties
+
+    created = api.crm.objects.basic_api.create(object_type, {"properties": REQUIRED[object_type]})
+    first, second = (c.id for c in api.crm.companies.basic_api.get_page(limit=2).results)
+    assert read()[prop] is None  # no company yet
+    api.crm.associations.v4.basic_api.create_default(object_type, created.id, "companies", first)
+    linked = read()
+    assert linked[prop] == first  # the default association made it the Primary company
+    api.crm.associations.v4.basic_api.create_default(object_type, created.id, "companies", second)
+    assert read() == linked  # a second, unlabeled company moves neither the rollup nor the stamp
+    api.crm.associations.v4.basic_api.archive(object_type, created.id, "companies", first)
+    after = read()
+    assert after[prop] is None and after[modified] > linked[modified]  # no Primary left: a property change
+    r = raw(fresh_sandbox, "PATCH", f"/crm/v3/objects/{object_type}/{created.id}", json={"properties": {prop: second}})
+    assert r.status_code == 400 and "is a read only property" in r.json()["message"]
+
+
+def test_company_merge_moves_the_rollups_to_the_survivor(fresh_sandbox):  # noqa: F811
+    store = fresh_sandbox.store
+    deal = store.tables["deals"].records[min(store.tables["deals"].live)]
+    loser = int(deal.props["hs_primary_associated_company"])
+    survivor = next(i for i in store.tables["companies"].live if i != loser)
+    merged = raw(fresh_sandbox, "POST", "/crm/v3/objects/companies/merge",
+                 json={"primaryObjectId": str(survivor), "objectIdToMerge": str(loser)})
+    assert merged.status_code == 200
+    assert client(fresh_sandbox).crm.deals.basic_api.get_by_id(
+        str(deal.id), properties=["hs_primary_associated_company"]).properties["hs_primary_associated_company"] \
+        == str(survivor)
