@@ -29,6 +29,7 @@ COUNT_KEYS = ("created", "updated", "deleted", "merged", "unchanged", "skipped")
 KEEP_STORED = "keep"
 _SCORE = Score.__table__  # type: ignore[attr-defined]
 _HISTORY = ScoreHistory.__table__  # type: ignore[attr-defined]
+MERGE_CHUNK = 500  # merges re-pointed by one statement per table
 
 
 @dataclass
@@ -148,9 +149,13 @@ def apply_page(conn: sa.Connection, connection_id: int, object: str, changes: Se
     if object == "account" and created:  # children that arrived before their account get linked now
         for child in RECORD_MODELS:
             store.link_accounts(conn, connection_id, child, account_external_ids=created)
-    for change in todo:
-        if change.deleted:
-            _bury(conn, connection_id, object, change, stored.get(change.external_id), tally, now)
+    merged = [(change.external_id, survivor) for change in todo if change.deleted
+              if (survivor := _bury(conn, connection_id, object, change, stored.get(change.external_id), tally, now))]
+    if merged:  # after every loser of the page is buried, so that each one's heir is final
+        heirs = [(loser, _heir(conn, connection_id, object, survivor)) for loser, survivor in merged]
+        if object == "account":
+            tally.touched.update(heir for _, heir in heirs)
+        merge(conn, connection_id, object, heirs)
 
 
 def _resolve_accounts(conn: sa.Connection, connection_id: int, rows: list[dict[str, Any]]) -> None:
@@ -257,15 +262,14 @@ def _touch(tally: Tally, object: str, row: dict[str, Any], stored: dict[str, Any
 
 
 def _bury(conn: sa.Connection, connection_id: int, object: str, change: Change, stored: dict[str, Any] | None,
-          tally: Tally, now: datetime) -> None:
+          tally: Tally, now: datetime) -> str | None:
+    """Mark a deleted or merged-away record; returns the survivor it was merged into, if any."""
     t = RECORD_MODELS[object].__table__  # type: ignore[attr-defined]
     survivor = change.merged_into if change.merged_into != change.external_id else None
-    heir = _heir(conn, connection_id, object, survivor) if survivor else None
     if stored is not None and not stored["is_deleted"]:
         account = _account_of(object, change.external_id, stored)
-        for touched in (account, heir if object == "account" else None):
-            if touched:
-                tally.touched.add(touched)
+        if account:
+            tally.touched.add(account)
     if stored is not None:
         conn.execute(sa.update(t).where(t.c.connection_id == connection_id, t.c.external_id == change.external_id)
                      .values(is_deleted=True, merged_into=survivor, modified_at=change.modified_at, synced_at=now))
@@ -275,8 +279,7 @@ def _bury(conn: sa.Connection, connection_id: int, object: str, change: Change, 
             tally.add(object, "unchanged")
     else:
         tally.add(object, "unchanged")
-    if heir:
-        merge(conn, connection_id, object, change.external_id, heir)
+    return survivor
 
 
 def _heir(conn: sa.Connection, connection_id: int, object: str, survivor: str) -> str:
@@ -293,24 +296,35 @@ def _heir(conn: sa.Connection, connection_id: int, object: str, survivor: str) -
         survivor = onward
 
 
-def merge(conn: sa.Connection, connection_id: int, object: str, loser: str, survivor: str) -> None:
-    """Move the loser's scores and history to the survivor and re-point records that referenced the loser."""
+def merge(conn: sa.Connection, connection_id: int, object: str, heirs: Sequence[tuple[str, str]]) -> None:
+    """Move each loser's scores and history to its heir, and re-point the records that referenced it.
+
+    `heirs`: (loser, heir) pairs in the order the merges happened. The records are re-pointed by one
+    statement per table and chunk, whatever the number of merges (the reference columns have no
+    index of their own: one statement per merge would scan each table once per merge).
+    """
     key = (_SCORE.c.connection_id == connection_id) & (_SCORE.c.object == object)
-    has_own = sa.exists().where(key, _SCORE.c.external_id == survivor)
-    # The survivor's current score describes the merged record better; the loser's lives on in history.
-    conn.execute(sa.delete(_SCORE).where(key, _SCORE.c.external_id == loser, has_own))
-    conn.execute(sa.update(_SCORE).where(key, _SCORE.c.external_id == loser).values(external_id=survivor))
-    conn.execute(sa.update(_HISTORY).where(_HISTORY.c.connection_id == connection_id, _HISTORY.c.object == object,
-                                           _HISTORY.c.external_id == loser).values(external_id=survivor))
+    for loser, heir in heirs:
+        has_own = sa.exists().where(key, _SCORE.c.external_id == heir)
+        # The heir's current score describes the merged record better; the loser's lives on in history.
+        conn.execute(sa.delete(_SCORE).where(key, _SCORE.c.external_id == loser, has_own))
+        conn.execute(sa.update(_SCORE).where(key, _SCORE.c.external_id == loser).values(external_id=heir))
+        conn.execute(sa.update(_HISTORY).where(_HISTORY.c.connection_id == connection_id, _HISTORY.c.object == object,
+                                               _HISTORY.c.external_id == loser).values(external_id=heir))
     ref = f"{object}_external_id"
     account = RECORD_MODELS["account"].__table__  # type: ignore[attr-defined]
-    for model in RECORD_MODELS.values():
-        t = model.__table__  # type: ignore[attr-defined]
-        if ref not in t.c:
-            continue
-        values: dict[str, Any] = {ref: survivor}
-        if object == "account" and "account_id" in t.c:
-            values["account_id"] = (sa.select(account.c.id)
-                                    .where(account.c.connection_id == connection_id, account.c.external_id == survivor)
-                                    .scalar_subquery())
-        conn.execute(sa.update(t).where(t.c.connection_id == connection_id, t.c[ref] == loser).values(**values))
+    pairs = list(dict(heirs).items())
+    for start in range(0, len(pairs), MERGE_CHUNK):
+        chunk = dict(pairs[start:start + MERGE_CHUNK])
+        for model in RECORD_MODELS.values():
+            t = model.__table__  # type: ignore[attr-defined]
+            if ref not in t.c:
+                continue
+            heir_of = sa.case(chunk, value=t.c[ref])
+            values: dict[str, Any] = {ref: heir_of}
+            if object == "account" and "account_id" in t.c:
+                values["account_id"] = (sa.select(account.c.id)
+                                        .where(account.c.connection_id == connection_id, account.c.external_id == heir_of)
+                                        .scalar_subquery())
+            conn.execute(sa.update(t).where(t.c.connection_id == connection_id, t.c[ref].in_(list(chunk)))
+                         .values(**values))
