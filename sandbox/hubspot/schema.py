@@ -12,7 +12,9 @@ OBJECT_TYPE_IDS = {
     "contacts": "0-1", "companies": "0-2", "deals": "0-3", "tickets": "0-5",
     "tasks": "0-27", "meetings": "0-47", "calls": "0-48", "emails": "0-49",
 }
-# the rollup of a record's Primary company association, kept by HubSpot itself
+# the rollup of a record's Primary company association, kept by HubSpot itself (read-only; deals'
+# and tickets' are `calculation_rollup` properties in real portals' property lists, not on the
+# documentation's default-property pages)
 PRIMARY_COMPANY_PROPERTY = {"contacts": "associatedcompanyid", "deals": "hs_primary_associated_company",
                             "tickets": "hs_primary_company_id"}
 
