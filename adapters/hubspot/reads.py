@@ -384,17 +384,18 @@ class Reader:
         wanted = list(dict.fromkeys(str(i) for i in ids))
         found: dict[str, Change] = {}
         for t in object_types(unified):
-            missing = [i for i in wanted if i not in found]
-            for chunk in _chunks(missing, hs.BATCH_LIMIT):
+            records: list[dict[str, Any]] = []
+            for chunk in _chunks([i for i in wanted if i not in found], hs.BATCH_LIMIT):
                 body = BatchReadInputSimplePublicObjectId(
                     inputs=[SimplePublicObjectId(id=i) for i in chunk], properties=self.properties(t),
                     properties_with_history=[])
                 found_json = self.c.call_json(f"{_OBJ}.batch_api", "read", model=False, object=t, object_type=t,
                                               batch_read_input_simple_public_object_id=body, archived=False)[1]
-                records = list((found_json or {}).get("results") or [])
-                linked = self._read_links(t, records, [self._needs(t, r, new=True) for r in records])
-                for change in self._changes(unified, t, records, linked=linked):
-                    found.setdefault(change.external_id, change)
+                records += (found_json or {}).get("results") or []
+            # the links of every record read, in v4 batches of 1,000 (not one per batch read of 100)
+            linked = self._read_links(t, records, [self._needs(t, r, new=True) for r in records])
+            for change in self._changes(unified, t, records, linked=linked):
+                found.setdefault(change.external_id, change)
         now = datetime.now(UTC)
         return [found.get(i) or Change(object=unified, external_id=i, modified_at=now, raw={"id": i}, deleted=True)
                 for i in wanted]

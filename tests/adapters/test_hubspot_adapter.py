@@ -241,6 +241,18 @@ def test_fetch_by_id(sb):
     assert got["999999"].deleted
 
 
+def test_fetched_deals_read_only_their_contacts(sb):
+    adapter = make_adapter(sb)
+    ids = [str(i) for i in sb.store.tables["deals"].live[:150]]
+    sb.stats.reset()
+    got = {c.external_id: c.raw["_rapport"] for c in adapter.fetch("deal", ids)}
+    assert _assoc_calls(sb) == 1  # their companies come with them, as the primary-company property
+    for ident in ids:
+        contacts = sb.store.assoc.target_ids("deals", int(ident), "contacts")
+        assert got[ident]["account_id"] == primary_company(sb, "deals", int(ident))
+        assert got[ident]["contact_id"] == (str(contacts[0]) if contacts else None) and "keep" not in got[ident]
+
+
 def test_faults_are_retried_and_lose_nothing(sb):
     clean = {obj: {c.external_id: c.raw["properties"] for c in pulled(make_adapter(sb), obj, full=True)}
              for obj in ("contact", "deal", "case", "activity")}
