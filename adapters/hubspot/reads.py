@@ -196,9 +196,10 @@ class Reader:
         """Changes in [since, until) by search; associations read only where needed, in full batches.
 
         A record's company is read only when no primary-company property names it, and its contact
-        only when it was created inside the window. Records are held until those to read of one
-        associated type fill a v4 batch (1,000), so that a window with a few new records among many
-        changed ones costs one read per associated type.
+        only when it was created inside the window. Records are held until those to read fill whole
+        v4 batches (1,000) for every associated type pending, or until 10,000 are held, so that a
+        window with a few new records among many changed ones costs one read per associated type,
+        and a few companies to read among many contacts do not cost one read per batch of contacts.
         """
         block: list[dict[str, Any]] = []
         needs: list[tuple[str, ...]] = []
@@ -209,7 +210,8 @@ class Reader:
                 block.append(record)
                 needs.append(need)
                 pending.update(need)
-                if max(pending.values(), default=0) == self.association_batch or len(block) >= hs.SEARCH_BLOCK_RECORDS:
+                full = need and all(n % self.association_batch == 0 for n in pending.values())
+                if full or len(block) >= hs.SEARCH_BLOCK_RECORDS:
                     yield from self._changes(unified, t, block, linked=self._read_links(t, block, needs))
                     block, needs, pending = [], [], Counter()
             if block and not pending and len(block) >= self.association_batch:  # nothing to read for these

@@ -165,6 +165,28 @@ def test_a_deal_moved_to_another_company_is_found_by_search_with_its_new_company
     assert left.raw["_rapport"]["keep"] == ["contact_id"]
 
 
+def test_a_few_companies_to_read_among_new_records_cost_one_read(sb):
+    adapter = make_adapter(sb, association_batch_limit=20)
+    source = Source("CRM_UI", "")
+    since = datetime.now(UTC) - timedelta(milliseconds=5)
+    orphans = []
+    for n in range(40):  # a new ticket now and then, and three older ones losing their Primary company
+        sb.mutate(12, seed=200 + n, kinds=["ticket_close", "ticket_escalate"])
+        sb.mutate(1, seed=300 + n, kinds=["ticket_new"])
+        if n % 13 == 0:
+            ticket = sb.store.tables["tickets"].live[n]
+            with sb.store.lock:
+                sb.store.disassociate("tickets", ticket, "companies", int(primary_company(sb, "tickets", ticket)),
+                                      source)
+            orphans.append(str(ticket))
+    sb.stats.reset()
+    changes = {c.external_id: c for c in pulled(adapter, "case", since)}
+    assert _assoc_calls(sb) == 2 + 1  # two full batches of contacts, and one of the companies
+    for ident in orphans:
+        assert changes[ident].raw["_rapport"]["account_id"] is None
+        assert changes[ident].raw["_rapport"]["keep"] == ["contact_id"]
+
+
 def _archived_lists(sb) -> int:
     return sum(n for k, n in sb.stats.snapshot()["calls"].items() if k.startswith("GET /crm/v3/objects/"))
 
