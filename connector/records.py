@@ -299,23 +299,30 @@ def _heir(conn: sa.Connection, connection_id: int, object: str, survivor: str) -
 def merge(conn: sa.Connection, connection_id: int, object: str, heirs: Sequence[tuple[str, str]]) -> None:
     """Move each loser's scores and history to its heir, and re-point the records that referenced it.
 
-    `heirs`: (loser, heir) pairs in the order the merges happened. The records are re-pointed by one
-    statement per table and chunk, whatever the number of merges (the reference columns have no
-    index of their own: one statement per merge would scan each table once per merge).
+    `heirs`: (loser, heir) pairs in the order the merges happened. Everything moves by a few
+    statements per chunk of merges, whatever their number (the reference columns have no index of
+    their own: one statement per merge would scan each table once per merge).
     """
     key = (_SCORE.c.connection_id == connection_id) & (_SCORE.c.object == object)
-    for loser, heir in heirs:
-        has_own = sa.exists().where(key, _SCORE.c.external_id == heir)
-        # The heir's current score describes the merged record better; the loser's lives on in history.
-        conn.execute(sa.delete(_SCORE).where(key, _SCORE.c.external_id == loser, has_own))
-        conn.execute(sa.update(_SCORE).where(key, _SCORE.c.external_id == loser).values(external_id=heir))
-        conn.execute(sa.update(_HISTORY).where(_HISTORY.c.connection_id == connection_id, _HISTORY.c.object == object,
-                                               _HISTORY.c.external_id == loser).values(external_id=heir))
     ref = f"{object}_external_id"
     account = RECORD_MODELS["account"].__table__  # type: ignore[attr-defined]
     pairs = list(dict(heirs).items())
     for start in range(0, len(pairs), MERGE_CHUNK):
         chunk = dict(pairs[start:start + MERGE_CHUNK])
+        # An heir's current score describes the merged record better, and of several losers merged
+        # into one heir without a score, the first one's moves: the others live on in history.
+        first = {heir: loser for loser, heir in reversed(chunk.items())}
+        later = [loser for loser, heir in chunk.items() if first[heir] != loser]
+        own = (sa.select(1).select_from(stored := _SCORE.alias("stored"))
+               .where(stored.c.connection_id == connection_id, stored.c.object == object,
+                      stored.c.external_id == sa.case(chunk, value=_SCORE.c.external_id)).exists())
+        conn.execute(sa.delete(_SCORE).where(key, _SCORE.c.external_id.in_(later)))
+        conn.execute(sa.delete(_SCORE).where(key, _SCORE.c.external_id.in_(list(chunk)), own))
+        conn.execute(sa.update(_SCORE).where(key, _SCORE.c.external_id.in_(list(chunk)))
+                     .values(external_id=sa.case(chunk, value=_SCORE.c.external_id)))
+        conn.execute(sa.update(_HISTORY).where(_HISTORY.c.connection_id == connection_id, _HISTORY.c.object == object,
+                                               _HISTORY.c.external_id.in_(list(chunk)))
+                     .values(external_id=sa.case(chunk, value=_HISTORY.c.external_id)))
         for model in RECORD_MODELS.values():
             t = model.__table__  # type: ignore[attr-defined]
             if ref not in t.c:
