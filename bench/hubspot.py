@@ -219,7 +219,9 @@ def _sync(env: dict[str, str], info: dict[str, Any], mutations: int, write_conta
     minimum = math.ceil(sum(changed.values()) / 200)
     per_type = sum(max(1, math.ceil(n / 200)) for n in changed.values())
     links = _link_reads(info, mutated_from, window_end)
-    out |= {"changed_records": sum(changed.values()), "read_calls_min": minimum, "read_calls_min_per_type": per_type,
+    out |= {"changed_records": sum(changed.values()),
+            "changed_by_type": ", ".join(f"{t} {n}" for t, n in changed.items()),
+            "read_calls_min": minimum, "read_calls_min_per_type": per_type,
             "read_calls_ratio": round(incr.api_calls / minimum, 3),
             "read_calls_ratio_per_type": round(incr.api_calls / per_type, 3),
             "read_calls_min_association_reads": links,
