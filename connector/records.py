@@ -266,6 +266,10 @@ def _bury(conn: sa.Connection, connection_id: int, object: str, change: Change, 
     """Mark a deleted or merged-away record; returns the survivor it was merged into, if any."""
     t = RECORD_MODELS[object].__table__  # type: ignore[attr-defined]
     survivor = change.merged_into if change.merged_into != change.external_id else None
+    if survivor is None and stored is not None and stored["is_deleted"] and stored["merged_into"]:
+        # an archived copy read later (a reconcile run's archived list) does not say the record was
+        # merged; a merged-away record stays merged, so it keeps its survivor
+        survivor = stored["merged_into"]
     if stored is not None and not stored["is_deleted"]:
         account = _account_of(object, change.external_id, stored)
         if account:

@@ -225,8 +225,13 @@ def merge_changes(object: str, survivor: Change) -> list[Change]:
 def primary_from_v3(associations: Mapping[str, Any] | None, to_type: str) -> str | None:
     """The primary associated id from a v3 read's `associations` (labelled type wins over unlabeled)."""
     results = ((associations or {}).get(to_type) or {}).get("results") or []
-    ids = [(str(r.get("type", "")).endswith("_unlabeled"), str(r["id"])) for r in results if r.get("id")]
-    return min(ids)[1] if ids else None
+    keys = [_pick(not str(r.get("type", "")).endswith("_unlabeled"), str(r["id"])) for r in results if r.get("id")]
+    return min(keys)[2] if keys else None
+
+
+def _pick(primary: bool, ident: str) -> tuple[bool, int, str]:
+    """Sort key of an associated id: a Primary one first, then the lowest id, as a number (as v3 and v4 reads agree)."""
+    return not primary, int(ident) if ident.isdigit() else 0, ident
 
 
 def primary_from_v4(targets: Iterable[Mapping[str, Any]]) -> str | None:
@@ -236,7 +241,7 @@ def primary_from_v4(targets: Iterable[Mapping[str, Any]]) -> str | None:
         ident = str(target.get("toObjectId"))
         primary = any(t.get("typeId") in hs.PRIMARY_COMPANY_TYPE_IDS or (t.get("label") or "") == "Primary"
                       for t in target.get("associationTypes") or [])
-        key = (not primary, int(ident) if ident.isdigit() else 0, ident)
+        key = _pick(primary, ident)
         best = key if best is None or key < best else best
     return best[2] if best else None
 

@@ -178,8 +178,7 @@ class Mutator:
         if not others:
             return None
         loser = self.portal.tables["contacts"].records[self.rng.choice(others)]
-        self.portal.merge("contacts", primary, loser, self._source())
-        return "contacts", primary.id
+        return "contacts", self.portal.merge("contacts", primary, loser, self._source()).id
 
     def call_logged(self):
         contact = self._any("contacts", lambda r: self._company_of("contacts", r) is not None)

@@ -16,7 +16,7 @@ from sandbox.hubspot import errors
 from sandbox.hubspot.associations import Associations, default_type, primary_type
 from sandbox.hubspot.properties import PropertyCatalog
 from sandbox.hubspot.records import Record, Table
-from sandbox.hubspot.schema import PRIMARY_COMPANY_PROPERTY, SINGULAR, TICKET_STAGES
+from sandbox.hubspot.schema import LIFECYCLE_OPTIONS, PRIMARY_COMPANY_PROPERTY, SINGULAR, TICKET_STAGES
 from sandbox.hubspot.values import iso, normalize, now_ms, parse_ms
 
 FIRST_IDS = {"contacts": 1001, "companies": 4_000_000_001, "deals": 8_000_000_001, "tickets": 1_500_000_001,
@@ -190,40 +190,53 @@ class Portal:
         self._emit([self._event("restore", object_type, rec.id, stamp, source)])
 
     def merge(self, object_type: str, primary: Record, loser: Record, source: Source) -> Record:
-        """Merge `loser` into `primary`: values fill gaps, associations move, the loser is archived."""
+        """Merge two records into a new one with a new id, as HubSpot does for every object type.
+
+        The primary's values win and the secondary's fill its gaps (a contact or company keeps the
+        lifecycle stage furthest down the funnel); both records are archived, and their ids, and any
+        merged into them before, are the new record's `hs_merged_object_ids` and lead to it on read.
+        Associations of both move to it, the primary's first: a record keeps one Primary company.
+        """
         if primary.id == loser.id:
             raise errors.validation("Cannot merge an object with itself.")
         table = self.tables[object_type]
         stamp = self.clock()
+        rollup = PRIMARY_COMPANY_PROPERTY.get(object_type)
+        props = {k: v for k, v in primary.props.items() if k != rollup}
         fill = {k: v for k, v in loser.props.items()
-                if k not in primary.props and not self.catalog.is_read_only(object_type, k)}
-        merged_ids = [x for x in primary.props.get("hs_merged_object_ids", "").split(";") if x]
-        merged_ids += [str(loser.id)] + [x for x in loser.props.get("hs_merged_object_ids", "").split(";") if x]
-        moved = self.assoc.drop_record(object_type, loser.id)
-        for (to_type, to_id, ids) in moved:
-            for type_id in ids:
-                # a record has one Primary company: the survivor keeps its own (when companies
-                # merge, each record the loser was Primary for gets the survivor instead)
-                if to_type == "companies" and type_id == getattr(primary_type(object_type, to_type), "type_id", None) \
-                        and self.assoc.has_primary(object_type, primary.id, to_type):
-                    continue
-                self.assoc.add(object_type, primary.id, to_type, to_id, type_id)
-        table.archive(loser, stamp)
-        loser.merged_into = primary.id
-        for name, value in fill.items():
-            table.set_unique(primary, name, None, value)
-            primary.props[name] = value
-        primary.props["hs_merged_object_ids"] = ";".join(dict.fromkeys(merged_ids))
-        table.set_modified(primary, stamp)
-        events = [self._event("merge", object_type, primary.id, stamp, source, primaryObjectId=primary.id,
-                              mergedObjectIds=[loser.id], newObjectId=primary.id, numberOfPropertiesMoved=len(fill))]
-        # the rollups follow the moved associations: the survivor's own, and, when companies merge,
-        # the primary company of every record that pointed at the loser
-        events += self._refresh_primary_company(object_type, primary.id, stamp, source)
-        for to_type, to_id, _ in moved if object_type == "companies" else ():
+                if k not in props and k != rollup and not self.catalog.is_read_only(object_type, k)}
+        props |= fill
+        funnel = [value for value, _ in LIFECYCLE_OPTIONS if value != "other"]
+        stage = max((r.props.get("lifecyclestage", "") for r in (primary, loser)),
+                    key=lambda v: funnel.index(v) if v in funnel else -1)
+        if stage in funnel:
+            props["lifecyclestage"] = stage
+        merged_ids = [x for r in (primary, loser)
+                      for x in (*r.props.get("hs_merged_object_ids", "").split(";"), str(r.id)) if x]
+        props["hs_merged_object_ids"] = ";".join(dict.fromkeys(merged_ids))
+        moved = [self.assoc.drop_record(object_type, r.id) for r in (primary, loser)]
+        for rec in (primary, loser):
+            table.archive(rec, stamp)
+        survivor = Record(table.new_id(), props, primary.created, stamp)
+        table.insert(survivor)
+        primary.merged_into = loser.merged_into = survivor.id
+        for edges in moved:
+            for to_type, to_id, ids in edges:
+                for type_id in sorted(ids):
+                    # the non-company side keeps one Primary company: the primary record's
+                    if to_type == "companies" and type_id == getattr(primary_type(object_type, to_type), "type_id", None) \
+                            and self.assoc.has_primary(object_type, survivor.id, to_type):
+                        continue
+                    self.assoc.add(object_type, survivor.id, to_type, to_id, type_id)
+        events = [self._event("merge", object_type, survivor.id, stamp, source, primaryObjectId=primary.id,
+                              mergedObjectIds=[loser.id], newObjectId=survivor.id, numberOfPropertiesMoved=len(fill))]
+        # the rollups follow the moved associations: the new record's own, and, when companies
+        # merge, the Primary company of every record that pointed at either of them
+        events += self._refresh_primary_company(object_type, survivor.id, stamp, source)
+        for to_type, to_id, _ in (e for edges in moved for e in edges) if object_type == "companies" else ():
             events += self._refresh_primary_company(to_type, to_id, stamp, source)
         self._emit(events)
-        return primary
+        return survivor
 
     def associate(self, from_type: str, from_id: int, to_type: str, to_id: int, type_id: int,
                   source: Source) -> None:

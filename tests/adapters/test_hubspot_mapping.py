@@ -69,6 +69,13 @@ def test_primary_associations():
     assert mapping.primary_from_v4(v4) == "8"
     assert mapping.primary_from_v4(v4[:1]) == "3"
     assert mapping.primary_from_v4([]) is None
+    # with no Primary one, both reads pick the lowest id as a number ("987" before "1194"), so a full
+    # sync and an incremental one link a record alike
+    unlabeled = [("1194", 1194), ("987", 987)]
+    assert mapping.primary_from_v3({"contacts": {"results": [{"id": i, "type": "deal_to_contact"}
+                                                             for i, _ in unlabeled]}}, "contacts") == "987"
+    assert mapping.primary_from_v4([{"toObjectId": n, "associationTypes": [{"typeId": 3}]} for _, n in unlabeled]) \
+        == "987"
 
 
 def test_stage_table_resolves_closed_and_won():

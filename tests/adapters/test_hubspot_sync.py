@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -151,6 +152,41 @@ def test_deals_the_sync_never_stored_alive_get_their_company_and_contact(world, 
             _company(sb, "deals", rec.id), _contact_of(sb, "deals", rec.id)), rec.id
         assert row.account_id is not None
     assert rows[str(late.id)].amount == 950.0
+    assert_equal_to_portal(sb, engine, cid)
+
+
+@pytest.mark.parametrize(("db_url", "faults"), [("sqlite", 0.0), pytest.param("postgres", 0.0, marks=pytest.mark.postgres)],
+                         ids=["sqlite", "postgres"], indirect=["db_url"])
+def test_merged_companies_lead_to_the_new_record_and_stay_merged(world, db_url, make_settings):
+    """HubSpot merges two companies into a new one with a new id; a later reconcile run, whose archived
+    list shows the merged-away ones as plain archived records, leaves them merged."""
+    sb, _, engine, cid = world
+    settings = make_settings(DATABASE_URL=db_url, RAPPORT_SYNC_LOOKBACK_SECONDS=0)
+    store, ui = sb.store, Source("CRM_UI", "userId:1")
+    companies, deals = store.tables["companies"], store.tables["deals"]
+    sync_connection(engine, settings, cid, full=True)
+    with store.lock:
+        a, b = (companies.records[int(_company(sb, "deals", i))] for i in deals.live[:2])
+        owned = [str(i) for i in deals.live if _company(sb, "deals", i) in (str(a.id), str(b.id))]
+        new = store.merge("companies", a, b, ui)
+    time.sleep(0.01)
+    sync_connection(engine, settings, cid)
+    time.sleep(0.05)
+    with store.lock:  # the next run's window starts past the merge
+        store.update("companies", companies.records[companies.live[0]], {"description": "moved on"}, ui)
+    time.sleep(0.01)
+    sync_connection(engine, settings, cid)
+    swept = sync_connection(engine, settings, cid, reconcile=True)
+    accounts, deal_rows = _rows(engine, "account", cid), _rows(engine, "deal", cid)
+    assert not accounts[str(new.id)].is_deleted and accounts[str(new.id)].name == a.props.get("name")
+    for old in (a, b):
+        assert accounts[str(old.id)].is_deleted and accounts[str(old.id)].merged_into == str(new.id)
+    assert owned and {deal_rows[i].account_external_id for i in owned} == {str(new.id)}
+    assert all(deal_rows[i].account_id == accounts[str(new.id)].id for i in owned)
+    t = SyncRun.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        counts = conn.execute(sa.select(t.c.counts).where(t.c.id == swept)).scalar_one()
+    assert counts["account"].get("deleted", 0) == 0 and counts["account"].get("merged", 0) == 0
     assert_equal_to_portal(sb, engine, cid)
 
 

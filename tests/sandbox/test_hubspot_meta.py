@@ -163,10 +163,12 @@ def test_company_merge_moves_the_rollups_to_the_survivor(fresh_sandbox):  # noqa
     store = fresh_sandbox.store
     deal = store.tables["deals"].records[min(store.tables["deals"].live)]
     loser = int(deal.props["hs_primary_associated_company"])
-    survivor = next(i for i in store.tables["companies"].live if i != loser)
+    primary = next(i for i in store.tables["companies"].live if i != loser)
     merged = raw(fresh_sandbox, "POST", "/crm/v3/objects/companies/merge",
-                 json={"primaryObjectId": str(survivor), "objectIdToMerge": str(loser)})
+                 json={"primaryObjectId": str(primary), "objectIdToMerge": str(loser)})
     assert merged.status_code == 200
+    new_id = merged.json()["id"]  # the merge made a new company
+    assert new_id not in (str(primary), str(loser))
     assert client(fresh_sandbox).crm.deals.basic_api.get_by_id(
         str(deal.id), properties=["hs_primary_associated_company"]).properties["hs_primary_associated_company"] \
-        == str(survivor)
+        == new_id

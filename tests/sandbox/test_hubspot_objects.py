@@ -203,18 +203,36 @@ def test_tasks_for_alerts_are_created_with_associations_and_listed(fresh_sandbox
     assert r.status_code == 400
 
 
-def test_merge_archives_the_loser_and_records_it_on_the_survivor(fresh_sandbox):  # noqa: F811
+def test_a_merge_makes_a_new_record_that_both_ids_lead_to(fresh_sandbox):  # noqa: F811
     api = client(fresh_sandbox)
-    a, b = api.crm.contacts.basic_api.get_page(limit=2).results
+    props = ["email", "jobtitle", "lifecyclestage", "hs_merged_object_ids", "associatedcompanyid"]
+    a, b = api.crm.contacts.basic_api.get_page(limit=2, properties=props).results
+    raw(fresh_sandbox, "PATCH", f"/crm/v3/objects/contacts/{a.id}", json={"properties": {"jobtitle": "",
+                                                                                        "lifecyclestage": "lead"}})
+    raw(fresh_sandbox, "PATCH", f"/crm/v3/objects/contacts/{b.id}", json={"properties": {"jobtitle": "Buyer"}})
     merged = raw(fresh_sandbox, "POST", "/crm/v3/objects/contacts/merge",
                  json={"primaryObjectId": a.id, "objectIdToMerge": b.id})
     assert merged.status_code == 200
-    survivor = api.crm.contacts.basic_api.get_by_id(a.id, properties=["hs_merged_object_ids"])
-    assert survivor.properties["hs_merged_object_ids"] == b.id
-    assert survivor.updated_at > a.updated_at
+    new_id = merged.json()["id"]
+    assert new_id not in (a.id, b.id)
+    survivor = api.crm.contacts.basic_api.get_by_id(new_id, properties=props)
+    assert survivor.properties["hs_merged_object_ids"].split(";") == [a.id, b.id]
+    # the primary's values win, the other's fill its gaps, the stage furthest down the funnel stays
+    assert survivor.properties["email"] == a.properties["email"]
+    assert survivor.properties["jobtitle"] == "Buyer"
+    assert survivor.properties["lifecyclestage"] == "customer"
+    assert survivor.properties["associatedcompanyid"] == a.properties["associatedcompanyid"]
+    assert survivor.created_at == a.created_at and survivor.updated_at > a.updated_at
     archived = {r.id for r in api.crm.contacts.basic_api.get_page(limit=100, archived=True).results}
-    assert b.id in archived
-    assert api.crm.contacts.basic_api.get_by_id(b.id).id == a.id  # reads of the merged id land on the survivor
+    assert {a.id, b.id} <= archived
+    for old in (a.id, b.id):  # reads of either merged id land on the new record
+        assert api.crm.contacts.basic_api.get_by_id(old).id == new_id
+    # merged again, the new record's own merged ids carry over
+    c = api.crm.contacts.basic_api.get_page(limit=1, after=str(int(b.id) + 1)).results[0]
+    again = raw(fresh_sandbox, "POST", "/crm/v3/objects/contacts/merge",
+                json={"primaryObjectId": c.id, "objectIdToMerge": new_id}).json()
+    assert again["properties"]["hs_merged_object_ids"].split(";") == [c.id, a.id, b.id, new_id]
+    assert api.crm.contacts.basic_api.get_by_id(a.id).id == again["id"]
 
 
 def test_engagements_from_world_activities(hs, hubspot_sandbox):  # noqa: F811

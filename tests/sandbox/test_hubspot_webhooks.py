@@ -78,9 +78,10 @@ def test_ui_changes_merges_and_deletions():
             assert len(done["applied"]) == 30
             api = client(sb)
             a, b = api.crm.contacts.basic_api.get_page(limit=2).results
-            requests.post(sb.api_base + "/crm/v3/objects/contacts/merge", timeout=10,
-                          headers={"Authorization": f"Bearer {sb.info['access_token']}"},
-                          json={"primaryObjectId": a.id, "objectIdToMerge": b.id}).raise_for_status()
+            merged = requests.post(sb.api_base + "/crm/v3/objects/contacts/merge", timeout=10,
+                                   headers={"Authorization": f"Bearer {sb.info['access_token']}"},
+                                   json={"primaryObjectId": a.id, "objectIdToMerge": b.id})
+            merged.raise_for_status()
             other = api.crm.contacts.basic_api.get_page(limit=1, after=str(int(b.id) + 1)).results[0]
             api.crm.contacts.basic_api.archive(other.id)
             assert sb.webhooks.flush(10)
@@ -92,7 +93,8 @@ def test_ui_changes_merges_and_deletions():
     assert {e["subscriptionType"] for e in ui} == {"deal.propertyChange", "ticket.creation"}
     merge = next(e for e in events if e["subscriptionType"] == "contact.merge")
     assert merge["primaryObjectId"] == int(a.id) and merge["mergedObjectIds"] == [int(b.id)]
-    assert merge["newObjectId"] == int(a.id) and merge["objectId"] == int(a.id)
+    new_id = int(merged.json()["id"])  # the merge made a new record
+    assert new_id != int(a.id) and merge["newObjectId"] == new_id and merge["objectId"] == new_id
     deletion = next(e for e in events if e["subscriptionType"] == "contact.deletion")
     assert deletion["objectId"] == int(other.id) and deletion["changeFlag"] == "DELETED"
 
