@@ -1,7 +1,8 @@
 """The per-connection API budget, shared through Redis by every process on every machine.
 
 Each bucket is a pyrate-limiter sliding log in Redis (exact over any rolling window); a daily
-counter stops us at our configured share of the CRM's daily allowance.
+counter stops us at our configured share of the CRM's daily allowance, and the CRM's own reported
+usage stops us when the whole allowance is spent, until a probe call finds it reset.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import random
 import time
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,10 +28,25 @@ from connector.errors import BudgetExhausted, RateLimited
 
 log = logging.getLogger(__name__)
 _LEAK_EVERY = 200  # acquisitions between trims of a bucket's log (the count itself never needs it)
+# A spent allowance is looked at again this often: HubSpot resets it at midnight in the account's
+# time zone and Salesforce's is a rolling 24 h, so neither reset is a UTC midnight we could wait for.
+PROBE_EVERY_S = 3600.0
+# How long the other workers wait for the probe call's usage headers. A probe that brings back
+# none (HubSpot search answers carry no daily headers) lets everyone go after this.
+PROBE_GRACE_S = 60.0
+
+# Take the probe of a spent allowance: only when no probe was taken since the last usage seen.
+_TAKE_PROBE = """
+local seen = tonumber(redis.call('HGET', KEYS[1], 'seen') or '0')
+local probed = tonumber(redis.call('HGET', KEYS[1], 'probed') or '0')
+if probed > seen then return 0 end
+redis.call('HSET', KEYS[1], 'probed', ARGV[1])
+return 1
+"""
 
 
 class RedisBudget:
-    """A Budget whose buckets and daily counter live in Redis under `key`."""
+    """A Budget whose buckets, daily counter and the CRM's reported usage live in Redis under `key`."""
 
     def __init__(
         self,
@@ -41,6 +58,7 @@ class RedisBudget:
         daily_limit: int | None = None,
         max_wait: float = 120.0,
         crm: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.conn = conn
         self.key = key
@@ -49,8 +67,10 @@ class RedisBudget:
         self.daily_limit = daily_limit
         self.max_wait = max_wait
         self.crm = crm
+        self.clock = clock  # epoch seconds; the daily counter and the usage's age are read on it
         self._buckets: dict[tuple[int, str], RedisBucket] = {}
         self._acquired = 0
+        self._take_probe = conn.register_script(_TAKE_PROBE)
 
     def __repr__(self) -> str:
         return f"RedisBudget(key={self.key!r}, rates={ {k: [(r.limit, r.interval) for r in v] for k, v in self.rates.items()} })"
@@ -65,35 +85,67 @@ class RedisBudget:
             self._buckets[slot] = RedisBucket.init(self.rates[name], self.conn, f"{self.key}:{name}")
         return self._buckets[slot]
 
-    def _day_key(self, now: datetime) -> str:
-        return f"{self.key}:daily:{now.strftime('%Y%m%d')}"
+    def _day_key(self, now: float) -> str:
+        return f"{self.key}:daily:{datetime.fromtimestamp(now, UTC).strftime('%Y%m%d')}"
+
+    @property
+    def _usage_key(self) -> str:
+        # not per UTC day: the CRM's day is not ours, so its figures age by the time they were seen
+        return f"{self.key}:usage"
 
     def _check_daily(self, weight: int) -> None:
-        now = datetime.now(UTC)
+        now = self.clock()
         day = self._day_key(now)
         pipe = self.conn.pipeline()
         pipe.hincrby(day, "ours", weight)
-        pipe.hmget(day, "used", "limit")
+        pipe.hmget(self._usage_key, "used", "limit", "seen", "probed")
         pipe.expire(day, 2 * 86400)
-        ours, (used, reported), _ = pipe.execute()
+        ours, (used, reported, seen, probed), _ = pipe.execute()
         limit = int(reported) if reported is not None else self.daily_limit
         if not limit:
             return
-        over_share = ours > self.share * limit
-        spent = used is not None and int(used) >= limit
-        if over_share or spent:
-            self.conn.hincrby(day, "ours", -weight)
-            midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-            what = f"our share ({self.share:.0%}) of" if over_share else "all of"
-            raise BudgetExhausted(
-                f"{what} today's API allowance of {limit} calls is spent",
-                crm=self.crm,
-                resume_after=(midnight - now).total_seconds(),
-                hint="work resumes after the daily reset; raise RAPPORT_API_BUDGET_SHARE to allow more",
-            )
+        try:
+            if used is not None and int(used) >= limit:
+                wait = self._spent_wait(now, float(seen or 0), float(probed or 0))
+                if wait is not None:
+                    raise BudgetExhausted(
+                        f"the CRM's whole daily API allowance of {limit} calls is spent",
+                        crm=self.crm,
+                        code="DAILY",
+                        resume_after=wait,
+                        hint="work resumes when the CRM resets its allowance (looked at again within the hour); "
+                        "other apps on the account share it, so raising RAPPORT_API_BUDGET_SHARE will not help",
+                    )
+            if ours > self.share * limit:
+                midnight = (datetime.fromtimestamp(now, UTC) + timedelta(days=1)).replace(
+                    hour=0, minute=0, second=0, microsecond=0)
+                raise BudgetExhausted(
+                    f"Rapport's share ({self.share:.0%}) of the CRM's daily API allowance of {limit} calls is used",
+                    crm=self.crm,
+                    code="BUDGET_SHARE",
+                    resume_after=midnight.timestamp() - now,
+                    hint="work resumes when Rapport's daily count restarts at 00:00 UTC; "
+                    "raise RAPPORT_API_BUDGET_SHARE to allow more",
+                )
+        except BudgetExhausted:
+            self.conn.hincrby(day, "ours", -weight)  # a refused call is not counted
+            raise
+
+    def _spent_wait(self, now: float, seen: float, probed: float) -> float | None:
+        """Seconds to wait while the CRM's allowance is reported spent; None lets this call through
+        (it is the probe, or the probe brought back no usage)."""
+        age = now - seen
+        if age < PROBE_EVERY_S:
+            return PROBE_EVERY_S - age
+        if probed <= seen:  # nobody has looked since: this call does, every other worker waits for its answer
+            took = self._take_probe(keys=[self._usage_key], args=[repr(now)])
+            return None if took else PROBE_GRACE_S
+        since = now - probed
+        return PROBE_GRACE_S - since if since < PROBE_GRACE_S else None
 
     def acquire(self, bucket: str = "default", weight: int = 1) -> None:
-        """Block until `weight` calls may be made in `bucket`; raise past the daily share."""
+        """Block until `weight` calls may be made in `bucket`; raise past the daily share, or while the
+        CRM's whole allowance is reported spent."""
         self._check_daily(weight)
         red = self._bucket(bucket)
         if red is None:
@@ -131,16 +183,18 @@ class RedisBudget:
         """Record the CRM's count of calls used today (all apps of the account) and its daily limit."""
         if limit <= 0:
             return
-        day = self._day_key(datetime.now(UTC))
         pipe = self.conn.pipeline()
-        pipe.hset(day, mapping={"used": max(0, used), "limit": limit})
-        pipe.expire(day, 2 * 86400)
+        pipe.hset(self._usage_key, mapping={"used": max(0, used), "limit": limit, "seen": repr(self.clock())})
+        pipe.expire(self._usage_key, 2 * 86400)
         pipe.execute()
 
     def today(self) -> dict[str, int]:
         """Our calls today, and the CRM's last reported usage and limit (for the admin pages)."""
-        raw: dict[Any, Any] = self.conn.hgetall(self._day_key(datetime.now(UTC)))  # type: ignore[assignment]
-        return {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in raw.items()}
+        pipe = self.conn.pipeline()
+        pipe.hget(self._day_key(self.clock()), "ours")
+        pipe.hmget(self._usage_key, "used", "limit")
+        ours, (used, limit) = pipe.execute()
+        return {k: int(v) for k, v in (("ours", ours), ("used", used), ("limit", limit)) if v is not None}
 
 
 class RedisMetadataCache:

@@ -1,17 +1,19 @@
-"""The shared API budget: exact rolling windows across processes, a separate search bucket, the daily share."""
+"""The shared API budget: exact rolling windows across processes, a separate search bucket, the daily share,
+and a spent CRM allowance probed again within the hour."""
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import threading
 import time
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
 import redis
 
 from adapters.base import NoBudget
-from connector.budget import RedisBudget, RedisMetadataCache, budget_for, metadata_cache_for
+from connector.budget import PROBE_EVERY_S, RedisBudget, RedisMetadataCache, budget_for, metadata_cache_for
 from connector.errors import BudgetExhausted, RateLimited
 
 
@@ -116,10 +118,101 @@ def test_crm_reported_usage_counts(redis_conn):
     budget = RedisBudget(redis_conn, "rapport:budget:3", {}, share=0.5)
     budget.acquire()  # no limit known yet: nothing to check
     budget.observe(used=1000, limit=1000)  # other apps spent the account's day
-    with pytest.raises(BudgetExhausted, match="all of today's"):
+    with pytest.raises(BudgetExhausted, match="whole daily API allowance"):
         budget.acquire()
     budget.observe(used=10, limit=1000)
     budget.acquire()
+
+
+class Clock:
+    """A settable clock, read by every budget of a test as if by processes on one machine."""
+
+    def __init__(self, at: datetime) -> None:
+        self.t = at.timestamp()
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def _spent(redis_conn, clock: Clock, key: str = "rapport:budget:5") -> tuple[RedisBudget, RedisBudget]:
+    """Two workers' budgets of one HubSpot portal whose whole allowance was just reported spent."""
+    one, two = (RedisBudget(redis_conn, key, {}, share=0.9, crm="hubspot", clock=clock) for _ in range(2))
+    one.acquire()
+    one.observe(used=250_000, limit=250_000)
+    return one, two
+
+
+@pytest.mark.redis
+def test_a_spent_crm_allowance_is_probed_within_the_hour_not_at_utc_midnight(redis_conn):
+    """06:00 UTC is 22:00 in California: HubSpot resets that portal's day in two hours, not eighteen."""
+    clock = Clock(datetime(2025, 3, 4, 6, 0, tzinfo=UTC))
+    one, two = _spent(redis_conn, clock)
+    with pytest.raises(BudgetExhausted) as info:
+        two.acquire()
+    assert 0 < info.value.resume_after <= PROBE_EVERY_S
+    clock.advance(info.value.resume_after - 1)
+    with pytest.raises(BudgetExhausted):
+        two.acquire()  # not yet: one probe an hour, no more
+    clock.advance(1)
+    one.acquire()  # the probe
+    with pytest.raises(BudgetExhausted) as waiting:
+        two.acquire()  # the other worker waits for the probe's answer, briefly
+    assert 0 < waiting.value.resume_after <= 60
+    one.observe(used=3, limit=250_000)  # the probe's headers: HubSpot has reset the day
+    two.acquire()
+    one.acquire()
+    assert one.today() == {"ours": 4, "used": 3, "limit": 250_000}
+
+
+@pytest.mark.redis
+def test_a_probe_that_finds_the_allowance_still_spent_pauses_again(redis_conn):
+    clock = Clock(datetime(2025, 3, 4, 6, 0, tzinfo=UTC))
+    one, two = _spent(redis_conn, clock)
+    clock.advance(PROBE_EVERY_S)
+    two.acquire()  # the probe
+    two.observe(used=250_000, limit=250_000)
+    for budget in (one, two):
+        with pytest.raises(BudgetExhausted) as info:
+            budget.acquire()
+        assert info.value.resume_after == pytest.approx(PROBE_EVERY_S)
+    clock.advance(PROBE_EVERY_S)
+    one.acquire()  # the next probe, an hour after the last answer
+
+
+@pytest.mark.redis
+def test_a_probe_without_usage_headers_lets_work_go_after_a_short_wait(redis_conn):
+    """A HubSpot search answer carries no daily headers: the stale figure must not hold work for ever."""
+    clock = Clock(datetime(2025, 3, 4, 6, 0, tzinfo=UTC))
+    one, two = _spent(redis_conn, clock)
+    clock.advance(PROBE_EVERY_S)
+    one.acquire("search")  # the probe; nothing is observed
+    with pytest.raises(BudgetExhausted) as info:
+        two.acquire()
+    clock.advance(info.value.resume_after)
+    two.acquire()
+    one.acquire()
+
+
+@pytest.mark.redis
+def test_the_hint_says_whether_our_share_or_the_crms_whole_allowance_is_spent(redis_conn):
+    clock = Clock(datetime(2025, 3, 4, 6, 0, tzinfo=UTC))
+    ours = RedisBudget(redis_conn, "rapport:budget:6", {}, share=0.5, daily_limit=2, crm="hubspot", clock=clock)
+    ours.acquire()
+    with pytest.raises(BudgetExhausted) as share:
+        ours.acquire()
+    assert "Rapport's share (50%)" in share.value.message
+    assert "raise RAPPORT_API_BUDGET_SHARE" in (share.value.hint or "")
+    assert share.value.resume_after == 18 * 3600  # Rapport's own count restarts at 00:00 UTC
+    _, other = _spent(redis_conn, clock, "rapport:budget:7")
+    with pytest.raises(BudgetExhausted) as whole:
+        other.acquire()
+    assert "whole daily API allowance" in whole.value.message
+    hint = whole.value.hint or ""
+    assert "when the CRM resets" in hint and "other apps on the account share it" in hint
+    assert "will not help" in hint
 
 
 def test_budget_for_hubspot_uses_ninety_percent(make_settings):
