@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import re
 import time
+from collections import deque
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,12 @@ from adapters.hubspot import settings as hs
 from connector.errors import WebhookRejected
 
 _REQUIRED = ("subscriptionType", "occurredAt", "portalId")
+_IDS = ("portalId", "objectId", "newObjectId", "primaryObjectId", "fromObjectId", "toObjectId")
+_ID_MAX_DIGITS = 64  # the subject is stored in webhook_event.external_id, a String(64)
+_ID_LIMIT = 10**_ID_MAX_DIGITS
+# occurredAt (epoch ms) from 2000-01-01 to 2100-01-01 UTC: seconds, or a time no HubSpot event has, fall outside
+_OCCURRED_MS = range(946_684_800_000, 4_102_444_800_000)
+_NUL_ESCAPE = b"\\u0000"  # JSON carries NUL only as this escape (a raw NUL byte is not valid JSON)
 _ESCAPE = re.compile("|".join(hs.URI_DECODES), re.IGNORECASE)
 
 
@@ -35,9 +42,13 @@ def signing_secret(secrets: Mapping[str, Any]) -> str | None:
     A public (OAuth) app's requests are signed with the app's client secret; a private app's with
     its own secret (its "client secret" in HubSpot's settings, stored here as `app_secret`).
     """
-    key = "client_secret" if hs.auth_kind(dict(secrets)) == "oauth" else "app_secret"
-    value = secrets.get(key)
+    value = secrets.get(signing_secret_key(secrets))
     return str(value) if value else None
+
+
+def signing_secret_key(secrets: Mapping[str, Any]) -> str:
+    """Where `signing_secret` looks: `client_secret` for an OAuth connection, `app_secret` for a private app."""
+    return "client_secret" if hs.auth_kind(dict(secrets)) == "oauth" else "app_secret"
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -83,7 +94,11 @@ def verify(headers: Mapping[str, str], body: bytes, url: str, method: str, secre
 
 
 def parse_body(body: bytes) -> list[dict[str, Any]]:
-    """The JSON array of event objects, or a 400 naming what is wrong."""
+    """The JSON array of event objects, or a 400 naming the event and the field that is wrong.
+
+    Whatever passes can be stored as is (SQLite or PostgreSQL), so one bad event refuses the whole
+    batch and HubSpot delivers it again.
+    """
     try:
         data = orjson.loads(body)  # several times faster than json on a 100-event batch
     except (ValueError, UnicodeDecodeError) as exc:
@@ -93,13 +108,62 @@ def parse_body(body: bytes) -> list[dict[str, Any]]:
     for n, event in enumerate(data):
         if not isinstance(event, dict):
             raise WebhookRejected(f"event {n} is not an object", status=400, crm=hs.CRM)
-        missing = [k for k in _REQUIRED if event.get(k) in (None, "")]
+        get = event.get
+        missing = [k for k in _REQUIRED if get(k) in (None, "")]
         if missing or _subject(event) is None:
             missing = missing or ["objectId"]
             raise WebhookRejected(f"event {n} lacks {', '.join(missing)}", status=400, crm=hs.CRM)
-        if not isinstance(event["occurredAt"], int):
-            raise WebhookRejected(f"event {n}: occurredAt must be epoch milliseconds", status=400, crm=hs.CRM)
+        stamp = event["occurredAt"]
+        if type(stamp) is not int or stamp not in _OCCURRED_MS:  # type(): a bool is an int too
+            raise WebhookRejected(f"event {n}: occurredAt must be epoch milliseconds (an integer between years "
+                                  f"2000 and 2100), not {_shown(stamp)}", status=400, crm=hs.CRM)
+        for key in _IDS:
+            value = get(key)
+            if value is None or (type(value) is int and 0 <= value < _ID_LIMIT):  # HubSpot's own form, inline
+                continue
+            if not _is_id(value):
+                raise WebhookRejected(f"event {n}: {key} must be a HubSpot id (an integer or a string of at most "
+                                      f"{_ID_MAX_DIGITS} digits), not {_shown(value)}", status=400, crm=hs.CRM)
+    if _NUL_ESCAPE in body:  # a search of the bytes, so a batch without one costs no walk of its events
+        for n, event in enumerate(data):
+            where = _nul_in(event)
+            if where is not None:
+                raise WebhookRejected(f"event {n}: {where} contains a NUL character (\\u0000)", status=400,
+                                      crm=hs.CRM, hint="HubSpot never sends NUL; remove it from the events sent")
     return data
+
+
+def _is_id(value: Any) -> bool:
+    """A record or portal id: a non-negative integer or a string of ASCII digits, at most _ID_MAX_DIGITS long."""
+    if type(value) is int:
+        return 0 <= value < _ID_LIMIT
+    return type(value) is str and 0 < len(value) <= _ID_MAX_DIGITS and value.isascii() and value.isdigit()
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _nul_in(event: dict[str, Any]) -> str | None:
+    """Where a string of the event carries NUL (`propertyValue`, `mergedObjectIds[1]`, a field name), or None.
+
+    A queue, not recursion: a deeply nested body cannot exhaust the stack.
+    """
+    todo: deque[tuple[str, Any]] = deque([("", event)])
+    while todo:
+        path, value = todo.popleft()
+        if type(value) is str:
+            if "\x00" in value:
+                return path
+        elif type(value) is list:
+            todo.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
+        elif type(value) is dict:
+            for key, item in value.items():
+                if "\x00" in key:
+                    return f"field name {key!r}" + (f" in {path}" if path else "")
+                todo.append((f"{path}.{key}" if path else key, item))
+    return None
 
 
 def portal_of(events: list[dict[str, Any]]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import NamedTuple
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -36,34 +37,57 @@ def _refuse(status: int, message: str, hint: str | None = None) -> tuple[Respons
 _CACHE_S = 10.0  # a changed secret or a disabled connection takes effect within this long
 
 
-def _secrets_for(portal: str) -> list[tuple[int, str]]:
-    """(connection id, signing secret) of the portal's active HubSpot connections, cached briefly per process."""
-    cache: dict[str, tuple[float, list[tuple[int, str]]]] = current_app.extensions.setdefault(
-        "hubspot_webhook_secrets", {})
+class _Receiver(NamedTuple):
+    """An active HubSpot connection of a portal and the secret its webhooks are signed with (None: not given)."""
+
+    id: int
+    name: str
+    secret: str | None
+    secret_key: str  # where the secret belongs: app_secret (private app) or client_secret (OAuth)
+
+
+def _receivers_for(portal: str) -> list[_Receiver]:
+    """The portal's active HubSpot connections, cached briefly per process."""
+    cache: dict[str, tuple[float, list[_Receiver]]] = current_app.extensions.setdefault(
+        "hubspot_webhook_receivers", {})
     hit = cache.get(portal)
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]
-    found = _load_secrets(portal)
+    found = _load_receivers(portal)
     if len(cache) > 1000:
         cache.clear()
     cache[portal] = (time.monotonic() + _CACHE_S, found)
     return found
 
 
-def _load_secrets(portal: str) -> list[tuple[int, str]]:
+def _load_receivers(portal: str) -> list[_Receiver]:
     engine = current_app.extensions["rapport_engine"]
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(_C.c.id, _C.c.credentials_encrypted, _C.c.status).where(
+        rows = conn.execute(sa.select(_C.c.id, _C.c.name, _C.c.credentials_encrypted, _C.c.status).where(
             _C.c.kind == hs.CRM, _C.c.external_org_id == portal)).all()
     vault = vault_for(current_app.config["RAPPORT_SETTINGS"])
     out = []
     for row in rows:
         if row.status == "disabled":
             continue
-        secret = webhooks.signing_secret(vault.decrypt(row.credentials_encrypted))
-        if secret:
-            out.append((int(row.id), secret))
+        secrets = vault.decrypt(row.credentials_encrypted)
+        out.append(_Receiver(int(row.id), str(row.name), webhooks.signing_secret(secrets),
+                             webhooks.signing_secret_key(secrets)))
     return out
+
+
+def _no_secret(receiver: _Receiver, portal: str) -> tuple[str, str]:
+    """The refusal (message, hint) for a portal whose connection holds no secret to check signatures with."""
+    if receiver.secret_key == "client_secret":
+        what, how = "client secret", ("an OAuth app signs its webhooks with its client secret: connect again with "
+                                      f"`rapport connect hubspot NEW_NAME --client-id ID --client-secret SECRET "
+                                      f"--refresh-token TOKEN` (portal {portal})")
+    else:
+        what, how = "app secret", ("a private app signs its webhooks with its client secret (the app's Auth tab in "
+                                   f"HubSpot): connect again with `rapport connect hubspot NEW_NAME --token PAT "
+                                   f"--portal-id {portal} --app-secret SECRET`")
+    return (f"HubSpot connection {receiver.name!r} (portal {portal}) has no {what} to check webhook signatures with",
+            f"{how}, then disable {receiver.name!r} in the admin app")
 
 
 def _events_engine() -> Engine:
@@ -102,10 +126,16 @@ def receive():  # type: ignore[no-untyped-def]
         webhooks.check_timestamp(headers)
         events = webhooks.parse_body(body)
         portal = webhooks.portal_of(events)
-        candidates = _secrets_for(portal)
-        if not candidates:
+        receivers = _receivers_for(portal)
+        if not receivers:
             return _refuse(404, f"no active HubSpot connection for portal {portal}",
-                           "connect it with `rapport connect hubspot ... --portal-id`")
+                           f"connect it with `rapport connect hubspot NAME ... --portal-id {portal}`")
+        candidates = [(r.id, r.secret) for r in receivers if r.secret]
+        if not candidates:
+            # 409: the request may be fine; the connection's state (no secret) is what must change
+            message, hint = _no_secret(receivers[0], portal)
+            log.warning("HubSpot webhook refused: %s", message)
+            return _refuse(409, message, hint)
         connection_id = _verified(candidates, body)
         values = [webhooks.row(e) for e in events]
     except WebhookRejected as exc:

@@ -158,7 +158,11 @@ def test_event_shapes_become_webhook_events():
 @pytest.mark.parametrize("body", [b"", b"{}", b"[]", b"[1]", b"not json",
                                   b'[{"subscriptionType": "contact.creation", "portalId": 1, "objectId": 2}]',
                                   b'[{"subscriptionType": "contact.creation", "portalId": 1, "occurredAt": 5}]',
-                                  b'[{"subscriptionType": "x", "portalId": 1, "objectId": 2, "occurredAt": "soon"}]'])
+                                  b'[{"subscriptionType": "x", "portalId": 1, "objectId": 2, "occurredAt": "soon"}]',
+                                  b'[{"subscriptionType": "x", "portalId": 1, "objectId": 2, "occurredAt": true}]',
+                                  b'[{"subscriptionType": "x", "portalId": 1, "objectId": {}, "occurredAt": 1750000000000}]',
+                                  b'[{"subscriptionType": "x\\u0000", "portalId": 1, "objectId": 2, '
+                                  b'"occurredAt": 1750000000000}]'])
 def test_malformed_bodies_are_refused_with_a_reason(body):
     with pytest.raises(WebhookRejected) as info:
         webhooks.parse_body(body)

@@ -166,3 +166,67 @@ def test_sandbox_deliveries_are_stored_once_each(make_settings, db_url, app, con
         sb.stop()
         server.shutdown()
         engine.dispose()
+
+
+# one bad event (index 1 of 3) in a correctly signed batch: each case is (field named, change to the event)
+_MALFORMED = {
+    "occurredAt-beyond-uint64": ("occurredAt", {"occurredAt": 10**20}),
+    "occurredAt-past-year-9999": ("occurredAt", {"occurredAt": 10**18}),
+    "occurredAt-in-seconds": ("occurredAt", {"occurredAt": 1_750_000_000}),
+    "occurredAt-bool": ("occurredAt", {"occurredAt": True}),
+    "objectId-object": ("objectId", {"objectId": {"a": 1}}),
+    "objectId-bool": ("objectId", {"objectId": True}),
+    "objectId-not-digits": ("objectId", {"objectId": "12a"}),
+    "objectId-too-long": ("objectId", {"objectId": "1" * 65}),
+    "newObjectId-too-long": ("newObjectId", {"subscriptionType": "contact.merge", "newObjectId": "2" * 65}),
+    "primaryObjectId-too-long": ("primaryObjectId", {"subscriptionType": "contact.merge",
+                                                     "primaryObjectId": "3" * 65}),
+    "fromObjectId-too-long": ("fromObjectId", {"subscriptionType": "deal.associationChange", "objectId": None,
+                                               "fromObjectId": "4" * 65, "toObjectId": 12}),
+    "portalId-object": ("portalId", {"portalId": {"id": PORTAL}}),
+    "nul-in-value": ("propertyValue", {"propertyValue": "cust\u0000omer"}),
+    "nul-in-source": ("changeSource", {"changeSource": "\u0000"}),
+    "nul-in-list": ("mergedObjectIds[1]", {"mergedObjectIds": [9, "1\u00002"]}),
+    "nul-in-name": ("field name", {"extra\u0000": 1}),
+}
+
+
+@pytest.mark.parametrize("case", list(_MALFORMED))
+def test_malformed_event_refuses_the_whole_batch(hook, case):
+    client, engine = hook
+    field, change = _MALFORMED[case]
+    events = _events()
+    events[1] = {k: v for k, v in {**events[1], **change}.items() if v is not None}
+    body = json.dumps(events).encode()
+    resp = _post(client, body, _headers(body, PUBLIC + "/webhooks/hubspot"))
+    assert resp.status_code == 400, resp.json
+    assert "event 1" in resp.json["error"] and field in resp.json["error"], resp.json
+    assert _stored(engine) == []
+
+
+def test_ids_as_digit_strings_up_to_the_column_are_stored(hook):
+    client, engine = hook
+    events = _events(2)
+    events[0]["objectId"] = "9" * 64
+    events[1].update(subscriptionType="contact.merge", objectId=7, primaryObjectId="8", newObjectId=8)
+    body = json.dumps(events).encode()
+    resp = _post(client, body, _headers(body, PUBLIC + "/webhooks/hubspot"))
+    assert resp.status_code == 200, resp.json
+    assert sorted(r.external_id for r in _stored(engine)) == ["8", "9" * 64]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(("secrets", "named", "option"), [
+    ({"access_token": "pat-na1-y"}, "app secret", "--app-secret"),
+    ({"client_id": "cid", "refresh_token": "na1-refresh"}, "client secret", "--client-secret"),
+])
+def test_connection_without_a_signing_secret_is_named(hook, make_settings, db_url, secrets, named, option):
+    client, engine = hook
+    settings = make_settings(DATABASE_URL=db_url)
+    create_connection(engine, settings, kind="hubspot", name="hs-unsigned", external_org_id="777", secrets=secrets)
+    body = json.dumps(_events(portal=777)).encode()
+    resp = _post(client, body, _headers(body, PUBLIC + "/webhooks/hubspot"))
+    assert resp.status_code == 409, resp.json
+    assert "'hs-unsigned'" in resp.json["error"] and named in resp.json["error"], resp.json
+    assert option in resp.json["hint"] and "777" in resp.json["hint"], resp.json
+    assert _stored(engine) == []
