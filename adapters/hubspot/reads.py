@@ -43,6 +43,7 @@ from adapters.hubspot.webhooks import signing_secret
 from connector.errors import ConfigError
 
 _OBJ = "crm.objects"
+_SHIFTED: list[dict[str, Any]] = []  # stands for a search page read after the results shifted
 
 
 def object_types(unified: str) -> list[str]:
@@ -240,28 +241,37 @@ class Reader:
         return created is not None and created > since
 
     def _search_windows(self, t: str, since: datetime, until: datetime) -> Iterator[list[dict[str, Any]]]:
-        """Search pages over [since, until), restarting from the last stamp at the 10,000 cap."""
+        """Search pages over [since, until), restarting from the last stamp at the 10,000 cap, or when
+        a record left the results while they were paged (a user edited one already read: its new stamp
+        is past the window, the later results move up one place, and paging by offset would pass over
+        one of them)."""
         prop = hs.MODIFIED_PROPERTY[t]
         lower, op, skip = since, "GTE", set[str]()
         while True:
             filters = [(prop, op, mapping.epoch_ms(lower)), (prop, "LT", mapping.epoch_ms(until))]
             last: datetime | None = None
             at_last: set[str] = set()
-            capped = False
+            capped = shifted = False
             for records, more, consumed in self._search(t, filters, prop):
+                if records is _SHIFTED:
+                    shifted = True
+                    break
                 fresh = []
                 for r in records:
-                    stamp = mapping.record_stamp(t, r)
-                    if stamp == lower and str(r["id"]) in skip:
-                        continue
-                    fresh.append(r)
+                    stamp, ident = mapping.record_stamp(t, r), str(r["id"])
                     if stamp != last:
                         last, at_last = stamp, set()
-                    at_last.add(str(r["id"]))
+                    at_last.add(ident)  # the ids skipped below too: a restart at this stamp must skip them
+                    if stamp != lower or ident not in skip:
+                        fresh.append(r)
                 yield fresh
                 if more and consumed + hs.SEARCH_LIMIT > hs.SEARCH_RESULT_CAP:
                     capped = True
                     break
+            if shifted:
+                if last is not None:  # on from the last page read whole; its last stamp's ids are skipped
+                    lower, op, skip = last, "GTE", at_last
+                continue
             if not capped or last is None:
                 return
             if op == "GTE" and last == lower:
@@ -277,6 +287,9 @@ class Reader:
             filters = [(prop, "EQ", mapping.epoch_ms(stamp)), ("hs_object_id", "GT", last_id)]
             capped = False
             for records, more, consumed in self._search(t, filters, "hs_object_id"):
+                if records is _SHIFTED:  # on after the last id read
+                    capped = True
+                    break
                 yield [r for r in records if str(r["id"]) not in seen]
                 if records:
                     last_id = str(records[-1]["id"])
@@ -288,7 +301,10 @@ class Reader:
 
     def _search(self, t: str, filters: list[tuple[str, str, str]], sort: str
                 ) -> Iterator[tuple[list[dict[str, Any]], bool, int]]:
-        """(records, more pages?, records consumed so far) per search page, sorted ascending on `sort`."""
+        """(records, more pages?, records consumed so far) per search page, sorted ascending on `sort`;
+        `_SHIFTED` in place of a page whose `total` fell below the first page's: a record left the
+        results, so this page's offset may have passed over one. Records only leave a window while
+        it is paged (a new stamp is past its end), never enter it."""
         group = FilterGroup(filters=[Filter(property_name=p, operator=o, value=v) for p, o, v in filters])
         props = self.properties(t)
 
@@ -298,8 +314,13 @@ class Reader:
             return self.c.call_json(f"{_OBJ}.search_api", "do_search", bucket="search", model=False, object=t,
                                     object_type=t, public_object_search_request=body)[1]
 
-        consumed = 0
+        consumed, first_total = 0, None
         for page in self.c.pages(fetch):
+            total = page.get("total")
+            first_total = total if first_total is None else first_total
+            if isinstance(total, int) and isinstance(first_total, int) and total < first_total:
+                yield _SHIFTED, False, consumed
+                return
             records = list(page.get("results") or [])
             consumed += len(records)
             yield records, next_after(page) is not None, consumed

@@ -232,6 +232,7 @@ def search(table: Table, defined: dict[str, PropDef], body: Any, limits: SearchL
                                 f"{limits.filters_total}.")
     sort = _sort(body.get("sorts"), defined)
     limit, after = _paging(body)
+    limit = min(limit, MAX_RESULTS - after)  # nothing past the 10,000th result is ever returned
     query = body.get("query")
     if query is not None and (not isinstance(query, str) or len(query) > MAX_QUERY):
         raise errors.validation(f"`query` must be a string of at most {MAX_QUERY} characters.")
@@ -253,7 +254,7 @@ def search(table: Table, defined: dict[str, PropDef], body: Any, limits: SearchL
         recs = matched[after:after + limit]
     project = table.projector(names)
     out: dict[str, Any] = {"total": total, "results": [project(r) for r in recs]}
-    if after + limit < total:
+    if after + limit < total:  # the page ending at the 10,000th still links on: that link is refused
         out["paging"] = {"next": {"after": str(after + limit)}}
     return out
 

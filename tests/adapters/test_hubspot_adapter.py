@@ -376,10 +376,34 @@ def test_search_rewindows_past_ten_thousand_when_many_share_a_stamp(sb, monkeypa
     assert len(changes) == 700 and len({c.external_id for c in changes}) == 700
 
 
+@pytest.mark.parametrize("shared_stamp", [False, True], ids=["own-stamps", "one-stamp"])
+def test_a_record_edited_while_a_window_is_paged_costs_no_other_record(sb, monkeypatch, shared_stamp):
+    """Search pages by offset: a record already read that a user edits meanwhile leaves the window,
+    and the next page's offset would pass over the record that moved up into its place."""
+    contacts, ui = sb.store.tables["contacts"], Source("CRM_UI", "u")
+    edit_after = 1
+    if shared_stamp:  # every record on one millisecond: a small cap forces sweeps by id of two pages each,
+        monkeypatch.setattr(hs, "SEARCH_RESULT_CAP", 400)  # the second sweep edited after its first page
+        edit_after = 5
+        stamp = sb.store.clock()
+        for rid in list(contacts.live):
+            sb.store.update("contacts", contacts.records[rid], {"jobtitle": "Buyer"}, ui, stamp=stamp)
+    since, until = datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC) + timedelta(seconds=1)
+    window = {str(i) for i in contacts.live}
+    assert len(window) > 1000
+    got: list[str] = []
+    for n, page in enumerate(make_adapter(sb).reader._search_windows("contacts", since, until), 1):
+        got += [str(r["id"]) for r in page]
+        if n == edit_after:
+            sb.store.update("contacts", contacts.records[int(got[-1])], {"jobtitle": "Edited meanwhile"}, ui,
+                            stamp=int(until.timestamp() * 1000) + 5)
+    assert set(got) == window  # the edited one is read again by the next window
+
+
 def test_oauth_tokens_are_refreshed_and_persisted(sb):
     status, location = sb.oauth.authorize_decision({"client_id": sb.info["client_id"], "decision": "grant",
                                                     "redirect_uri": "https://rapport.example.com/oauth/callback",
-                                                    "scope": "crm.objects.contacts.read"})
+                                                    "scope": " ".join(hs.OAUTH_SCOPES)})
     assert status == 302
     code = location.split("code=")[1].split("&")[0]
     saved = []

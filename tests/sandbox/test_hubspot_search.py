@@ -133,6 +133,8 @@ def test_results_stop_at_10000(fresh_sandbox):  # noqa: F811
     near_end = api.crm.objects.search_api.do_search("tasks", {**body, "after": "9800"})
     assert near_end.total == 10_050 and near_end.paging.next.after == "10000"
     assert near_end.results[-1].properties["hs_task_subject"] == "t9999"
+    across = api.crm.objects.search_api.do_search("tasks", {**body, "after": "9900"})  # a page over the cap
+    assert len(across.results) == 100 and across.results[-1].properties["hs_task_subject"] == "t9999"
     with pytest.raises(Exception) as err:
         api.crm.objects.search_api.do_search("tasks", {**body, "after": "10000"})
     assert err.value.status == 400 and json.loads(err.value.body)["category"] == "VALIDATION_ERROR"
