@@ -50,6 +50,8 @@ LOCK_WAIT_S = 60.0
 # and holding every write for the rest of it.
 BATCH_CALLS = 10
 MERGED_ID_KEYS = ("merged_ids", "mergedObjectIds")  # where a merge event lists the records merged away
+# and where it names the primary one, merged away too when the merge made a new record (HubSpot)
+PRIMARY_ID_KEYS = ("primaryObjectId",)
 _E = WebhookEvent.__table__  # type: ignore[attr-defined]
 
 
@@ -106,6 +108,7 @@ def _changes(adapter: Adapter, object: str, events: Sequence[sa.Row]) -> list[Ch
     for e in events:  # a merge names the losers too: fetch them so they come back merged into the winner
         payload = e.payload or {}
         losers = [str(i) for key in MERGED_ID_KEYS for i in payload.get(key) or ()]
+        losers += [str(payload[key]) for key in PRIMARY_ID_KEYS if payload.get(key)]
         wanted += [i for i in losers if i not in wanted and i != e.external_id]
     changes: list[Change] = []
     for start in range(0, len(wanted), FETCH_BATCH):

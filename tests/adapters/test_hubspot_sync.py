@@ -10,11 +10,14 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.hubspot import settings as hs
+from adapters.hubspot import webhooks as hs_webhooks
+from connector import freshness
 from connector.connections import create_connection
 from connector.db import make_engine
 from connector.errors import ConfigError
 from connector.model import RECORD_MODELS, Connection, SyncRun
 from connector.sync import sync_connection
+from connector.webhooks import accept_values
 from sandbox.hubspot import HubSpotSandbox, meta_api
 from sandbox.hubspot.faults import FaultConfig
 from sandbox.hubspot.store import Source
@@ -188,6 +191,33 @@ def test_merged_companies_lead_to_the_new_record_and_stay_merged(world, db_url, 
         counts = conn.execute(sa.select(t.c.counts).where(t.c.id == swept)).scalar_one()
     assert counts["account"].get("deleted", 0) == 0 and counts["account"].get("merged", 0) == 0
     assert_equal_to_portal(sb, engine, cid)
+
+
+@pytest.mark.parametrize(("db_url", "faults"), [("sqlite", 0.0)], indirect=["db_url"])
+def test_a_merge_webhook_buries_both_merged_contacts(world, db_url, redis_url, make_settings):
+    """The merge event names the new record, the primary one and the other; both old ones are merged away."""
+    sb, _, engine, cid = world
+    settings = make_settings(DATABASE_URL=db_url, REDIS_URL=redis_url)
+    store, ui = sb.store, Source("CRM_UI", "userId:1")
+    sync_connection(engine, settings, cid, full=True)
+    events: list[dict] = []
+    store.listeners.append(events.extend)
+    with store.lock:
+        contacts = store.tables["contacts"]
+        a = next(contacts.records[i] for i in contacts.live if store.assoc.target_ids("contacts", i, "companies"))
+        b = next(contacts.records[i] for i in contacts.live if i != a.id)
+        new = store.merge("contacts", a, b, ui)
+    merge = next(e for e in events if e["kind"] == "merge")
+    delivered = {"eventId": 1, "subscriptionId": 1, "portalId": sb.portal_id, "appId": 1, "attemptNumber": 0,
+                 "occurredAt": merge["occurredAt"], "subscriptionType": "contact.merge", "objectId": new.id,
+                 "changeSource": "CRM_UI", "primaryObjectId": a.id, "mergedObjectIds": [b.id],
+                 "newObjectId": new.id, "numberOfPropertiesMoved": merge["numberOfPropertiesMoved"]}
+    accept_values(engine, settings, cid, [hs_webhooks.row(delivered)])
+    freshness.process_pending(engine, settings, cid)
+    rows = _rows(engine, "contact", cid)
+    assert not rows[str(new.id)].is_deleted and rows[str(new.id)].email == a.props["email"]
+    assert {i: (rows[i].is_deleted, rows[i].merged_into) for i in (str(a.id), str(b.id))} == {
+        str(a.id): (True, str(new.id)), str(b.id): (True, str(new.id))}
 
 
 def _pipeline_reads(sb, object_type="") -> int:
