@@ -9,10 +9,13 @@ from typing import Any
 
 API_BASE = "https://api.hubapi.com"
 AUTHORIZE_URL = "https://app.hubspot.com/oauth/authorize"
-# what the OAuth install asks for: read the scoring inputs, write the score properties, read their schemas
+# What the OAuth install asks for, and why: read the scoring inputs (the contacts scopes also cover calls,
+# emails, meetings and tasks; `tickets` covers tickets and their pipelines, `crm.objects.deals.read` deals and
+# theirs); write the scores on companies and contacts and create score-drop tasks; read and create the score
+# properties and their group (`rapport provision`). No owners scope: records carry `hubspot_owner_id` as a value.
 OAUTH_SCOPES = ("oauth", "crm.objects.companies.read", "crm.objects.companies.write", "crm.objects.contacts.read",
                 "crm.objects.contacts.write", "crm.objects.deals.read", "tickets", "crm.schemas.companies.read",
-                "crm.schemas.contacts.read")
+                "crm.schemas.companies.write", "crm.schemas.contacts.read", "crm.schemas.contacts.write")
 CRM = "hubspot"
 
 # unified object -> HubSpot object type

@@ -1,4 +1,4 @@
-"""The WSGI app: routing, authentication, rate limits, faults, statistics, JSON in and out."""
+"""The WSGI app: routing, authentication and scopes, rate limits, faults, statistics, JSON in and out."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.hubspot import errors, hooks
 from sandbox.hubspot.errors import ApiError
-from sandbox.hubspot.oauth import Caller
+from sandbox.hubspot.oauth import Caller, require, required_scopes
 from sandbox.hubspot.objects_api import object_type
 from sandbox.hubspot.values import now_ms
 
@@ -160,11 +160,12 @@ class App:
 
     def _crm(self, endpoint: str, request: Request, args: Mapping[str, Any], caller: Caller) -> tuple[int, Any]:
         objects, meta, q = self.sb.objects_api, self.sb.meta_api, request.args
-        if endpoint == "owners":
-            return meta.owners_page(q)
-        ot = object_type(args["ot"])
+        ot = object_type(args["ot"]) if "ot" in args else ""
         to = object_type(args["to"]) if "to" in args else ""
         method = request.method
+        require(caller, required_scopes(endpoint, method, ot, to, args.get("op", "")))
+        if endpoint == "owners":
+            return meta.owners_page(q)
         if endpoint == "objects":
             return objects.list_page(ot, q) if method == "GET" else objects.create(ot, read_json(request), caller)
         if endpoint == "object":

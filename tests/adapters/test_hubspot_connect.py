@@ -9,6 +9,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from adapters.hubspot import settings as hs
 from connector.cli import main
 from connector.commands import hubspot as hs_commands
 from connector.commands import salesforce as sf_commands
@@ -46,7 +47,7 @@ def _code(sb) -> str:
     """Click Grant on the sandbox's authorize page, as an admin's browser would."""
     answer = requests.post(f"{sb.info['api_base']}/oauth/authorize", allow_redirects=False, timeout=10,
                            data={"client_id": sb.info["client_id"], "redirect_uri": BACK, "decision": "grant",
-                                 "scope": "crm.objects.contacts.read crm.objects.companies.write"})
+                                 "scope": " ".join(hs.OAUTH_SCOPES)})
     assert answer.status_code == 302
     return parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
 
