@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.hubspot import errors
-from sandbox.hubspot.associations import Associations, default_type, primary_type
+from sandbox.hubspot.associations import INVERSE, Associations, default_type, primary_type
 from sandbox.hubspot.properties import PropertyCatalog
 from sandbox.hubspot.records import Record, Table
 from sandbox.hubspot.schema import LIFECYCLE_OPTIONS, PRIMARY_COMPANY_PROPERTY, SINGULAR, TICKET_STAGES
@@ -259,9 +259,8 @@ class Portal:
         """Remove every association between two records."""
         stamp = self.clock()
         removed = self.assoc.remove(from_type, from_id, to_type, to_id)
-        events = [self._event("associationChange", from_type, from_id, stamp, source, fromObjectId=from_id,
-                              toObjectId=to_id, associationRemoved=True, toObjectType=to_type, associationTypeId=t)
-                  for t in sorted(removed)]
+        events = [e for t in sorted(removed)
+                  for e in self._association_events(from_type, from_id, to_type, to_id, t, True, stamp, source)]
         if removed:
             events += self._primary_company_changed(from_type, from_id, to_type, to_id, stamp, source)
         self._emit(events)
@@ -270,10 +269,19 @@ class Portal:
                    source: Source) -> list[dict]:
         if not self.assoc.add(from_type, from_id, to_type, to_id, type_id):
             return []
-        events = [self._event("associationChange", from_type, from_id, stamp, source, fromObjectId=from_id,
-                              toObjectId=to_id, associationRemoved=False, toObjectType=to_type,
-                              associationTypeId=type_id)]
+        events = self._association_events(from_type, from_id, to_type, to_id, type_id, False, stamp, source)
         return events + self._primary_company_changed(from_type, from_id, to_type, to_id, stamp, source)
+
+    def _association_events(self, from_type: str, from_id: int, to_type: str, to_id: int, type_id: int,
+                            removed: bool, stamp: int, source: Source) -> list[dict]:
+        """associationChange as seen from each end: HubSpot announces an association between two object
+        types to the subscribers of either (a contact's company to `contact.` and `company.` ones)."""
+        ends = [(from_type, from_id, to_type, to_id, type_id)]
+        if from_type != to_type:
+            ends.append((to_type, to_id, from_type, from_id, INVERSE[type_id]))
+        return [self._event("associationChange", f, fid, stamp, source, fromObjectId=fid, toObjectId=tid,
+                            associationRemoved=removed, toObjectType=t, associationTypeId=at)
+                for f, fid, t, tid, at in ends]
 
     def _primary_company_changed(self, from_type: str, from_id: int, to_type: str, to_id: int, stamp: int,
                                  source: Source) -> list[dict]:

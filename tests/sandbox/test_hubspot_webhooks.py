@@ -16,6 +16,7 @@ SUBSCRIPTIONS = [
     {"subscriptionType": "contact.deletion"},
     {"subscriptionType": "contact.merge"},
     {"subscriptionType": "contact.associationChange"},
+    {"subscriptionType": "company.associationChange"},
     {"subscriptionType": "contact.propertyChange", "propertyName": "jobtitle"},
     {"subscriptionType": "deal.propertyChange", "propertyName": "dealstage"},
     {"subscriptionType": "ticket.creation"},
@@ -57,6 +58,10 @@ def test_events_carry_the_documented_fields_and_both_signatures():
     assert {(e["fromObjectId"], e["toObjectId"], e["associationRemoved"]) for e in assoc} == {
         (int(made.id), int(company.id), False)}
     assert {e["associationType"] for e in assoc} == {"CONTACT_TO_COMPANY"}
+    # announced to the company's subscribers too, from the company's end
+    other_end = by_type["company.associationChange"]
+    assert [(e["fromObjectId"], e["toObjectId"], e["associationType"], e["associationTypeId"]) for e in other_end] \
+        == [(int(company.id), int(made.id), "COMPANY_TO_CONTACT", 280)]
     secret = sb.info["app_secret"]
     for r in rx.requests:
         h = {k.lower(): v for k, v in r["headers"].items()}
