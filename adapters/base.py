@@ -160,6 +160,8 @@ class ConnectionInfo:
     instance_url: str | None = None
     external_org_id: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    # webhook events for the connection arrived lately (within `connector.webhooks.RECEIVING_TTL_S`)
+    webhooks_arriving: bool = False
 
 
 class Budget(Protocol):

@@ -149,6 +149,7 @@ def _sync(env: dict[str, str], info: dict[str, Any], mutations: int, write_conta
     from connector.scoring import score_connection
     from connector.store import analyze
     from connector.sync import sync_connection
+    from connector.webhooks import mark_arriving
     from connector.writeback import writeback_connection
 
     settings = load_settings(env)
@@ -181,6 +182,7 @@ def _sync(env: dict[str, str], info: dict[str, Any], mutations: int, write_conta
     _hook(info, "PUT", "limits", {"enabled": True})
     with engine.begin() as conn:
         conn.execute(sa.update(conn_t).where(conn_t.c.id == cid).values(options={"auth": "private_app"}))
+    mark_arriving(settings, cid)  # its webhooks arrive: the plain deletions come by them, as said above
     mutated_from = int(time.time() * 1000)
     applied = _hook(info, "POST", "mutate", {"count": mutations, "seed": 7})["applied"]
     time.sleep(SEARCH_LAG_S + 0.5)  # until the changes are searchable

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -139,8 +140,10 @@ def open_adapter(engine: Engine, settings: Settings, connection_id: int, *, budg
         secrets.update(new)
         store_secrets(engine, settings, connection_id, dict(secrets))
 
-    adapter = cls(connection_info(row), dict(secrets), budget=budget or _default_budget(settings, row),
-                  on_secrets=persist)
+    from connector.webhooks import arriving  # Redis; only needed once an adapter is opened
+
+    info = replace(connection_info(row), webhooks_arriving=arriving(settings, connection_id))
+    adapter = cls(info, dict(secrets), budget=budget or _default_budget(settings, row), on_secrets=persist)
     if hasattr(adapter, "metadata_cache"):  # the adapter keeps CRM metadata between runs: in Redis, for every worker
         from connector.budget import metadata_cache_for
 

@@ -33,7 +33,7 @@ from connector.queues import enqueue, job_id, redis_for
 from connector.records import Tally
 from connector.scoring import score_connection
 from connector.sync import apply_changes
-from connector.webhooks import flag_key
+from connector.webhooks import flag_key, mark_arriving
 from connector.writeback import SCORE_KEYS, targets_for, writeback_connection
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,7 @@ def process_pending(engine: Engine, settings: Settings, connection_id: int, *, a
                     holder: str | None = None) -> dict[str, Any]:
     """Process every pending event of the connection; returns counts (events, echoes, rescored, written)."""
     redis_for(settings).delete(flag_key(connection_id))  # from here on, a new event enqueues a new job
+    mark_arriving(settings, connection_id)
     release_stale_claims(engine, connection_id)
     token = holder or uuid.uuid4().hex
     connection = get_connection(engine, connection_id)

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from redis.exceptions import RedisError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -116,6 +117,27 @@ def _insert_pg(conn: sa.Connection, rows: list[dict[str, Any]]) -> int | None:
     except TypeError:  # a value orjson declines (a huge int, say): the generic path adapts it
         return None
     return len(conn.exec_driver_sql(_pg_statement(conn.dialect), (document,)).all())
+
+
+RECEIVING_TTL_S = 7 * 86_400
+
+
+def receiving_key(connection_id: int) -> str:
+    """Set while the connection's webhooks arrive: refreshed by every webhook job, gone a week after the last."""
+    return f"rapport:webhooks-arriving:{connection_id}"
+
+
+def mark_arriving(settings: Settings, connection_id: int) -> None:
+    """Note that the connection's webhook events arrive."""
+    redis_for(settings).set(receiving_key(connection_id), 1, ex=RECEIVING_TTL_S)
+
+
+def arriving(settings: Settings, connection_id: int) -> bool:
+    """Whether webhook events for the connection arrived within the last week (False when Redis cannot say)."""
+    try:
+        return bool(redis_for(settings).exists(receiving_key(connection_id)))
+    except RedisError:
+        return False
 
 
 def flag_key(connection_id: int) -> str:

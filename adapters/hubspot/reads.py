@@ -141,8 +141,9 @@ class Reader:
         the recycle bin and not with the changes. "reconcile" leaves plain deletions to deletion
         webhooks (applied within seconds) and to full and reconcile runs (what a lost webhook
         missed); merges still arrive by search, as the survivor's stamp moves. "always" lists them
-        on every run. "auto" (the default) is "reconcile" on a connection that can verify webhooks
-        (it has their signing secret) and "always" on one that cannot. Calls, emails and meetings
+        on every run. "auto" (the default) is "reconcile" on a connection whose webhooks arrive (it
+        has their signing secret, and events came within the last week) and "always" otherwise: an
+        app installed without webhook subscriptions still sees deletions. Calls, emails and meetings
         send no deletion webhooks: with "reconcile" their deletions wait for the reconcile run.
         """
         mode = self.options.get("archived_pass") or hs.ARCHIVED_PASS_DEFAULT
@@ -150,7 +151,7 @@ class Reader:
             raise ConfigError(f"archived_pass must be one of {', '.join(hs.ARCHIVED_PASS_MODES)}, not {mode!r}",
                               crm=hs.CRM, hint="fix the connection's options")
         if mode == "auto":
-            return signing_secret(self.c.secrets) is None
+            return signing_secret(self.c.secrets) is None or not self.c.info.webhooks_arriving
         return bool(mode == "always")
 
     @staticmethod

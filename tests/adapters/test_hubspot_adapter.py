@@ -35,9 +35,9 @@ def sb(portal):
 SANDBOX_OPTIONS = {"client_side_validation": True, "backoff_scale": 0.01}
 
 
-def make_adapter(sb, **options) -> HubSpotAdapter:
+def make_adapter(sb, *, webhooks_arriving=True, **options) -> HubSpotAdapter:
     info = ConnectionInfo(1, "hs", "hubspot", instance_url=sb.info["api_base"], external_org_id=str(sb.portal_id),
-                          options={**SANDBOX_OPTIONS, **options})
+                          options={**SANDBOX_OPTIONS, **options}, webhooks_arriving=webhooks_arriving)
     return HubSpotAdapter(info, {"access_token": sb.info["access_token"], "app_secret": sb.info["app_secret"]})
 
 
@@ -209,10 +209,12 @@ def test_associations_are_read_in_full_batches_of_new_records(sb):
     assert stamps == sorted(stamps)
 
 
-@pytest.mark.parametrize(("mode", "secret", "archived_lists"), [
-    (None, True, 0), ("auto", True, 0), (None, False, 1), ("always", True, 1), ("reconcile", False, 0)])
-def test_archived_pass_of_incremental_runs_is_an_option(sb, mode, secret, archived_lists):
-    adapter = make_adapter(sb, **({"archived_pass": mode} if mode else {}))
+@pytest.mark.parametrize(("mode", "secret", "arriving", "archived_lists"), [
+    (None, True, True, 0), ("auto", True, True, 0), (None, False, True, 1), (None, True, False, 1),
+    ("always", True, True, 1), ("reconcile", False, False, 0)])
+def test_archived_pass_of_incremental_runs_is_an_option(sb, mode, secret, arriving, archived_lists):
+    # by default, deletions are left to webhooks only where they can be verified and have arrived lately
+    adapter = make_adapter(sb, webhooks_arriving=arriving, **({"archived_pass": mode} if mode else {}))
     if not secret:  # a connection that cannot verify webhooks gets no deletion events
         adapter.client.secrets.pop("app_secret")
     since = datetime.now(UTC) - timedelta(milliseconds=5)

@@ -85,6 +85,15 @@ def test_a_won_deal_reaches_the_crm_record_and_only_that_one(world, settings) ->
         assert conn.execute(sa.select(_E.c.status)).scalars().all() == ["processed"]
 
 
+def test_a_connection_is_known_to_receive_webhooks_once_a_job_processed_them(world, settings) -> None:
+    engine, crm, cid, accounts = world
+    assert not connections.open_adapter(engine, settings, cid).info.webhooks_arriving  # type: ignore[attr-defined]
+    webhooks.accept(engine, settings, cid, [event("account", accounts[0])])
+    queues.drain(settings)
+    assert connections.open_adapter(engine, settings, cid).info.webhooks_arriving  # type: ignore[attr-defined]
+    assert 0 < queues.redis_for(settings).ttl(webhooks.receiving_key(cid)) <= webhooks.RECEIVING_TTL_S
+
+
 def test_our_own_write_coming_back_rescores_nothing(world, settings) -> None:
     engine, crm, cid, accounts = world
     target = accounts[2]
