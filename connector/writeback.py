@@ -2,14 +2,16 @@
 
 A record is written when a score moved by at least one point or its tier, trend or drivers
 changed. What was written last is kept in `writeback_state`; per-record failures are retried on
-later runs with exponential backoff and given up (and reported) after `MAX_ATTEMPTS`.
+later runs with exponential backoff and given up (and reported) after `MAX_ATTEMPTS`, at once when
+the CRM says retrying cannot help. A refusal for a target field that is missing or read-only holds
+the records without retries until a later run finds the field writable, then writes them.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,6 +43,12 @@ BATCH = 50_000  # handed to the adapter at once: it picks its batch size (and Bu
 SCORE_KEYS = ("relationship_score", "experience_score", "tier", "drivers", "trend", "scored_at")
 # Codes after which retrying the same write cannot succeed.
 PERMANENT_CODES = frozenset({"ENTITY_IS_DELETED", "OBJECT_NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY", "MALFORMED_ID"})
+# Codes naming a target field the CRM lacks or will not let us write, whatever the record: every record
+# of the object meets them, so its records wait, untried, until the field can be written.
+FIELD_MISSING, FIELD_READ_ONLY = "FIELD_MISSING", "FIELD_READ_ONLY"
+FIELD_CODES = frozenset({FIELD_MISSING, FIELD_READ_ONLY, "PROPERTY_DOESNT_EXIST", "READ_ONLY_VALUE", "INVALID_FIELD",
+                         "INVALID_FIELD_FOR_INSERT_UPDATE"})
+_CRM_NAMES = {"hubspot": ("HubSpot", "property"), "salesforce": ("Salesforce", "field")}
 
 _S = Score.__table__  # type: ignore[attr-defined]
 _W = WritebackState.__table__  # type: ignore[attr-defined]
@@ -59,6 +67,7 @@ class Plan:
     after: list[float] = field(default_factory=list)
     unchanged: int = 0
     waiting: int = 0
+    held: int = 0  # of the waiting ones: refused for a missing or read-only field, until it is fixed
 
 
 def score_values(row: Any) -> dict[str, Any]:
@@ -116,6 +125,7 @@ def plan(
                 continue
             if row.gave_up or (row.next_attempt_at is not None and row.next_attempt_at > now):
                 result.waiting += 1
+                result.held += bool(row.gave_up and row.last_error_code in FIELD_CODES)
                 continue
             values = {targets[k]: new[k] for k in SCORE_KEYS if k in targets}
             result.items.append(WriteItem(object, row.external_id, values))
@@ -133,7 +143,7 @@ def _all_rows(conn: sa.Connection, connection_id: int, object: str) -> Iterator[
     """Every live record's score with what was last written for it, in id order (one join)."""
     rec = RECORD_MODELS[object].__table__  # type: ignore[attr-defined]
     query = (
-        sa.select(_S, _W.c.written, _W.c.next_attempt_at, _W.c.gave_up)
+        sa.select(_S, _W.c.written, _W.c.next_attempt_at, _W.c.gave_up, _W.c.last_error_code)
         .select_from(
             _S.join(rec, sa.and_(rec.c.connection_id == _S.c.connection_id, rec.c.external_id == _S.c.external_id))
             .outerjoin(
@@ -159,6 +169,7 @@ class _Row:
     written: dict[str, Any] | None
     next_attempt_at: datetime | None
     gave_up: bool | None
+    last_error_code: str | None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.score, name)
@@ -178,7 +189,8 @@ def _rows_of(conn: sa.Connection, connection_id: int, object: str, external_ids:
         live = set(conn.execute(sa.select(rec.c.external_id).where(
             rec.c.connection_id == connection_id, rec.c.external_id.in_(chunk), rec.c.is_deleted.is_(False))).scalars())
         state = {r.external_id: r for r in conn.execute(
-            sa.select(_W.c.external_id, _W.c.written, _W.c.next_attempt_at, _W.c.gave_up).where(
+            sa.select(_W.c.external_id, _W.c.written, _W.c.next_attempt_at, _W.c.gave_up,
+                      _W.c.last_error_code).where(
                 _W.c.connection_id == connection_id, _W.c.object == object, _W.c.external_id.in_(chunk)))}
         scores = conn.execute(sa.select(_S).where(
             _S.c.connection_id == connection_id, _S.c.object == object, _S.c.external_id.in_(chunk))).all()
@@ -186,7 +198,8 @@ def _rows_of(conn: sa.Connection, connection_id: int, object: str, external_ids:
             if row.external_id not in live:
                 continue
             st = state.get(row.external_id)
-            yield _Row(row, st.written if st else None, st.next_attempt_at if st else None, st.gave_up if st else None)
+            yield _Row(row, st.written if st else None, st.next_attempt_at if st else None,
+                       st.gave_up if st else None, st.last_error_code if st else None)
 
 
 def _state_rows(
@@ -212,7 +225,7 @@ def _state_rows(
                             "last_error_code": None, "next_attempt_at": None, "gave_up": False})
         else:
             count = failures.get(res.external_id, 0) + 1
-            give_up = count >= MAX_ATTEMPTS or (res.error_code or "") in PERMANENT_CODES
+            give_up = not res.retriable or count >= MAX_ATTEMPTS or (res.error_code or "") in PERMANENT_CODES
             failed_rows.append({**base, "written": {}, "failure_count": count,
                                 "last_error": (res.message or res.error_code or "")[:2000],
                                 "last_error_code": res.error_code, "gave_up": give_up,
@@ -229,12 +242,19 @@ def _send(adapter: Adapter, object: str, chunk: Sequence[WriteItem], verify: boo
     return results + [WriteResult(i.external_id, ok=True) for i in chunk if i.external_id in held], len(held)
 
 
+def _field_refusal(results: Sequence[WriteResult]) -> WriteResult | None:
+    """A refusal for a target field: every record of the plan carries the same fields, so it meets it too."""
+    return next((r for r in results if not r.ok and not r.retriable and r.error_code in FIELD_CODES), None)
+
+
 def execute(engine: Engine, connection_id: int, adapter: Adapter, p: Plan, targets: dict[str, str], *,
-            verify: bool = False, repair: bool = False) -> dict[str, Any]:
+            verify: bool = False, repair: bool = False, refused: WriteResult | None = None) -> dict[str, Any]:
     """Send a plan through the adapter and record per-record outcomes; returns counts and failures.
 
     `verify` (after a write-back that stopped midway): records whose values the CRM already holds,
     because the stopped run wrote them but could not record it, are recorded instead of sent again.
+    Once a target field is refused (`refused`, or in the CRM's answer), the rest is not sent: each
+    record is recorded with that refusal.
     """
     keys = ("connection_id", "object", "external_id")
     written = failed = confirmed = 0
@@ -242,7 +262,11 @@ def execute(engine: Engine, connection_id: int, adapter: Adapter, p: Plan, targe
     size = int(getattr(adapter, "write_batch", 0) or BATCH)
     for start in range(0, len(p.items), size):
         chunk = p.items[start : start + size]
-        results, held = _send(adapter, p.object, chunk, verify)
+        if refused is not None:
+            results, held = [replace(refused, external_id=i.external_id) for i in chunk], 0
+        else:
+            results, held = _send(adapter, p.object, chunk, verify)
+            refused = _field_refusal(results)
         confirmed += held
         with engine.begin() as conn:
             rows = conn.execute(
@@ -271,13 +295,43 @@ def execute(engine: Engine, connection_id: int, adapter: Adapter, p: Plan, targe
         written += len(ok_rows)
         failed += len(failed_rows)
         failures += [
-            {"id": r["external_id"], "code": r["last_error_code"], "message": r["last_error"], "gave_up": r["gave_up"]}
+            {"id": r["external_id"], "object": p.object, "code": r["last_error_code"], "message": r["last_error"],
+             "gave_up": r["gave_up"], "waits_for_fix": r["gave_up"] and r["last_error_code"] in FIELD_CODES}
             for r in failed_rows
         ]
     if written + failed >= ANALYZE_AFTER:
         with engine.begin() as conn:
             analyze(conn, _W.name)
     return {"written": written, "failed": failed, "failures": failures, "confirmed": confirmed}
+
+
+def unwritable(adapter: Adapter, connection: Any, object: str, targets: dict[str, str]) -> WriteResult | None:
+    """The refusal every record of `object` meets while a target field is missing or read-only (None: all writable)."""
+    crm, noun = _CRM_NAMES.get(connection.kind, (connection.kind, "field"))
+    have = {f.name.casefold(): f for f in adapter.describe(object)}
+    problems: list[tuple[str, str]] = []
+    for name in dict.fromkeys(targets.values()):
+        found = have.get(name.casefold())
+        if found is None:
+            problems.append((FIELD_MISSING, f'{noun} "{name}" does not exist on {object} records in {crm}: '
+                                            f"run `rapport provision {connection.name}` or fix the write mapping"))
+        elif not found.updateable:
+            problems.append((FIELD_READ_ONLY, f'{noun} "{name}" of {object} records is read-only in {crm}: '
+                                              f"map the score to a {noun} that can be written (fix the write mapping)"))
+    if not problems:
+        return None
+    return WriteResult("", ok=False, error_code=problems[0][0], message="; ".join(m for _, m in problems))
+
+
+def release_held(engine: Engine, connection_id: int, object: str) -> int:
+    """Let the records held for a field refusal be written again (their field is writable now)."""
+    with engine.begin() as conn:
+        return conn.execute(
+            sa.update(_W)
+            .where(_W.c.connection_id == connection_id, _W.c.object == object, _W.c.gave_up.is_(True),
+                   _W.c.last_error_code.in_(sorted(FIELD_CODES)))
+            .values(gave_up=False, next_attempt_at=None, failure_count=0)
+        ).rowcount
 
 
 def summary(p: Plan) -> dict[str, Any]:
@@ -292,6 +346,7 @@ def summary(p: Plan) -> dict[str, Any]:
         "to_write": len(p.items),
         "unchanged": p.unchanged,
         "waiting_for_retry": p.waiting,
+        "waiting_for_fix": p.held,
         "fields": dict(p.fields_changed),
         "tier_changes": dict(p.tier_changes),
         "before": histogram(p.before),
@@ -337,14 +392,15 @@ def writeback_connection(
     with engine.connect() as conn:
         connection = conn.execute(sa.select(ct).where(ct.c.id == connection_id)).one()
     targets = targets_for(engine, connection, defaults)
-    ids = external_ids or {}
-    plans = [
-        plan(engine, connection_id, obj, targets[obj], external_ids=ids.get(obj) if external_ids is not None else None)
-        for obj in SCORED_OBJECTS
-    ]
+
+    def plan_of(obj: str) -> Plan:
+        named = external_ids.get(obj) if external_ids is not None else None
+        return plan(engine, connection_id, obj, targets[obj], external_ids=named)
+
+    plans = [plan_of(obj) for obj in SCORED_OBJECTS]
     if dry_run:
         return {"dry_run": True, "objects": [summary(p) for p in plans]}
-    if not any(p.items for p in plans):
+    if not any(p.items or p.held for p in plans):
         run_id = open_run(engine, connection_id, "writeback", trigger=trigger, job_id=job_id)
         close_run(engine, run_id, "succeeded", counts={"written": 0, "unchanged": sum(p.unchanged for p in plans)})
         return {"run_id": run_id, "written": 0, "failed": 0, "api_calls": 0, "failures": []}
@@ -357,20 +413,36 @@ def writeback_connection(
     calls = adapter.api_calls
     totals: dict[str, Any] = {"written": 0, "failed": 0, "failures": []}
     counts: dict[str, Any] = {}
+    to_fix: dict[str, tuple[int, str]] = {}  # object -> (records waiting, what to fix)
     try:
         for p in plans:
-            outcome = execute(engine, connection_id, adapter, p, targets[p.object], verify=verify)
+            refused = None
+            if p.held:  # records wait for a field to be fixed: one look at the fields says whether it was
+                refused = unwritable(adapter, connection, p.object, targets[p.object])
+                if refused is None:
+                    release_held(engine, connection_id, p.object)
+                    p = plan_of(p.object)
+            outcome = execute(engine, connection_id, adapter, p, targets[p.object], verify=verify, refused=refused)
             counts[p.object] = {"written": outcome["written"], "failed": outcome["failed"],
                                 "unchanged": p.unchanged, "waiting_for_retry": p.waiting,
-                                "already_in_crm": outcome["confirmed"]}
+                                "waiting_for_fix": p.held, "already_in_crm": outcome["confirmed"]}
             totals["written"] += outcome["written"]
             totals["failed"] += outcome["failed"]
             totals["failures"] += outcome["failures"]
+            held = [f for f in outcome["failures"] if f["waits_for_fix"]]
+            why = held[0]["message"] if held else refused.message if refused else None
+            if why:
+                to_fix[p.object] = (len(held) + p.held, why)
     except RapportError as exc:
         status = "paused" if isinstance(exc, BudgetExhausted) else "failed"
         close_run(engine, run_id, status, counts=counts, api_calls=adapter.api_calls - calls,
                   errors=totals["failures"], error=str(exc))
         raise
-    status = "succeeded" if not totals["failed"] else "partial"
-    close_run(engine, run_id, status, counts=counts, api_calls=adapter.api_calls - calls, errors=totals["failures"])
-    return {"run_id": run_id, **totals, "api_calls": adapter.api_calls - calls}
+    # records held for a field are not written by any run until it is fixed: say what to fix
+    error = "; ".join(f"{obj}: {n} record(s) wait for this fix: {why}" for obj, (n, why) in to_fix.items()) or None
+    if error:
+        error += " (the first write-back after the fix writes them)"
+    status = "failed" if to_fix and not totals["written"] else "partial" if totals["failed"] or to_fix else "succeeded"
+    close_run(engine, run_id, status, counts=counts, api_calls=adapter.api_calls - calls, errors=totals["failures"],
+              error=error)
+    return {"run_id": run_id, **totals, "api_calls": adapter.api_calls - calls, "status": status, "error": error}

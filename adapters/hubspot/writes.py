@@ -1,11 +1,13 @@
 """Writing to HubSpot (the client room's write half): batch updates, properties, tasks.
 
-Batch updates go 100 records a call; per-record failures come from a 207's `errors` (or, when
-HubSpot refuses a whole batch with a 400, from splitting it until the bad records are isolated).
+Batch updates go 100 records a call; per-record failures come from a 207's `errors`. A 400 refuses
+the whole batch: a property that does not exist or is read-only fails every record carrying it at
+once (and is not sent again in that write); a bad value is isolated by splitting the batch.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +30,8 @@ from adapters.hubspot.reads import object_types
 from connector.errors import ConfigError, FatalError, RapportError, SkippableError
 
 _PERMANENT = {"OBJECT_NOT_FOUND", "VALIDATION_ERROR", "INVALID_ID"}
+# Problems of a property, whatever the value: every record that carries the property is refused.
+PROPERTY_CODES = frozenset({"PROPERTY_DOESNT_EXIST", "READ_ONLY_VALUE"})
 
 
 def _scored_type(unified: str) -> str:
@@ -53,6 +57,32 @@ def _same(current: Any, value: Any) -> bool:
         return False
 
 
+def refused_properties(body: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(property, HubSpot error code, message) of each problem a refused batch names.
+
+    HubSpot lists them in `errors[]` (`code`, `context.propertyName`) or, for property values,
+    as JSON after the message's "Property values were not valid: " (`error`, `name`, `message`).
+    """
+    found: list[tuple[str, str, str]] = []
+    for err in body.get("errors") or []:
+        if not isinstance(err, dict):
+            continue
+        code = str(err.get("code") or err.get("error") or "")
+        names = (err.get("context") or {}).get("propertyName") or ([err["name"]] if err.get("name") else [])
+        found += [(str(n), code, str(err.get("message") or code)) for n in names if code]
+    message = str(body.get("message") or "")
+    start = message.find("[")
+    if start >= 0:
+        try:
+            listed = json.loads(message[start:])
+        except ValueError:
+            listed = []
+        for p in listed if isinstance(listed, list) else []:
+            if isinstance(p, dict) and p.get("name") and p.get("error"):
+                found.append((str(p["name"]), str(p["error"]), str(p.get("message") or p["error"])))
+    return list(dict.fromkeys(found))
+
+
 class Writer:
     """Batch updates, score properties and follow-up tasks through one HubSpotClient."""
 
@@ -65,14 +95,20 @@ class Writer:
         """Update records 100 at a time; one result per item, in order."""
         t = _scored_type(unified)
         results: dict[str, WriteResult] = {}
+        refused: dict[str, str] = {}  # property -> HubSpot code: once a batch is refused for it, never sent again
         for start in range(0, len(items), hs.BATCH_LIMIT):
-            for res in self._batch(t, items[start : start + hs.BATCH_LIMIT]):
+            for res in self._batch(t, items[start : start + hs.BATCH_LIMIT], refused):
                 results[res.external_id] = res
         return [results.get(i.external_id) or WriteResult(i.external_id, ok=False, error_code="NOT_SENT",
                                                            message="no result for this record", retriable=True)
                 for i in items]
 
-    def _batch(self, t: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+    def _batch(self, t: str, items: Sequence[WriteItem], refused: dict[str, str]) -> list[WriteResult]:
+        blocked = [self._unwritable(t, i, refused) for i in items if refused.keys() & i.values.keys()]
+        if blocked:
+            items = [i for i in items if not refused.keys() & i.values.keys()]
+            if not items:
+                return blocked
         # the body goes as the plain JSON the client would send: building its models costs about a
         # millisecond per record (each one copies the client's configuration), more than the call
         body = {"inputs": [{"id": i.external_id,
@@ -84,7 +120,7 @@ class Writer:
         except (FatalError, SkippableError) as exc:
             if exc.status not in (400, 404, 409):
                 raise
-            return self._refused(t, items, exc)
+            return blocked + self._refused(t, items, exc, refused)
         done = {str(r.get("id")) for r in response.get("results") or []}
         failed: dict[str, WriteResult] = {}
         # An id merged away resolves to the surviving record, which takes the write: HubSpot answers
@@ -101,10 +137,11 @@ class Writer:
             for ident in (err.get("context") or {}).get("ids", []):
                 failed[str(ident)] = WriteResult(str(ident), ok=False, error_code=code, message=err.get("message"),
                                                  retriable=code not in _PERMANENT)
-        return [failed.get(i.external_id) or (WriteResult(i.external_id, ok=True) if i.external_id in done else
-                WriteResult(i.external_id, ok=False, error_code="NOT_CONFIRMED",
-                            message="HubSpot did not return this record", retriable=True))
-                for i in items]
+        answered = [failed.get(i.external_id) or (WriteResult(i.external_id, ok=True) if i.external_id in done else
+                    WriteResult(i.external_id, ok=False, error_code="NOT_CONFIRMED",
+                                message="HubSpot did not return this record", retriable=True))
+                    for i in items]
+        return blocked + answered
 
     def already_written(self, unified: str, items: Sequence[WriteItem]) -> set[str]:
         """Ids of the items whose properties already hold the item's values (batch reads, 100 a call)."""
@@ -122,19 +159,41 @@ class Writer:
                 _same(current[i.external_id].get(name), value) for name, value in i.values.items()))
         return held
 
-    def _refused(self, t: str, items: Sequence[WriteItem], exc: RapportError) -> list[WriteResult]:
-        """A whole batch refused: fail the records it names, or split until the bad ones are alone."""
+    def _refused(self, t: str, items: Sequence[WriteItem], exc: RapportError,
+                 refused: dict[str, str]) -> list[WriteResult]:
+        """A whole batch refused: fail the records of a bad property or the ids it names, else split."""
         body = getattr(exc, "body", None) or {}
+        problems = refused_properties(body)
+        broken = {name: code for name, code, _ in problems if code in PROPERTY_CODES and name not in refused}
+        if any(broken.keys() & i.values.keys() for i in items):
+            refused.update(broken)
+            return self._batch(t, items, refused)  # fails those records here and sends the others
         named = {str(i) for i in (body.get("context") or {}).get("ids", [])}
         code = exc.code or "VALIDATION_ERROR"
         bad = list(items) if len(items) == 1 else [i for i in items if i.external_id in named]
         if bad:
             rest = [i for i in items if i.external_id not in {b.external_id for b in bad}]
-            out = [WriteResult(i.external_id, ok=False, error_code=code, message=exc.message,
-                               retriable=code not in _PERMANENT) for i in bad]
-            return out + (self._batch(t, rest) if rest else [])
+            message, retriable = exc.message, code not in _PERMANENT
+            if len(bad) == 1 and problems:  # this record's values: say which property refused what
+                code, retriable = problems[0][1], False
+                message = "; ".join(f'HubSpot refused the value of property "{name}" on {t}: {text}'
+                                    for name, _, text in problems)
+                message += ": give the property the type and options this score needs, or fix the write mapping"
+            out = [WriteResult(i.external_id, ok=False, error_code=code, message=message, retriable=retriable)
+                   for i in bad]
+            return out + (self._batch(t, rest, refused) if rest else [])
         half = len(items) // 2
-        return self._batch(t, items[:half]) + self._batch(t, items[half:])
+        return self._batch(t, items[:half], refused) + self._batch(t, items[half:], refused)
+
+    def _unwritable(self, t: str, item: WriteItem, refused: dict[str, str]) -> WriteResult:
+        """The failure of a record carrying a property HubSpot refuses whatever the value."""
+        names = sorted(refused.keys() & item.values.keys())
+        fix = f"run `rapport provision {self.c.info.name}` or fix the write mapping"
+        reasons = [f'property "{n}" does not exist on {t}: {fix}' if refused[n] == "PROPERTY_DOESNT_EXIST" else
+                   f'property "{n}" is read-only on {t}: map the score to a property that can be written '
+                   "(fix the write mapping)" for n in names]
+        return WriteResult(item.external_id, ok=False, error_code=refused[names[0]], message="; ".join(reasons),
+                           retriable=False)
 
     # --- properties ---------------------------------------------------------------------------
 

@@ -42,8 +42,10 @@ def writeback(name: str, dry_run: bool, as_json: bool) -> None:
         return
     click.echo(f"write-back of {name}: {result['written']} written, {result['failed']} refused, "
                f"{result['api_calls']} API call(s)")
+    if result.get("error"):
+        click.echo(f"  to fix: {result['error']}")
     for failure in result["failures"][:20]:
-        retry = "given up" if failure["gave_up"] else "will retry"
+        retry = "waits for the fix" if failure.get("waits_for_fix") else "given up" if failure["gave_up"] else "will retry"
         click.echo(f"  {failure['id']}: {failure['code']} {failure['message']} ({retry})")
 
 

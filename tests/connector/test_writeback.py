@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from adapters.base import WriteItem, WriteResult
+from adapters.base import FieldInfo, WriteItem, WriteResult
 from connector import writeback
 from connector.model import Account, Connection, Score, Workspace, WritebackState, utcnow
 from connector.store import upsert
@@ -183,3 +183,58 @@ def test_a_write_landing_on_a_merge_survivor_puts_the_survivors_own_scores_back(
     # A1's values were overwritten by A0's in the CRM (A0 comes first): they are written again at once
     assert crm.written["A1"]["Rel__c"] == 51
     assert crm.api_calls == 2 and out["failed"] == 1
+
+
+def test_a_refusal_the_crm_calls_final_is_not_retried(engine: Engine) -> None:
+    cid = _setup(engine, n=2)
+    crm = RecordingAdapter(fail={"A1": "FIELD_CUSTOM_VALIDATION_EXCEPTION"})  # refused, not retriable
+    out = run(engine, cid, crm)
+    assert {f["id"]: f["gave_up"] for f in out["failures"]} == {"A1": True}
+    state = WritebackState.__table__  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        conn.execute(sa.update(state).values(next_attempt_at=utcnow() - timedelta(days=1)))
+    assert run(engine, cid, crm)["api_calls"] == 0
+
+
+class FieldsAdapter(RecordingAdapter):
+    """A CRM whose Rel__c field is read-only until `writable` is set; 2 records per call."""
+
+    write_batch = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writable = False
+        self.described = 0
+
+    def describe(self, object: str) -> list[FieldInfo]:
+        self.api_calls += 1
+        self.described += 1
+        return [FieldInfo(f, f, "string", True, updateable=f != "Rel__c" or self.writable) for f in TARGETS[object].values()]
+
+    def write(self, object: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        if self.writable:
+            return super().write(object, items)
+        self.api_calls += 1
+        return [WriteResult(i.external_id, False, "INVALID_FIELD_FOR_INSERT_UPDATE", "Unable to update fields: Rel__c")
+                for i in items]
+
+
+def test_records_refused_for_a_field_wait_untried_until_the_field_can_be_written(engine: Engine) -> None:
+    cid = _setup(engine, n=5)
+    crm = FieldsAdapter()
+    out = run(engine, cid, crm)
+    # the first call meets the refusal; the other records carry the same field and are not sent
+    assert crm.api_calls == 1 and out["written"] == 0 and out["failed"] == 5
+    assert {(f["code"], f["waits_for_fix"]) for f in out["failures"]} == {("INVALID_FIELD_FOR_INSERT_UPDATE", True)}
+    assert out["status"] == "failed" and "account: 5 record(s) wait for this fix" in out["error"]
+    # later runs look at the fields once and send nothing while Rel__c stays read-only
+    again = run(engine, cid, crm)
+    assert crm.api_calls == 2 and crm.described == 1 and again["written"] == again["failed"] == 0
+    assert 'field "Rel__c" of account records is read-only in memory' in again["error"]
+    assert run(engine, cid, crm, dry_run=True)["objects"][0]["waiting_for_fix"] == 5
+    crm.writable = True
+    fixed = run(engine, cid, crm)
+    assert fixed["written"] == 5 and fixed["error"] is None and fixed["status"] == "succeeded"
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(WritebackState.__table__)).all()  # type: ignore[attr-defined]
+    assert all(not r.gave_up and r.last_error is None and r.written["relationship_score"] for r in rows)
