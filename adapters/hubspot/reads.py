@@ -62,18 +62,6 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def _seconds(options: Mapping[str, Any], name: str, default: float) -> float:
-    value = options.get(name, default)
-    try:
-        seconds = float(value if value is not None else default)
-    except (TypeError, ValueError):
-        seconds = -1.0
-    if not seconds >= 0:
-        raise ConfigError(f"{name} must be a number of seconds, 0 or more, not {value!r}", crm=hs.CRM,
-                          hint="fix the connection's options")
-    return seconds
-
-
 class Reader:
     """Turns HubSpot reads into Changes with `_rapport` values (account, contact, stage, kind)."""
 
@@ -85,8 +73,10 @@ class Reader:
         # kept copy: read this run already, or about to be read anew by a full sync
         self.fresh: set[str] = set()
         self.cache: MetadataCache = NoCache()  # pipelines kept between runs (set by the connector)
-        self.pipelines_ttl = _seconds(self.options, "pipelines_cache_seconds", hs.PIPELINES_CACHE_SECONDS)
-        self.association_batch = int(self.options.get("association_batch_limit") or hs.ASSOCIATION_BATCH_LIMIT)
+        self.pipelines_ttl = hs.number_option(self.options, "pipelines_cache_seconds", hs.PIPELINES_CACHE_SECONDS,
+                                              unit="seconds")
+        self.association_batch = int(hs.number_option(self.options, "association_batch_limit",
+                                                      hs.ASSOCIATION_BATCH_LIMIT, whole=True, minimum=1, unit="records"))
         # unified object -> read mapping; the sync engine may set the connection's own
         self.read_mapping: dict[str, dict[str, dict[str, Any]]] = mapping.DEFAULT_READ
 

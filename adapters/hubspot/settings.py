@@ -5,7 +5,10 @@ Every HubSpot object name, property name and URL the adapter uses is written her
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from connector.errors import ConfigError
 
 API_BASE = "https://api.hubapi.com"
 AUTHORIZE_URL = "https://app.hubspot.com/oauth/authorize"
@@ -166,16 +169,34 @@ def auth_kind(secrets: dict[str, Any]) -> str:
     return "oauth" if secrets.get("refresh_token") or secrets.get("client_id") else "private_app"
 
 
+def number_option(options: Mapping[str, Any], name: str, default: float, *, unit: str = "", whole: bool = False,
+                  minimum: float = 0) -> float:
+    """A numeric connection option (its default when unset), or a ConfigError naming it and what it takes."""
+    value = options.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value) if not isinstance(value, bool) else float("nan")
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not number >= minimum or (whole and number != int(number)):
+        kind = "a whole number" if whole else "a number"
+        raise ConfigError(f"{name} must be {kind}{f' of {unit}' if unit else ''}, {minimum:g} or more, not {value!r}",
+                          crm=CRM, hint="fix the connection's options")
+    return int(number) if whole else number
+
+
 def budget_rates(options: dict[str, Any], auth: str = "private_app") -> dict[str, list[tuple[int, int]]]:
     """Budget buckets as (limit, window ms) at ~90% of the published limits.
 
     Options override the published numbers: `rate_limit` (per window), `rate_window_ms`, and
     `search_rate_limit` (per second), e.g. for an API add-on or a sandbox configured otherwise.
     """
-    burst = int(options.get("rate_limit") or RATE_LIMITS.get(auth, RATE_LIMITS["oauth"]))
-    window = int(options.get("rate_window_ms") or RATE_WINDOW_MS)
-    search = float(options.get("search_rate_limit") or SEARCH_RATE_LIMIT)
-    margin = int(options.get("rate_margin_ms", BUDGET_WINDOW_MARGIN_MS))
+    burst = int(number_option(options, "rate_limit", RATE_LIMITS.get(auth, RATE_LIMITS["oauth"]), whole=True,
+                              minimum=1, unit="calls per window"))
+    window = int(number_option(options, "rate_window_ms", RATE_WINDOW_MS, whole=True, minimum=1, unit="ms"))
+    search = number_option(options, "search_rate_limit", SEARCH_RATE_LIMIT, minimum=0.1, unit="calls per second")
+    margin = int(number_option(options, "rate_margin_ms", BUDGET_WINDOW_MARGIN_MS, whole=True, unit="ms"))
     return {
         "default": [(max(1, int(burst * BUDGET_HEADROOM)), window + margin)],
         "search": [(max(1, int(search * BUDGET_HEADROOM)), SEARCH_WINDOW_MS + min(margin, SEARCH_WINDOW_MARGIN_MS))],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -272,12 +273,22 @@ def test_pipelines_are_kept_between_runs_and_a_new_stage_is_read_at_once(world, 
     assert _pipeline_reads(sb, "deals") == 1
 
 
-@pytest.mark.parametrize("value", ["an hour", -5, [60]])
-def test_a_bad_pipelines_cache_option_is_refused_naming_it(value):
+@pytest.mark.parametrize(("option", "value", "says"), [
+    ("pipelines_cache_seconds", "an hour", "a number of seconds, 0 or more"),
+    ("pipelines_cache_seconds", -5, "a number of seconds, 0 or more"),
+    ("pipelines_cache_seconds", [60], "a number of seconds, 0 or more"),
+    ("association_batch_limit", "lots", "a whole number of records, 1 or more"),
+    ("association_batch_limit", 0, "a whole number of records, 1 or more"),
+    ("rate_limit", 12.5, "a whole number of calls per window, 1 or more"),
+    ("search_rate_limit", "fast", "a number of calls per second, 0.1 or more"),
+])
+def test_a_bad_numeric_option_is_refused_naming_it(option, value, says):
     from adapters.base import ConnectionInfo
     from adapters.hubspot import HubSpotAdapter
+    from adapters.hubspot.settings import budget_rates
 
-    info = ConnectionInfo(id=1, name="hs", kind="hubspot", instance_url="https://api.hubapi.com",
-                          options={"auth": "private_app", "pipelines_cache_seconds": value})
-    with pytest.raises(ConfigError, match="pipelines_cache_seconds must be a number of seconds"):
+    options = {"auth": "private_app", option: value}
+    info = ConnectionInfo(id=1, name="hs", kind="hubspot", instance_url="https://api.hubapi.com", options=options)
+    with pytest.raises(ConfigError, match=re.escape(f"{option} must be {says}, not {value!r}")):
         HubSpotAdapter(info, {"access_token": "pat-na1-x"})
+        budget_rates(options)  # the budget's options are read when the budget is built
