@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from werkzeug.datastructures import MultiDict
 
@@ -142,9 +143,9 @@ class ObjectsApi:
                         item["associations"] = assoc
                 results.append(item)
         body: dict[str, Any] = {"results": results}
-        if nxt is not None:
-            body["paging"] = {"next": {"after": str(nxt),
-                                       "link": f"{self.base_url}/crm/v3/objects/{ot}?after={nxt}"}}
+        if nxt is not None:  # the link asks for the same page size, properties and archived state
+            query = urlencode([(k, v) for k, v in args.items(multi=True) if k != "after"] + [("after", str(nxt))])
+            body["paging"] = {"next": {"after": str(nxt), "link": f"{self.base_url}/crm/v3/objects/{ot}?{query}"}}
         return 200, body
 
     def _get(self, table: Table, key: str, id_property: str | None, archived: bool) -> Record:

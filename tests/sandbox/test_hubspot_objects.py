@@ -40,6 +40,18 @@ def test_list_pages_by_after_until_no_paging(hs, hubspot_sandbox):  # noqa: F811
     assert len(seen) > 100  # more than one page
 
 
+def test_the_next_link_asks_for_the_same_page(fresh_sandbox):  # noqa: F811
+    api = client(fresh_sandbox)
+    contacts = fresh_sandbox.store.tables["contacts"]
+    for rid in list(contacts.live[:3]):
+        api.crm.contacts.basic_api.archive(str(rid))
+    first = raw(fresh_sandbox, "GET", "/crm/v3/objects/contacts?limit=2&archived=true&properties=email").json()
+    link = first["paging"]["next"]["link"]
+    following = raw(fresh_sandbox, "GET", link.removeprefix(fresh_sandbox.api_base)).json()
+    assert [r["archived"] for r in following["results"]] == [True]  # still the archived list, 2 a page
+    assert set(following["results"][0]["properties"]) == {"email", "createdate", "lastmodifieddate", "hs_object_id"}
+
+
 def test_list_limit_above_100_is_refused(hubspot_sandbox):  # noqa: F811
     r = raw(hubspot_sandbox, "GET", "/crm/v3/objects/contacts?limit=101")
     assert r.status_code == 400
