@@ -32,6 +32,10 @@ from connector.errors import (
 )
 
 log = logging.getLogger(__name__)
+# The limit recorded with a DAILY 429 when HubSpot names none (OAuth apps never get daily headers) and
+# the connection sets no daily_limit: Enterprise's allowance, so Rapport's daily share is not checked
+# against a smaller allowance than the account may have. The pause itself does not depend on it.
+_UNKNOWN_DAILY_LIMIT = 1_000_000
 
 
 def error_body(exc: Any) -> dict[str, Any]:
@@ -90,6 +94,7 @@ class HubSpotClient:
         self.backoff_scale = float(info.options.get("backoff_scale", 1.0))
         self.max_retries = int(info.options.get("max_retries", hs.MAX_RETRIES))
         self.api_calls = 0
+        self._daily_limit = 0  # the last X-HubSpot-RateLimit-Daily seen
         self._sleep = sleep
         self._clock = clock
         self._apis: dict[str, Any] = {}
@@ -225,6 +230,8 @@ class HubSpotClient:
                 if not isinstance(status, int):
                     raise
                 body = error_body(exc)
+                self._observe(getattr(exc, "headers", None),
+                              spent=status == 429 and body.get("policyName") == "DAILY")
                 if status == 401 and refresh and self.auth == "oauth" and not refreshed:
                     self.refresh_token()
                     refreshed = True
@@ -284,16 +291,26 @@ class HubSpotClient:
         log.warning("HubSpot call failed (%s); retrying in %.1f s", err, wait * self.backoff_scale)
         self._sleep(wait * self.backoff_scale)
 
-    def _observe(self, headers: Any) -> None:
-        if not headers:
-            return
-        daily = headers.get(hs.DAILY_LIMIT_HEADER)
-        remaining = headers.get(hs.DAILY_REMAINING_HEADER)
+    def _observe(self, headers: Any, *, spent: bool = False) -> None:
+        """Hand HubSpot's daily usage (its headers, on errors too) to the shared budget; `spent` (a DAILY
+        429) records the whole allowance as used, so every worker on the budget waits for the next probe."""
+        daily = headers.get(hs.DAILY_LIMIT_HEADER) if headers else None
+        remaining = headers.get(hs.DAILY_REMAINING_HEADER) if headers else None
+        limit = used = None
         if daily and remaining:
             try:
-                self.budget.observe(int(daily) - int(remaining), int(daily))
+                limit, used = int(daily), int(daily) - int(remaining)
             except ValueError:
                 log.debug("unreadable daily rate-limit headers %r / %r", daily, remaining)
+        if limit:
+            self._daily_limit = limit
+        if spent:
+            # OAuth apps get no daily headers: the last limit seen, the connection's, or a stand-in
+            limit = limit or self._daily_limit or int(self.info.options.get("daily_limit") or 0) \
+                or _UNKNOWN_DAILY_LIMIT
+            used = limit
+        if limit and used is not None:
+            self.budget.observe(used, limit)
 
     # --- the one paging loop ------------------------------------------------------------------
 

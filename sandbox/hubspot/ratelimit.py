@@ -1,5 +1,7 @@
 """API limits: a rolling ten-second window per app, a daily allowance per account, search per second.
 
+The daily allowance restarts at midnight in the portal's time zone, as HubSpot's does.
+
 Responses carry HubSpot's `X-HubSpot-RateLimit-*` headers (daily ones only for private apps, none
 on search); a refused call gets the documented 429 body with its `policyName`.
 """
@@ -9,8 +11,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sandbox.hubspot.errors import ApiError, correlation_id
 
@@ -25,14 +29,19 @@ class Limits:
     window_s: float = 10.0
     daily: int = 1_000_000
     search_per_second: int = 5
+    time_zone: str = "America/New_York"  # the portal's (IANA name): its midnight restarts the daily count
+
+    def __post_init__(self) -> None:
+        ZoneInfo(self.time_zone)  # an unknown name fails here, not on the first call
 
 
 class RateLimiter:
     """Counts calls and refuses the ones over a limit."""
 
-    def __init__(self, limits: Limits, portal_id: int) -> None:
+    def __init__(self, limits: Limits, portal_id: int, clock: Callable[[], float] = time.time) -> None:
         self.limits = limits
         self.portal_id = portal_id
+        self.clock = clock  # epoch seconds, read only for the portal's day
         self._lock = threading.Lock()
         self._windows: dict[int, deque[float]] = {}
         self._search: deque[float] = deque()
@@ -41,7 +50,7 @@ class RateLimiter:
         self.refused = 0
 
     def _roll_day(self) -> None:
-        today = datetime.now(UTC).strftime("%Y-%m-%d")
+        today = datetime.fromtimestamp(self.clock(), ZoneInfo(self.limits.time_zone)).strftime("%Y-%m-%d")
         if today != self._day:
             self._day, self._daily_used = today, 0
 

@@ -59,8 +59,9 @@ class HubSpotSandbox:
                  bundles: Iterable[Any] | None = None, world_owners: Iterable[Any] | None = None,
                  host: str = "127.0.0.1", port: int = 0, portal_id: int | None = None,
                  rate_limits: bool = True, burst: int = 190, oauth_burst: int = 110, daily: int = 1_000_000,
-                 search_per_second: int = 5, search_lag_s: float = 2.0, filters_per_group: int = 6,
-                 filters_total: int = 18, token_ttl_s: float = 1800.0, webhook_url: str | None = None,
+                 search_per_second: int = 5, time_zone: str = "America/New_York", search_lag_s: float = 2.0,
+                 filters_per_group: int = 6, filters_total: int = 18, token_ttl_s: float = 1800.0,
+                 webhook_url: str | None = None,
                  webhook_subscriptions: list[dict[str, Any]] | None = None,
                  webhook_retry_horizon_s: float = 86_400.0, webhook_batch_window_s: float = 0.05,
                  webhook_timeout_s: float = 5.0, webhook_max_concurrent: int = 10,
@@ -73,8 +74,9 @@ class HubSpotSandbox:
         self.portal_id = portal_id or 40_000_000 + zlib.crc32(f"{size}:{seed}".encode()) % 9_000_000
         self.store = Portal(self.portal_id)
         self.oauth = OAuthServer(self.portal_id, seed=seed, token_ttl_s=token_ttl_s)
-        self.limiter = RateLimiter(Limits(rate_limits, burst, oauth_burst, 10.0, daily, search_per_second),
-                                   self.portal_id)
+        # the daily allowance restarts at midnight in `time_zone`, the portal's (an IANA name)
+        self.limiter = RateLimiter(
+            Limits(rate_limits, burst, oauth_burst, 10.0, daily, search_per_second, time_zone), self.portal_id)
         self.search_limits = SearchLimits(filters_per_group, filters_total, int(search_lag_s * 1000))
         self.faults, self.stats = Faults(), Stats()
         subs = parse_subscriptions(webhook_subscriptions if webhook_subscriptions is not None

@@ -5,16 +5,30 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlparse
+from zoneinfo import ZoneInfoNotFoundError
 
 import pytest
 import requests
 from hubspot.crm.contacts import ApiException
 from hubspot.oauth import ApiException as OAuthError
 
+from sandbox.hubspot import HubSpotSandbox
+from sandbox.hubspot.ratelimit import Limits
 from tests.sandbox.hs_fixtures import client, fresh_sandbox, raw  # noqa: F401
 
 REDIRECT = "https://app.example.com/oauth/callback"
+
+
+class Clock:
+    """A settable epoch clock for the sandbox's rate limiter."""
+
+    def __init__(self, at: datetime) -> None:
+        self.t = at.timestamp()
+
+    def __call__(self) -> float:
+        return self.t
 
 
 def _authorize(sb, scope="oauth crm.objects.contacts.read tickets"):
@@ -140,6 +154,27 @@ def test_daily_limit_and_oauth_headers(fresh_sandbox):  # noqa: F811
     assert raw(sb, "GET", "/crm/v3/objects/contacts?limit=1").status_code == 200
     refused = raw(sb, "GET", "/crm/v3/objects/contacts?limit=1")
     assert refused.status_code == 429 and refused.json()["policyName"] == "DAILY"
+
+
+def test_the_daily_count_restarts_at_the_portals_midnight_not_utcs():
+    """23:30 UTC is 15:30 in Los Angeles: UTC's midnight comes first, but the portal's day goes on."""
+    clock = Clock(datetime(2025, 1, 15, 23, 30, tzinfo=UTC))
+    sb = HubSpotSandbox("small", seed=5, accounts=1, engagements=False, time_zone="America/Los_Angeles")
+    sb.limiter.clock = clock
+    with sb:
+        sb.limiter.limits.daily = sb.limiter.usage()["daily_used"] + 1
+        assert raw(sb, "GET", "/crm/v3/objects/contacts?limit=1").status_code == 200
+        assert raw(sb, "GET", "/crm/v3/objects/contacts?limit=1").json()["policyName"] == "DAILY"
+        clock.t = datetime(2025, 1, 16, 0, 30, tzinfo=UTC).timestamp()  # a new day in UTC only
+        assert raw(sb, "GET", "/crm/v3/objects/contacts?limit=1").status_code == 429
+        clock.t = datetime(2025, 1, 16, 7, 59, 59, tzinfo=UTC).timestamp()
+        assert raw(sb, "GET", "/crm/v3/objects/contacts?limit=1").status_code == 429
+        clock.t = datetime(2025, 1, 16, 8, 0, tzinfo=UTC).timestamp()  # midnight in Los Angeles
+        fresh = raw(sb, "GET", "/crm/v3/objects/contacts?limit=1")
+        assert fresh.status_code == 200 and fresh.headers["X-HubSpot-RateLimit-Daily-Remaining"] == "0"
+    assert Limits().time_zone == "America/New_York"
+    with pytest.raises(ZoneInfoNotFoundError):
+        Limits(time_zone="America/Atlantis")
 
 
 def test_limits_can_be_turned_off(fresh_sandbox):  # noqa: F811
