@@ -119,6 +119,8 @@ _STATUS_TABLE: dict[int, tuple[type[RapportError], str]] = {
     409: (SkippableError, "the record conflicts with another; it will be retried on the next run"),
     423: (RetriableError, "the record is locked; retried after a short wait"),
     429: (RateLimited, "the CRM's rate limit was reached; retried after the limit resets"),
+    # HubSpot: the account's data is moving between data centres; Retry-After says for how long
+    477: (RateLimited, "the CRM is migrating the account; retried when it says (Retry-After)"),
 }
 
 
@@ -134,7 +136,7 @@ def error_for_status(
 ) -> RapportError:
     """Build the error for an HTTP status, from the one table above."""
     cls: type[RapportError]
-    if status >= 500 or status in (477,):
+    if status >= 500:
         cls, hint = RetriableError, "the CRM had a temporary failure; the call will be retried"
     else:
         cls, hint = _STATUS_TABLE.get(status, (FatalError, "unexpected response from the CRM"))

@@ -276,7 +276,14 @@ class HubSpotClient:
                         bucket: str = "default") -> None:
         if not isinstance(err, RetriableError) or attempt >= self.max_retries:
             raise err
-        if isinstance(err, RateLimited):
+        if isinstance(err, RateLimited) and err.status == hs.MIGRATION_STATUS:
+            wait = err.retry_after or hs.SERVER_ERROR_BACKOFF * 2**attempt
+            if wait > hs.LONGEST_INLINE_WAIT_S:
+                raise BudgetExhausted(err.message, crm=hs.CRM, object=err.object, status=err.status,
+                                      code="MIGRATION_IN_PROGRESS", resume_after=wait,
+                                      hint="HubSpot is moving the account's data between data centres; the run "
+                                           "resumes when HubSpot's Retry-After says")
+        elif isinstance(err, RateLimited):
             policy = (body or {}).get("policyName") or ("SECONDLY" if bucket == "search" else "TEN_SECONDLY_ROLLING")
             if policy == "DAILY":
                 raise BudgetExhausted(err.message, crm=hs.CRM, object=err.object, status=429, code="DAILY",

@@ -143,6 +143,8 @@ DAILY_REMAINING_HEADER = "X-HubSpot-RateLimit-Daily-Remaining"
 BACKOFF_SECONDS = {"TEN_SECONDLY_ROLLING": 10.0, "SECONDLY": 1.0, "DAILY": 3600.0}
 SERVER_ERROR_BACKOFF = 0.2
 LOCKED_BACKOFF = 2.0
+MIGRATION_STATUS = 477  # the account's data is moving between data centres, for Retry-After seconds
+LONGEST_INLINE_WAIT_S = 60.0  # a longer Retry-After pauses the run (resumed then) rather than a worker
 MAX_RETRIES = 5
 
 # OAuth: access tokens last 30 minutes; refresh a minute early

@@ -11,6 +11,7 @@ from typing import Any
 from sandbox.hubspot.errors import ApiError, correlation_id
 
 SERVER_STATUSES = (500, 502, 503, 504)
+MIGRATION = 477  # the account's data moving between data centres: HubSpot sends Retry-After (seconds)
 
 
 @dataclass
@@ -23,6 +24,7 @@ class FaultConfig:
     slow_rate: float = 0.0
     slow_seconds: float = 1.0
     truncate_rate: float = 0.0
+    retry_after_s: int = 30  # what a 477 answer asks to wait
     path_prefix: str = "/crm/"
     seed: int | None = None
 
@@ -39,8 +41,9 @@ class FaultConfig:
         for name in ("error_rate", "rate_limit_rate", "slow_rate", "truncate_rate"):
             if not 0.0 <= float(getattr(cfg, name)) <= 1.0:
                 raise ApiError(400, "VALIDATION_ERROR", f"{name} must be between 0 and 1.")
-        if any(s not in SERVER_STATUSES for s in cfg.statuses) or not cfg.statuses:
-            raise ApiError(400, "VALIDATION_ERROR", f"statuses must be a non-empty subset of {list(SERVER_STATUSES)}.")
+        if any(s not in (*SERVER_STATUSES, MIGRATION) for s in cfg.statuses) or not cfg.statuses:
+            raise ApiError(400, "VALIDATION_ERROR",
+                           f"statuses must be a non-empty subset of {[*SERVER_STATUSES, MIGRATION]}.")
         return cfg
 
 
@@ -79,6 +82,10 @@ class Faults:
             if r < cfg.error_rate:
                 status = self._rng.choice(cfg.statuses)
                 self.injected[str(status)] += 1
+                if status == MIGRATION:
+                    out.error = ApiError(MIGRATION, "MIGRATION_IN_PROGRESS", "This account is being migrated "
+                                         "between data hosting locations.", headers={"Retry-After": str(cfg.retry_after_s)})
+                    return out
                 message = {500: "internal error", 502: "Bad Gateway", 503: "Service Unavailable",
                            504: "Gateway Timeout"}[status]
                 out.error = ApiError(status, "INTERNAL_ERROR" if status == 500 else "SERVICE_UNAVAILABLE",

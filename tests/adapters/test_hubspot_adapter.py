@@ -10,6 +10,7 @@ import pytest
 from adapters.base import ConnectionInfo, TaskSpec, WriteItem
 from adapters.hubspot import HubSpotAdapter, mapping
 from adapters.hubspot import settings as hs
+from connector.errors import BudgetExhausted
 from sandbox.hubspot import HubSpotSandbox
 from sandbox.hubspot.faults import FaultConfig
 from sandbox.hubspot.schema import DEAL_STAGES
@@ -289,6 +290,21 @@ def test_faults_are_retried_and_lose_nothing(sb):
     assert {c.external_id for c in pulled(adapter, "deal", since)} == set(clean["deal"])
     injected = sb.faults.describe()["injected"]
     assert sum(injected.values()) >= 3  # the run really met server errors, 429s and cut-off bodies
+
+
+def test_an_account_being_migrated_is_waited_for_as_hubspot_says(sb):
+    """477: HubSpot moves the account's data between data centres and says how long in Retry-After."""
+    clean = {c.external_id for c in pulled(make_adapter(sb), "deal", full=True)}
+    sb.faults.configure(FaultConfig(error_rate=0.3, statuses=[477], retry_after_s=1, seed=2))
+    adapter = make_adapter(sb, backoff_scale=0.001)
+    waits: list[float] = []
+    adapter.client._sleep = waits.append  # type: ignore[method-assign]
+    assert {c.external_id for c in pulled(adapter, "deal", full=True)} == clean
+    assert sb.faults.describe()["injected"]["477"] > 0 and waits and set(waits) == {0.001}  # 1 s, scaled
+    sb.faults.configure(FaultConfig(error_rate=1.0, statuses=[477], retry_after_s=7200))
+    with pytest.raises(BudgetExhausted) as paused:  # hours: the run pauses and resumes then
+        pulled(make_adapter(sb), "deal", full=True)
+    assert (paused.value.code, paused.value.resume_after) == ("MIGRATION_IN_PROGRESS", 7200)
 
 
 def test_write_scores_in_batches_of_100(sb):
