@@ -34,6 +34,10 @@ _PAIRS = (
     ("tasks", "contacts", 204, 203, None, None),
     ("tasks", "deals", 216, 215, None, None),
     ("tasks", "tickets", 230, 229, None, None),
+    ("notes", "companies", 190, 189, None, None),
+    ("notes", "contacts", 202, 201, None, None),
+    ("notes", "deals", 214, 213, None, None),
+    ("notes", "tickets", 228, 227, None, None),
     ("calls", "companies", 182, 181, None, None),
     ("calls", "contacts", 194, 193, None, None),
     ("emails", "companies", 186, 185, None, None),
@@ -43,7 +47,7 @@ _PAIRS = (
 )
 
 _SINGLE = {"contacts": "contact", "companies": "company", "deals": "deal", "tickets": "ticket",
-           "tasks": "task", "calls": "call", "emails": "email", "meetings": "meeting"}
+           "tasks": "task", "notes": "note", "calls": "call", "emails": "email", "meetings": "meeting"}
 
 
 def _build() -> tuple[dict[tuple[str, str, int], AssocType], dict[int, int], dict[tuple[str, str], list[AssocType]]]:
@@ -152,6 +156,25 @@ class Associations:
         bits = self._drop((from_type, to_type), from_id, to_id)
         self._drop((to_type, from_type), to_id, from_id)
         return self._types((from_type, to_type), bits) if bits else set()
+
+    def _clear(self, pair: tuple[str, str], from_id: int, to_id: int, bits: int) -> None:
+        side = self._edges.get(pair, {})
+        cur = side.get(from_id, ())
+        kept = tuple(v & ~bits if v >> 2 == to_id else v for v in cur)
+        kept = tuple(v for v in kept if v & 3)
+        if kept:
+            side[from_id] = kept
+        else:
+            side.pop(from_id, None)
+
+    def remove_types(self, from_type: str, from_id: int, to_type: str, to_id: int, type_ids: set[int]) -> set[int]:
+        """Remove some typed edges between two records (and their inverses); returns the type ids removed."""
+        gone = self.targets(from_type, from_id, to_type).get(to_id, set()) & type_ids
+        if gone:
+            self._clear((from_type, to_type), from_id, to_id, sum(BITS[(from_type, to_type, t)] for t in gone))
+            self._clear((to_type, from_type), to_id, from_id,
+                        sum(BITS[(to_type, from_type, INVERSE[t])] for t in gone))
+        return gone
 
     def targets(self, from_type: str, from_id: int, to_type: str) -> dict[int, set[int]]:
         """to_id -> type ids for one record."""

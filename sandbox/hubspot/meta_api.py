@@ -7,7 +7,8 @@ from typing import Any
 from werkzeug.datastructures import MultiDict
 
 from sandbox.hubspot import errors
-from sandbox.hubspot.associations import PAIR_TYPES, TYPES, default_type
+from sandbox.hubspot.assoc_batch import AssociationBatches
+from sandbox.hubspot.associations import PAIR_TYPES, TYPES
 from sandbox.hubspot.oauth import Caller
 from sandbox.hubspot.objects_api import _inputs, flag
 from sandbox.hubspot.properties import PORTAL_CREATED
@@ -17,7 +18,6 @@ from sandbox.hubspot.values import iso
 
 MAX_ASSOC_PAGE = 500
 MAX_ASSOC_READ = 1000  # ids per associations batch read (changelog, February 2025)
-MAX_ASSOC_CREATE = 2000
 
 
 def _pipelines() -> dict[str, list[dict[str, Any]]]:
@@ -48,6 +48,7 @@ class MetaApi:
         self.portal = portal
         self.base_url = base_url
         self.owners = owners
+        self.batches = AssociationBatches(portal)
 
     # -- properties ------------------------------------------------------------------------------
 
@@ -70,10 +71,21 @@ class MetaApi:
                 table.unique[defn.name] = {}
             return 201, self.portal.catalog.get_json(ot, defn.name)
 
+    def update_property(self, ot: str, name: str, body: Any) -> tuple[int, dict]:
+        """PATCH one property's definition -> the property as it now is."""
+        with self.portal.lock:
+            self.portal.catalog.update(ot, name, body)
+            return 200, self.portal.catalog.get_json(ot, name)
+
     def groups(self, ot: str) -> tuple[int, dict]:
         """GET property groups."""
         with self.portal.lock:
             return 200, {"results": self.portal.catalog.groups_json(ot)}
+
+    def group(self, ot: str, name: str) -> tuple[int, dict]:
+        """GET one property group (404 if there is none of that name)."""
+        with self.portal.lock:
+            return 200, self.portal.catalog.group_json(ot, name)
 
     def create_group(self, ot: str, body: Any) -> tuple[int, dict]:
         """POST a property group -> 201."""
@@ -210,28 +222,6 @@ class MetaApi:
             rec, target = self._record(ot, object_id), self._record(to, to_id)
             self.portal.disassociate(ot, rec.id, to, target.id, caller.source)
         return 204, None
-
-    def batch_default(self, ot: str, to: str, body: Any, caller: Caller) -> tuple[int, dict]:
-        """POST /crm/v4/associations/{from}/{to}/batch/associate/default."""
-        self._pair(ot, to)
-        inputs = _inputs(body, MAX_ASSOC_CREATE)
-        results = []
-        with self.portal.lock:
-            started = self.portal.clock()
-            for item in inputs:
-                try:
-                    rec = self._record(ot, str(item["from"]["id"]))
-                    target = self._record(to, str(item["to"]["id"]))
-                except (KeyError, TypeError) as exc:
-                    raise errors.validation("Each input needs from.id and to.id.") from exc
-                self.portal.associate_default(ot, rec.id, to, target.id, caller.source)
-                default = default_type(ot, to)
-                assert default is not None
-                results.append({"from": {"id": str(rec.id)}, "to": {"id": str(target.id)},
-                                "associationSpec": {"associationCategory": "HUBSPOT_DEFINED",
-                                                    "associationTypeId": default.type_id}})
-            return 200, {"status": "COMPLETE", "results": results, "startedAt": iso(started),
-                         "completedAt": iso(self.portal.clock())}
 
     def labels(self, ot: str, to: str) -> tuple[int, dict]:
         """GET /crm/v4/associations/{from}/{to}/labels."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sandbox.hubspot import errors
@@ -52,7 +52,7 @@ def property_json(rec: PropRecord) -> dict[str, Any]:
         "externalOptions": d.external_options, "hasUniqueValue": d.unique, "hidden": rec.hidden,
         "hubspotDefined": d.hubspot_defined, "formField": rec.form_field, "archived": rec.archived,
         "modificationMetadata": {"archivable": not d.hubspot_defined, "readOnlyDefinition": d.hubspot_defined,
-                                 "readOnlyValue": d.read_only},
+                                 "readOnlyValue": d.read_only, "readOnlyOptions": d.hubspot_defined},
     }
     if d.name == "hubspot_owner_id":
         out["referencedObjectType"] = "OWNER"
@@ -131,6 +131,60 @@ class PropertyCatalog:
         self._refresh(object_type)
         return defn
 
+    def update(self, object_type: str, name: str, body: Any) -> PropDef:
+        """Apply a PATCH to a property's definition (raises 400 / 404).
+
+        A custom property takes any change that keeps type and fieldType paired. A HubSpot-defined one
+        keeps its type, fieldType and options (`readOnlyDefinition`, `readOnlyOptions`) but takes a new
+        label, description, group, display order or visibility, unless HubSpot sets its value itself
+        (`readOnlyValue`: calculated and rollup properties), which takes no change at all.
+        """
+        if not isinstance(body, dict):
+            raise errors.validation("The request body must be a JSON object of the fields to change.")
+        rec = self._props[object_type].get(name)
+        if rec is None or rec.archived:
+            raise errors.not_found(f"Unable to find property {name} on object type {object_type}")
+        d = rec.defn
+        if d.hubspot_defined:
+            if d.read_only:
+                raise errors.validation(f"{name} is a read-only HubSpot-defined property of {object_type}; "
+                                        "its definition cannot be changed.")
+            for key, current in (("type", d.type), ("fieldType", d.field_type)):
+                if key in body and body[key] != current:
+                    raise errors.validation(f"Cannot change the {key} of HubSpot-defined property {name} "
+                                            f"(it is {current!r}); create a custom property instead.")
+            if "options" in body and self._options(d.type, body["options"])[0] != d.options:
+                raise errors.validation(f"The options of HubSpot-defined property {name} cannot be changed.")
+        ptype, ftype = str(body.get("type", d.type)), str(body.get("fieldType", d.field_type))
+        if ptype not in TYPES:
+            raise errors.validation(f"Invalid type {ptype!r}; must be one of {', '.join(TYPES)}.")
+        if ftype not in FIELD_TYPES:
+            raise errors.validation(f"Invalid fieldType {ftype!r}; must be one of {', '.join(FIELD_TYPES)}.")
+        if ftype not in PAIRS[ptype]:
+            raise errors.validation(f"fieldType {ftype!r} is not valid for type {ptype!r}; use one of "
+                                    f"{', '.join(sorted(PAIRS[ptype]))}.")
+        group = str(body.get("groupName", d.group))
+        if group not in self._groups[object_type]:
+            raise errors.validation(f"Property group {group!r} does not exist for {object_type}.")
+        if "label" in body and not body["label"]:
+            raise errors.validation("A property's label cannot be empty.")
+        options, meta = d.options, rec.option_meta
+        if "options" in body and not d.hubspot_defined:
+            options, meta = self._options(ptype, body["options"])
+        elif ptype == "enumeration" and not options:
+            raise errors.validation("An enumeration property needs at least one option.")
+        elif ptype not in ("enumeration", "bool"):
+            options, meta = (), []
+        rec.defn = replace(d, label=str(body.get("label", d.label)), type=ptype, field_type=ftype, group=group,
+                           options=options, description=str(body.get("description", d.description) or ""))
+        rec.option_meta = meta
+        rec.display_order = int(body.get("displayOrder", rec.display_order))
+        rec.hidden = bool(body.get("hidden", rec.hidden))
+        rec.form_field = bool(body.get("formField", rec.form_field))
+        rec.updated = now_ms()
+        self._refresh(object_type)
+        return rec.defn
+
     @staticmethod
     def _options(ptype: str, raw: Any) -> tuple[tuple[tuple[str, str], ...], list[dict[str, Any]]]:
         if not isinstance(raw, list):
@@ -149,6 +203,13 @@ class PropertyCatalog:
     def groups_json(self, object_type: str) -> list[dict[str, Any]]:
         """All live groups."""
         return [dict(g) for g in self._groups[object_type].values() if not g["archived"]]
+
+    def group_json(self, object_type: str, name: str) -> dict[str, Any]:
+        """One live group or 404."""
+        group = self._groups[object_type].get(name)
+        if group is None or group["archived"]:
+            raise errors.not_found(f"Unable to find property group {name} on object type {object_type}")
+        return dict(group)
 
     def create_group(self, object_type: str, body: Any) -> dict[str, Any]:
         """Add a property group (400 / 409 on bad input)."""

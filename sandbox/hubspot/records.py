@@ -17,10 +17,19 @@ from sandbox.hubspot.values import iso
 ID_SPACE = 10**11  # every id is below this, so (stamp, id) packs into one int key
 
 
-class Record:
-    """One CRM record; `props` holds only properties that have a value (absent reads as null)."""
+# One remembered value: (value, epoch ms, sourceType, sourceId); "" is a cleared value.
+Change = tuple[str, int, str, str]
 
-    __slots__ = ("id", "props", "created", "modified", "archived", "archived_at", "merged_into")
+
+class Record:
+    """One CRM record; `props` holds only properties that have a value (absent reads as null).
+
+    `history` keeps, per property written since the portal was seeded, its values oldest first
+    (the value it had before, if any, leads); None until the first such write, so a seeded
+    portal of a million records carries none.
+    """
+
+    __slots__ = ("id", "props", "created", "modified", "archived", "archived_at", "merged_into", "history")
 
     def __init__(self, record_id: int, props: dict[str, str], created: int, modified: int) -> None:
         self.id = record_id
@@ -30,6 +39,18 @@ class Record:
         self.archived = False
         self.archived_at = 0
         self.merged_into = 0
+        self.history: dict[str, list[Change]] | None = None
+
+
+def _change_json(change: Change) -> dict[str, Any]:
+    """One entry of `propertiesWithHistory` (HubSpot's ValueWithTimestamp)."""
+    value, stamp, source_type, source_id = change
+    out: dict[str, Any] = {"value": value, "timestamp": iso(stamp), "sourceType": source_type}
+    if source_id:
+        out["sourceId"] = source_id
+        if source_id.startswith("userId:") and source_id[7:].isdigit():
+            out["updatedByUserId"] = int(source_id[7:])
+    return out
 
 
 class Table:
@@ -159,8 +180,32 @@ class Table:
                 out.append(always)
         return out
 
-    def projector(self, names: list[str]) -> Callable[[Record], dict[str, Any]]:
-        """A function rendering records as HubSpot's SimplePublicObject with these properties."""
+    def history_names(self, requested: Iterable[str] | None, defined: dict[str, Any]) -> list[str]:
+        """The `propertiesWithHistory` a read returns: the requested ones that exist (none by default)."""
+        return [n for n in dict.fromkeys(requested or ()) if n in defined or n in self.derived]
+
+    def history(self, rec: Record, names: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """`propertiesWithHistory` of one record, newest value first.
+
+        A property never written since seeding shows its current value alone, set when the record
+        was (IMPORT); the id and stamps show theirs, kept by HubSpot itself (CALCULATED).
+        """
+        out: dict[str, list[dict[str, Any]]] = {}
+        kept = rec.history or {}
+        for name in names:
+            if name in self.derived:
+                stamp = rec.modified if name == self.modified_prop else rec.created
+                out[name] = [_change_json((self.value(rec, name) or "", stamp, "CALCULATED", ""))]
+            elif name in kept:
+                out[name] = [_change_json(c) for c in reversed(kept[name])]
+            else:
+                value = rec.props.get(name)
+                out[name] = [_change_json((value, rec.created, "IMPORT", ""))] if value else []
+        return out
+
+    def projector(self, names: list[str], history: list[str] | None = None) -> Callable[[Record], dict[str, Any]]:
+        """A function rendering records as HubSpot's SimplePublicObject with these properties (and these
+        properties' history)."""
         want_id = "hs_object_id" in names
         want_created = self.created_prop in names
         want_modified = self.modified_prop in names
@@ -180,6 +225,8 @@ class Table:
                                    "updatedAt": modified, "archived": rec.archived}
             if rec.archived:
                 out["archivedAt"] = iso(rec.archived_at)
+            if history:
+                out["propertiesWithHistory"] = self.history(rec, history)
             return out
 
         return project

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 OBJECT_TYPE_IDS = {
     "contacts": "0-1", "companies": "0-2", "deals": "0-3", "tickets": "0-5",
-    "tasks": "0-27", "meetings": "0-47", "calls": "0-48", "emails": "0-49",
+    "tasks": "0-27", "notes": "0-46", "meetings": "0-47", "calls": "0-48", "emails": "0-49",
 }
 # the rollup of a record's Primary company association, kept by HubSpot itself (read-only; deals'
 # and tickets' are `calculation_rollup` properties in real portals' property lists, not on the
@@ -20,11 +20,11 @@ PRIMARY_COMPANY_PROPERTY = {"contacts": "associatedcompanyid", "deals": "hs_prim
 
 SINGULAR = {
     "contacts": "contact", "companies": "company", "deals": "deal", "tickets": "ticket",
-    "tasks": "task", "meetings": "meeting", "calls": "call", "emails": "email",
+    "tasks": "task", "notes": "note", "meetings": "meeting", "calls": "call", "emails": "email",
 }
 # Only these four send classic webhooks (`contact.creation`, ...).
 WEBHOOK_TYPES = ("contacts", "companies", "deals", "tickets")
-ENGAGEMENTS = ("tasks", "calls", "emails", "meetings")
+ENGAGEMENTS = ("tasks", "notes", "calls", "emails", "meetings")
 
 
 def modified_property(object_type: str) -> str:
@@ -43,6 +43,7 @@ GROUPS = {
     "deals": [("dealinformation", "Deal information"), ("deal_activity", "Deal activity")],
     "tickets": [("ticketinformation", "Ticket information")],
     "tasks": [("taskinformation", "Task information")],
+    "notes": [("noteinformation", "Note information")],
     "calls": [("callinformation", "Call information")],
     "emails": [("emailinformation", "Email information")],
     "meetings": [("meetinginformation", "Meeting information")],
@@ -222,6 +223,17 @@ def _tasks() -> list[PropDef]:
     ]
 
 
+def _notes() -> list[PropDef]:
+    g = "noteinformation"
+    return _common("notes", g) + [
+        PropDef("hs_timestamp", "Activity date", "datetime", "date", g,
+                description="When the note was logged; places it on the record timeline"),
+        PropDef("hs_note_body", "Note body", "string", "textarea", g, description="The note's text (65,536 characters)"),
+        PropDef("hs_attachment_ids", "Attachment IDs", "enumeration", "checkbox", g, external_options=True,
+                description="IDs of the note's attached files, separated by semicolons"),
+    ]
+
+
 DEAL_STAGES = (  # id, label, probability, closed
     ("appointmentscheduled", "Appointment Scheduled", "0.2", False),
     ("qualifiedtobuy", "Qualified To Buy", "0.4", False),
@@ -243,6 +255,7 @@ def default_properties() -> dict[str, list[PropDef]]:
         "deals": _deals(tuple((s[0], s[1]) for s in DEAL_STAGES)),
         "tickets": _tickets(tuple((s[0], s[1]) for s in TICKET_STAGES)),
         "tasks": _tasks(),
+        "notes": _notes(),
         "calls": _engagement("calls", "hs_call_title", "hs_call_body"),
         "emails": _engagement("emails", "hs_email_subject", "hs_email_text"),
         "meetings": _engagement("meetings", "hs_meeting_title", "hs_meeting_body"),

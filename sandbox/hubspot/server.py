@@ -37,13 +37,18 @@ URLS = Map([
     Rule("/crm/v3/objects/<ot>/<oid>", endpoint="object", methods=["GET", "PATCH", "DELETE"]),
     Rule("/crm/v3/properties/<ot>", endpoint="properties", methods=["GET", "POST"]),
     Rule("/crm/v3/properties/<ot>/groups", endpoint="groups", methods=["GET", "POST"]),
-    Rule("/crm/v3/properties/<ot>/<name>", endpoint="property", methods=["GET"]),
+    Rule("/crm/v3/properties/<ot>/groups/<group>", endpoint="groups", methods=["GET"]),
+    Rule("/crm/v3/properties/<ot>/<name>", endpoint="property", methods=["GET", "PATCH"]),
     Rule("/crm/v3/pipelines/<ot>", endpoint="pipelines", methods=["GET"]),
     Rule("/crm/v3/pipelines/<ot>/<pid>", endpoint="pipeline", methods=["GET"]),
     Rule("/crm/v3/pipelines/<ot>/<pid>/stages", endpoint="stages", methods=["GET"]),
     Rule("/crm/v3/owners", endpoint="owners", methods=["GET"]),
     Rule("/crm/v4/associations/<ot>/<to>/batch/read", endpoint="assoc_batch_read", methods=["POST"]),
     Rule("/crm/v4/associations/<ot>/<to>/batch/associate/default", endpoint="assoc_batch_default",
+         methods=["POST"]),
+    Rule("/crm/v4/associations/<ot>/<to>/batch/create", endpoint="assoc_batch_create", methods=["POST"]),
+    Rule("/crm/v4/associations/<ot>/<to>/batch/archive", endpoint="assoc_batch_archive", methods=["POST"]),
+    Rule("/crm/v4/associations/<ot>/<to>/batch/labels/archive", endpoint="assoc_batch_labels_archive",
          methods=["POST"]),
     Rule("/crm/v4/associations/<ot>/<to>/labels", endpoint="assoc_labels", methods=["GET"]),
     Rule("/crm/v4/objects/<ot>/<oid>/associations/<to>", endpoint="assoc_list", methods=["GET"]),
@@ -183,15 +188,22 @@ class App:
         if endpoint == "properties":
             return meta.properties(ot, q) if method == "GET" else meta.create_property(ot, read_json(request))
         if endpoint == "groups":
+            if "group" in args:
+                return meta.group(ot, args["group"])
             return meta.groups(ot) if method == "GET" else meta.create_group(ot, read_json(request))
         if endpoint == "property":
+            if method == "PATCH":
+                return meta.update_property(ot, args["name"], read_json(request))
             return meta.property(ot, args["name"])
         if endpoint in ("pipelines", "pipeline", "stages"):
             return meta.pipelines(ot, args.get("pid"), stages=endpoint == "stages")
         if endpoint == "assoc_batch_read":
             return meta.batch_read(ot, to, read_json(request))
-        if endpoint == "assoc_batch_default":
-            return meta.batch_default(ot, to, read_json(request), caller)
+        if endpoint.startswith("assoc_batch_") and endpoint != "assoc_batch_read":
+            handler = {"assoc_batch_default": meta.batches.create_default, "assoc_batch_create": meta.batches.create,
+                       "assoc_batch_archive": meta.batches.archive,
+                       "assoc_batch_labels_archive": meta.batches.archive_labels}[endpoint]
+            return handler(ot, to, read_json(request), caller)
         if endpoint == "assoc_labels":
             return meta.labels(ot, to)
         if endpoint == "assoc_list":

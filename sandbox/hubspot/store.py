@@ -20,7 +20,7 @@ from sandbox.hubspot.schema import LIFECYCLE_OPTIONS, PRIMARY_COMPANY_PROPERTY, 
 from sandbox.hubspot.values import iso, normalize, now_ms, parse_ms
 
 FIRST_IDS = {"contacts": 1001, "companies": 4_000_000_001, "deals": 8_000_000_001, "tickets": 1_500_000_001,
-             "tasks": 60_000_000_001, "calls": 50_000_000_001, "emails": 51_000_000_001,
+             "tasks": 60_000_000_001, "notes": 53_000_000_001, "calls": 50_000_000_001, "emails": 51_000_000_001,
              "meetings": 52_000_000_001}
 DEAL_STAGE_PROBABILITY = {"appointmentscheduled": "0.2", "qualifiedtobuy": "0.4", "presentationscheduled": "0.6",
                           "decisionmakerboughtin": "0.8", "contractsent": "0.9", "closedwon": "1", "closedlost": "0"}
@@ -36,6 +36,8 @@ class Source:
 
 
 SEED = Source("IMPORT", "")
+CALCULATED = Source("CALCULATED", "")  # what HubSpot sets itself: calculated properties and rollups
+MAX_HISTORY = 20  # values kept per property and record (the sandbox's bound)
 Listener = Callable[[list[dict[str, Any]]], None]
 
 
@@ -121,8 +123,10 @@ class Portal:
         props = {k: v for k, v in values.items() if v != "" and k not in table.derived}
         if values.get(table.created_prop):
             created = parse_ms(values[table.created_prop]) or created
-        rec = Record(rid, props, created, stamp)
-        self._derive(object_type, rec, set(props), stamp)
+        rec, written = Record(rid, props, created, stamp), set(props)
+        derived = self._derive(object_type, rec, written, stamp)
+        self._remember(table, rec, {}, written, stamp, source)
+        self._remember(table, rec, {}, derived, stamp, CALCULATED)
         table.insert(rec)
         events = [self._event("creation", object_type, rid, stamp, source, changeFlag="NEW")]
         events += [self._event("propertyChange", object_type, rid, stamp, source, propertyName=k, propertyValue=v)
@@ -146,6 +150,7 @@ class Portal:
             if other is not None and other != rec.id:
                 raise errors.ApiError(409, "CONFLICT", f"Contact already exists. Existing ID: {other}")
         changed = set()
+        before = dict(rec.props)
         for name, value in values.items():
             if name == table.created_prop:
                 created = parse_ms(value)
@@ -162,7 +167,10 @@ class Portal:
             else:
                 rec.props[name] = value
             changed.add(name)
-        changed |= self._derive(object_type, rec, changed, stamp)
+        derived = self._derive(object_type, rec, changed, stamp)
+        self._remember(table, rec, before, changed, stamp, source)
+        self._remember(table, rec, before, derived, stamp, CALCULATED)
+        changed |= derived
         table.set_modified(rec, stamp)
         self.writes[(source.change_source, object_type, rec.id)] += 1
         self._emit([self._event("propertyChange", object_type, rec.id, stamp, source, propertyName=n,
@@ -218,6 +226,7 @@ class Portal:
         for rec in (primary, loser):
             table.archive(rec, stamp)
         survivor = Record(table.new_id(), props, primary.created, stamp)
+        self._remember(table, survivor, {}, set(props), stamp, source)
         table.insert(survivor)
         primary.merged_into = loser.merged_into = survivor.id
         for edges in moved:
@@ -255,15 +264,22 @@ class Portal:
             events += self._associate(from_type, from_id, to_type, to_id, primary.type_id, stamp, source)
         self._emit(events)
 
-    def disassociate(self, from_type: str, from_id: int, to_type: str, to_id: int, source: Source) -> None:
-        """Remove every association between two records."""
+    def disassociate(self, from_type: str, from_id: int, to_type: str, to_id: int, source: Source,
+                     type_ids: set[int] | None = None) -> set[int]:
+        """Remove every association between two records, or only the `type_ids` among them; returns the
+        type ids removed. Removing the unlabeled type removes the labelled ones too, as HubSpot does."""
         stamp = self.clock()
-        removed = self.assoc.remove(from_type, from_id, to_type, to_id)
+        plain = default_type(from_type, to_type)
+        if type_ids is None or (plain is not None and plain.type_id in type_ids):
+            removed = self.assoc.remove(from_type, from_id, to_type, to_id)
+        else:
+            removed = self.assoc.remove_types(from_type, from_id, to_type, to_id, type_ids)
         events = [e for t in sorted(removed)
                   for e in self._association_events(from_type, from_id, to_type, to_id, t, True, stamp, source)]
         if removed:
             events += self._primary_company_changed(from_type, from_id, to_type, to_id, stamp, source)
         self._emit(events)
+        return removed
 
     def _associate(self, from_type: str, from_id: int, to_type: str, to_id: int, type_id: int, stamp: int,
                    source: Source) -> list[dict]:
@@ -307,6 +323,7 @@ class Portal:
                         if primary.type_id in ids), "")
         if rec.props.get(prop, "") == company:
             return []
+        self._remember(self.tables[object_type], rec, dict(rec.props), {prop}, stamp, CALCULATED, value=company)
         if company:
             rec.props[prop] = company
         else:
@@ -314,6 +331,28 @@ class Portal:
         self.tables[object_type].set_modified(rec, stamp)
         return [self._event("propertyChange", object_type, rec_id, stamp, source, propertyName=prop,
                             propertyValue=company)]
+
+    @staticmethod
+    def _remember(table: Table, rec: Record, before: dict[str, str], names: set[str], stamp: int,
+                  source: Source, value: str | None = None) -> None:
+        """Add the current value (or `value`) of `names` to the record's property history.
+
+        A property's first remembered write keeps the value it had before (seeded, so IMPORT at the
+        record's creation) as its oldest entry.
+        """
+        names = names - table.derived
+        if not names:
+            return
+        if rec.history is None:
+            rec.history = {}
+        for name in sorted(names):
+            entries = rec.history.get(name)
+            if entries is None:
+                old = before.get(name)
+                entries = rec.history[name] = [(old, rec.created, SEED.change_source, "")] if old else []
+            entries.append((rec.props.get(name, "") if value is None else value, stamp, source.change_source,
+                            source.source_id))
+            del entries[:-MAX_HISTORY]
 
     def _derive(self, object_type: str, rec: Record, changed: set[str], stamp: int) -> set[str]:
         """Recompute calculated properties after `changed`; returns the ones that moved."""
