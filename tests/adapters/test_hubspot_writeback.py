@@ -8,31 +8,17 @@ import json
 
 import pytest
 
-from adapters.base import ConnectionInfo, WriteItem
-from adapters.hubspot import HubSpotAdapter, mapping
+from adapters.base import WriteItem
+from adapters.hubspot import mapping
 from adapters.hubspot.writes import refused_properties
-from sandbox.hubspot import HubSpotSandbox
-
-
-@pytest.fixture(scope="module")
-def portal():
-    sb = HubSpotSandbox(size="small", seed=5, rate_limits=False, search_lag_s=0).start()
-    yield sb
-    sb.stop()
+from tests.adapters.test_hubspot_adapter import make_adapter, portal  # noqa: F401
 
 
 @pytest.fixture
-def sb(portal):
+def sb(portal):  # noqa: F811
     portal.reset()
     portal.stats.reset()
     return portal
-
-
-def make_adapter(sb) -> HubSpotAdapter:
-    info = ConnectionInfo(1, "acme-hs", "hubspot", instance_url=sb.info["api_base"],
-                          external_org_id=str(sb.portal_id), options={"client_side_validation": True,
-                                                                      "backoff_scale": 0.01})
-    return HubSpotAdapter(info, {"access_token": sb.info["access_token"], "app_secret": sb.info["app_secret"]})
 
 
 def batch_updates(sb) -> dict[str, int]:
@@ -54,8 +40,8 @@ def test_a_property_that_does_not_exist_costs_one_call_for_every_batch(sb):
     assert [r.external_id for r in results] == ids
     assert {(r.ok, r.error_code, r.retriable) for r in results} == {(False, "PROPERTY_DOESNT_EXIST", False)}
     assert results[0].message == (
-        'property "rapport_relationship_score" does not exist on contacts: run `rapport provision acme-hs` or fix '
-        'the write mapping; property "rapport_tier" does not exist on contacts: run `rapport provision acme-hs` '
+        'property "rapport_relationship_score" does not exist on contacts: run `rapport provision hs` or fix '
+        'the write mapping; property "rapport_tier" does not exist on contacts: run `rapport provision hs` '
         "or fix the write mapping")
 
 
