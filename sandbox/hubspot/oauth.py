@@ -23,12 +23,12 @@ _CONTACT_SCHEMAS = ("crm.schemas.contacts.read", "crm.schemas.contacts.write")
 OBJECT_SCOPES: dict[str, tuple[str, str]] = {
     "contacts": _CONTACTS, "companies": ("crm.objects.companies.read", "crm.objects.companies.write"),
     "deals": ("crm.objects.deals.read", "crm.objects.deals.write"), "tickets": ("tickets", "tickets"),
-    **{t: _CONTACTS for t in ("calls", "emails", "meetings", "tasks")},
+    **{t: _CONTACTS for t in ("calls", "emails", "meetings", "notes", "tasks")},
 }
 SCHEMA_SCOPES: dict[str, tuple[str, str]] = {
     "contacts": _CONTACT_SCHEMAS, "companies": ("crm.schemas.companies.read", "crm.schemas.companies.write"),
     "deals": ("crm.schemas.deals.read", "crm.schemas.deals.write"), "tickets": ("tickets", "tickets"),
-    **{t: _CONTACT_SCHEMAS for t in ("calls", "emails", "meetings", "tasks")},
+    **{t: _CONTACT_SCHEMAS for t in ("calls", "emails", "meetings", "notes", "tasks")},
 }
 OWNERS_SCOPE = "crm.objects.owners.read"
 # every scope the consent page grants, and what the sandbox's private app carries unless told otherwise

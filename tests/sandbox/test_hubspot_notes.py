@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
 from hubspot.crm.objects.notes import SimplePublicObjectInputForCreate as NoteCreate
 
-from sandbox.hubspot import oauth
 from tests.sandbox.hs_fixtures import client, fresh_sandbox, raw  # noqa: F401
-
-
-@pytest.fixture
-def notes_scopes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Notes are read and written with the contacts scopes (the notes API spec's `security`); stands in for
-    the scope tables until they name notes."""
-    if "notes" not in oauth.OBJECT_SCOPES:
-        monkeypatch.setitem(oauth.OBJECT_SCOPES, "notes", oauth.OBJECT_SCOPES["contacts"])
-        monkeypatch.setitem(oauth.SCHEMA_SCOPES, "notes", oauth.SCHEMA_SCOPES["contacts"])
 
 
 def _assoc(to_id: str, type_id: int) -> dict:
     return {"to": {"id": to_id}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]}
 
 
-def test_notes_are_created_with_associations_listed_and_read(fresh_sandbox, notes_scopes):  # noqa: F811
+def test_notes_are_created_with_associations_listed_and_read(fresh_sandbox):  # noqa: F811
     api = client(fresh_sandbox)
     contact = api.crm.contacts.basic_api.get_page(limit=1).results[0].id
     company = api.crm.companies.basic_api.get_page(limit=1).results[0].id
@@ -48,7 +37,7 @@ def test_notes_are_created_with_associations_listed_and_read(fresh_sandbox, note
     assert raw(fresh_sandbox, "GET", "/crm/v3/objects/0-46?limit=1").json()["results"][0]["id"] == note.id
 
 
-def test_a_note_needs_its_timestamp_and_has_its_properties(fresh_sandbox, notes_scopes):  # noqa: F811
+def test_a_note_needs_its_timestamp_and_has_its_properties(fresh_sandbox):  # noqa: F811
     r = raw(fresh_sandbox, "POST", "/crm/v3/objects/notes", json={"properties": {"hs_note_body": "undated"}})
     assert r.status_code == 400
     body = r.json()
