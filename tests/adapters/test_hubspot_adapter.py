@@ -334,19 +334,6 @@ def test_write_scores_in_batches_of_100(sb):
     assert adapter.api_calls - before == 3  # 100 + 100 + 50
 
 
-def test_a_refused_batch_is_split_until_the_bad_record_is_alone(sb):
-    adapter = make_adapter(sb)
-    adapter.ensure_fields("contact", mapping.score_fields("contact"))
-    ids = [str(i) for i in sb.store.tables["contacts"].live[:40]]
-    items = [WriteItem("contact", i, {"rapport_relationship_score": 50}) for i in ids]
-    items[17] = WriteItem("contact", ids[17], {"rapport_relationship_score": "not a number"})
-    results = adapter.write("contact", items)
-    bad = [r for r in results if not r.ok]
-    assert [(r.external_id, r.retriable) for r in bad] == [(ids[17], False)]
-    assert "not a number" in (bad[0].message or "") or bad[0].error_code
-    assert sb.store.tables["contacts"].records[int(ids[18])].props["rapport_relationship_score"] == "50"
-
-
 def test_ensure_fields_is_idempotent_and_described(sb):
     adapter = make_adapter(sb)
     specs = mapping.score_fields("contact")

@@ -75,6 +75,7 @@ def test_a_bad_value_of_one_record_is_isolated_and_explained(sb):
     assert message.startswith('HubSpot refused the value of property "rapport_relationship_score" on contacts: '
                               "'not a number' was not a valid number.")
     assert "fix the write mapping" in message and "isValid" not in message
+    assert sb.store.tables["contacts"].records[int(ids[18])].props["rapport_relationship_score"] == "50"  # written
 
 
 @pytest.mark.parametrize("body, expected", [
