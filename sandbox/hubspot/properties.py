@@ -106,13 +106,7 @@ class PropertyCatalog:
         if not NAME.match(name) or name.startswith("hs_"):
             raise errors.validation(f"Invalid property name {name!r}: use lowercase letters, digits and "
                                     "underscores, starting with a letter (the hs_ prefix is reserved).")
-        if ptype not in TYPES:
-            raise errors.validation(f"Invalid type {ptype!r}; must be one of {', '.join(TYPES)}.")
-        if ftype not in FIELD_TYPES:
-            raise errors.validation(f"Invalid fieldType {ftype!r}; must be one of {', '.join(FIELD_TYPES)}.")
-        if ftype not in PAIRS[ptype]:
-            raise errors.validation(f"fieldType {ftype!r} is not valid for type {ptype!r}; use one of "
-                                    f"{', '.join(sorted(PAIRS[ptype]))}.")
+        _check_types(ptype, ftype)
         if body["groupName"] not in self._groups[object_type]:
             raise errors.validation(f"Property group {body['groupName']!r} does not exist for {object_type}.")
         if name in self._props[object_type] and not self._props[object_type][name].archived:
@@ -156,13 +150,7 @@ class PropertyCatalog:
             if "options" in body and self._options(d.type, body["options"])[0] != d.options:
                 raise errors.validation(f"The options of HubSpot-defined property {name} cannot be changed.")
         ptype, ftype = str(body.get("type", d.type)), str(body.get("fieldType", d.field_type))
-        if ptype not in TYPES:
-            raise errors.validation(f"Invalid type {ptype!r}; must be one of {', '.join(TYPES)}.")
-        if ftype not in FIELD_TYPES:
-            raise errors.validation(f"Invalid fieldType {ftype!r}; must be one of {', '.join(FIELD_TYPES)}.")
-        if ftype not in PAIRS[ptype]:
-            raise errors.validation(f"fieldType {ftype!r} is not valid for type {ptype!r}; use one of "
-                                    f"{', '.join(sorted(PAIRS[ptype]))}.")
+        _check_types(ptype, ftype)
         group = str(body.get("groupName", d.group))
         if group not in self._groups[object_type]:
             raise errors.validation(f"Property group {group!r} does not exist for {object_type}.")
@@ -224,3 +212,14 @@ class PropertyCatalog:
                  "archived": False}
         self._groups[object_type][name] = group
         return dict(group)
+
+
+def _check_types(ptype: str, ftype: str) -> None:
+    """A property's type and fieldType, each known and the two a valid pair (400 otherwise)."""
+    if ptype not in TYPES:
+        raise errors.validation(f"Invalid type {ptype!r}; must be one of {', '.join(TYPES)}.")
+    if ftype not in FIELD_TYPES:
+        raise errors.validation(f"Invalid fieldType {ftype!r}; must be one of {', '.join(FIELD_TYPES)}.")
+    if ftype not in PAIRS[ptype]:
+        raise errors.validation(f"fieldType {ftype!r} is not valid for type {ptype!r}; use one of "
+                                f"{', '.join(sorted(PAIRS[ptype]))}.")
