@@ -255,6 +255,13 @@ def call_interval(connection: Any) -> float:
                default=0.0)
 
 
+def budget_key(connection: Any) -> str:
+    """Where a connection's budget lives: one per CRM account (HubSpot portal, Salesforce org), as the
+    CRM counts its search and daily limits per account, so two connections to one account share them."""
+    org = getattr(connection, "external_org_id", None)
+    return f"rapport:budget:{connection.kind}:{org}" if org else f"rapport:budget:{connection.id}"
+
+
 def budget_for(settings: Settings, connection: Any, *, conn: redis.Redis | None = None) -> Budget:
     """The shared budget of a connection row: its CRM's rate buckets plus the daily share."""
     from connector.queues import redis_for
@@ -267,7 +274,7 @@ def budget_for(settings: Settings, connection: Any, *, conn: redis.Redis | None 
     daily = options.get("daily_limit")
     return RedisBudget(
         conn or redis_for(settings),
-        f"rapport:budget:{connection.id}",
+        budget_key(connection),
         rates,
         share=settings.api_budget_share,
         daily_limit=int(daily) if daily else None,

@@ -232,6 +232,20 @@ def test_budget_for_hubspot_uses_ninety_percent(make_settings):
                       NoBudget)
 
 
+def test_connections_to_one_account_share_its_budget(make_settings):
+    settings = make_settings()
+    options = {"auth": "private_app", "rate_limit": 3, "rate_window_ms": 60_000}
+    first, again, other = (SimpleNamespace(id=i, kind="hubspot", external_org_id=portal, options=options)
+                           for i, portal in ((50, "777"), (51, "777"), (52, "888")))
+    budgets = [budget_for(settings, c) for c in (first, again, other)]
+    for _ in range(2):  # 90% of 3 a minute: 2 calls for the account
+        budgets[0].acquire()
+    budgets[1].max_wait = budgets[2].max_wait = 0.2  # type: ignore[attr-defined]
+    with pytest.raises(RateLimited):
+        budgets[1].acquire()  # the same portal through another connection: its calls are spent
+    budgets[2].acquire()  # another portal has its own
+
+
 @pytest.mark.redis
 def test_metadata_cache_is_shared_per_crm_expires_and_never_fails_a_run(redis_url, make_settings):
     settings = make_settings(REDIS_URL=redis_url)
