@@ -181,6 +181,7 @@ class Mutator:
         return "contacts", self.portal.merge("contacts", primary, loser, self._source()).id
 
     def call_logged(self):
+        """A rep logs a call with a contact and their company; HubSpot moves the last activity date of both."""
         contact = self._any("contacts", lambda r: self._company_of("contacts", r) is not None)
         if contact is None:
             return None
@@ -189,6 +190,4 @@ class Mutator:
         rec = self.portal.create("calls", {"hs_timestamp": iso(stamp), "hs_call_title": "Check-in call",
                                            "hs_call_body": "Logged from the phone app."}, self._source(),
                                  associations=[("contacts", contact.id, 194), ("companies", company, 182)])
-        self._set("contacts", contact, {"notes_last_updated": iso(stamp),
-                                        "hs_last_sales_activity_timestamp": iso(stamp)})
         return "calls", rec.id

@@ -39,7 +39,8 @@ def created_property(object_type: str) -> str:
 
 GROUPS = {
     "contacts": [("contactinformation", "Contact information"), ("contact_activity", "Contact activity")],
-    "companies": [("companyinformation", "Company information"), ("company_activity", "Company activity")],
+    "companies": [("companyinformation", "Company information"), ("company_activity", "Company activity"),
+                  ("deal_information", "Deal information")],
     "deals": [("dealinformation", "Deal information"), ("deal_activity", "Deal activity")],
     "tickets": [("ticketinformation", "Ticket information")],
     "tasks": [("taskinformation", "Task information")],
@@ -107,6 +108,9 @@ def _common(object_type: str, group: str) -> list[PropDef]:
     ]
 
 
+_LAST_ACTIVITY = "The last time a call, meeting, note, sales email or task was logged for this {}"
+
+
 def _contacts() -> list[PropDef]:
     g = "contactinformation"
     return _common("contacts", g) + [
@@ -121,14 +125,14 @@ def _contacts() -> list[PropDef]:
         PropDef("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", g, options=LIFECYCLE_OPTIONS),
         PropDef("hs_email_domain", "Email Domain", "string", "text", g, read_only=True, calculated=True),
         PropDef("notes_last_updated", "Last Activity Date", "datetime", "date", "contact_activity", read_only=True,
-                calculated=True, description="The last time a call, email or meeting was logged for this contact"),
+                calculated=True, description=_LAST_ACTIVITY.format("contact")),
         PropDef("hs_last_sales_activity_timestamp", "Last Engagement Date", "datetime", "date",
                 "contact_activity", read_only=True, calculated=True),
     ]
 
 
 def _companies() -> list[PropDef]:
-    g = "companyinformation"
+    g, d = "companyinformation", "deal_information"
     return _common("companies", g) + [
         PropDef("name", "Company name", "string", "text", g),
         PropDef("domain", "Company Domain Name", "string", "text", g),
@@ -139,10 +143,22 @@ def _companies() -> list[PropDef]:
         PropDef("city", "City", "string", "text", g),
         PropDef("country", "Country/Region", "string", "text", g),
         PropDef("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", g, options=LIFECYCLE_OPTIONS),
+        PropDef("num_associated_contacts", "Number of Associated Contacts", "number", "number", g, read_only=True,
+                calculated=True, description="The number of contacts associated with this company"),
         PropDef("notes_last_updated", "Last Activity Date", "datetime", "date", "company_activity", read_only=True,
-                calculated=True),
+                calculated=True, description=_LAST_ACTIVITY.format("company")),
         PropDef("hs_last_sales_activity_timestamp", "Last Engagement Date", "datetime", "date",
                 "company_activity", read_only=True, calculated=True),
+        PropDef("num_associated_deals", "Number of Associated Deals", "number", "number", d, read_only=True,
+                calculated=True, description="The number of deals associated with this company"),
+        PropDef("hs_num_open_deals", "Number of open deals", "number", "number", d, read_only=True,
+                calculated=True, description="The number of open deals associated with this company"),
+        PropDef("total_revenue", "Total Revenue", "number", "calculation_rollup", d, read_only=True,
+                calculated=True, description="The total amount of closed won deals"),
+        PropDef("recent_deal_amount", "Recent Deal Amount", "number", "number", d, read_only=True, calculated=True,
+                description="Amount of last closed won deal associated with this company. Set automatically."),
+        PropDef("recent_deal_close_date", "Recent Deal Close Date", "datetime", "date", d, read_only=True,
+                calculated=True, description='Date of the last "closed won" deal associated with this company record.'),
     ]
 
 

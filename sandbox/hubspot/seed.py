@@ -14,6 +14,7 @@ from typing import Any
 
 from sandbox.hubspot.associations import default_type, primary_type
 from sandbox.hubspot.records import Record
+from sandbox.hubspot.rollups import activity_values, deal_values
 from sandbox.hubspot.store import Portal
 from sandbox.hubspot.values import iso, ms_of, number_text
 
@@ -92,32 +93,47 @@ class Seeder:
         link(from_id, to_id)
 
     def add(self, bundle: Any) -> None:
-        """One account bundle and everything attached to it."""
+        """One account bundle and everything attached to it.
+
+        The company's rollups are computed here from the bundle, as the store would recompute them,
+        and its last-modified stamp is the latest change they saw (a contact or deal added, a deal
+        closed, an activity logged).
+        """
         a = bundle.account
         owner = self.seeded.owner_ids.get(a.owner_key, "")
-        last_activity = max((ms_of(x.occurred_at) for x in bundle.activities), default=0)
+        stamps = [(ENGAGEMENT[x.kind][0], ms_of(x.occurred_at)) for x in bundle.activities]
+        last_activity = max((ms for _, ms in stamps), default=0)
         created = ms_of(a.created_at)
         company = self._put("companies", a.key, {
             "name": a.name, "domain": a.domain, "website": f"https://www.{a.domain}",
             "industry": INDUSTRIES.get(a.industry, ""), "numberofemployees": str(a.employees),
             "annualrevenue": number_text(a.annual_revenue), "hubspot_owner_id": owner, "lifecyclestage": "customer",
-            "notes_last_updated": iso(last_activity) if last_activity else "",
-            "hs_last_sales_activity_timestamp": iso(last_activity) if last_activity else "",
-        }, created, max(created, last_activity))
+        }, created, created)
         contacts: dict[str, int] = {}
+        changes = [created, last_activity]
         for c in bundle.contacts:
             seen = ms_of(c.last_activity_at) if c.last_activity_at else 0
             rec = self._put("contacts", c.key, {
                 "email": c.email.lower(), "firstname": c.first_name, "lastname": c.last_name, "jobtitle": c.title,
                 "company": a.name, "associatedcompanyid": str(company.id), "hubspot_owner_id": owner,
                 "lifecyclestage": "customer", "hs_email_domain": c.email.split("@", 1)[-1].lower(),
+                # its calls, emails and meetings (all of them: the world has no tasks or notes)
                 "notes_last_updated": iso(seen) if seen else "",
                 "hs_last_sales_activity_timestamp": iso(seen) if seen else "",
             }, ms_of(c.created_at), max(ms_of(c.created_at), seen))
             contacts[c.key] = rec.id
+            changes.append(rec.created)
+            if seen and not self.engagements:
+                self.portal.unloaded_activity[("contacts", rec.id)] = seen
             self._link("contacts", rec.id, "companies", company.id, primary=True)
-        for d in bundle.deals:
-            self._deal(d, company.id, contacts, owner)
+        deals = [self._deal(d, company.id, contacts, owner) for d in bundle.deals]
+        changes += [max(r.created, r.modified) for r in deals]
+        values = {"num_associated_contacts": str(len(contacts)), **deal_values(r.props for r in deals),
+                  **activity_values(stamps)}
+        company.props.update((k, v) for k, v in values.items() if v)
+        company.modified = min(max(changes), self.now_ms)
+        if last_activity and not self.engagements:
+            self.portal.unloaded_activity[("companies", company.id)] = last_activity
         for k in bundle.cases:
             self._ticket(k, company.id, contacts, owner)
         for act in bundle.activities if self.engagements else ():
@@ -129,7 +145,7 @@ class Seeder:
             if act.contact_key in contacts:
                 self._link(object_type, rec.id, "contacts", contacts[act.contact_key], primary=False)
 
-    def _deal(self, d: Any, company_id: int, contacts: dict[str, int], owner: str) -> None:
+    def _deal(self, d: Any, company_id: int, contacts: dict[str, int], owner: str) -> Record:
         stage = "closedwon" if d.stage == "won" else "closedlost" if d.stage == "lost" else \
             _pick(d.key, OPEN_DEAL_STAGES)
         created = ms_of(d.created_at)
@@ -146,6 +162,7 @@ class Seeder:
         self._link("deals", rec.id, "companies", company_id, primary=True)
         if d.contact_key in contacts:
             self._link("deals", rec.id, "contacts", contacts[d.contact_key], primary=False)
+        return rec
 
     def _ticket(self, k: Any, company_id: int, contacts: dict[str, int], owner: str) -> None:
         opened = ms_of(k.opened_at)

@@ -1,7 +1,8 @@
 """The in-memory portal: records, properties, associations, and every write with its side effects.
 
 Each write bumps the record's last-modified stamp (ours included, as HubSpot does) and emits
-events that the webhook sender turns into deliveries.
+events that the webhook sender turns into deliveries. Rollups of the companies and contacts a write
+touches (`rollups.py`) follow it, as property changes of their own.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sandbox.hubspot import errors
 from sandbox.hubspot.associations import INVERSE, Associations, default_type, primary_type
 from sandbox.hubspot.properties import PropertyCatalog
 from sandbox.hubspot.records import Record, Table
+from sandbox.hubspot.rollups import CLOSED_DEAL_STAGES, ROLLUPS, WON_DEAL_STAGES, compute, feeds
 from sandbox.hubspot.schema import LIFECYCLE_OPTIONS, PRIMARY_COMPANY_PROPERTY, SINGULAR, TICKET_STAGES
 from sandbox.hubspot.values import iso, normalize, now_ms, parse_ms
 
@@ -55,6 +57,9 @@ class Portal:
         # Every update per (changeSource, object type, id), identical rewrites included: lets a test
         # tell a record written once from one written twice with the same values.
         self.writes: Counter[tuple[str, str, int]] = Counter()
+        # (object type, id) -> latest activity of the calls, emails and meetings a portal seeded without
+        # them left out: the last-activity rollups still count them
+        self.unloaded_activity: dict[tuple[str, int], int] = {}
         self._clock = 0
 
     def clock(self) -> int:
@@ -173,8 +178,9 @@ class Portal:
         changed |= derived
         table.set_modified(rec, stamp)
         self.writes[(source.change_source, object_type, rec.id)] += 1
-        self._emit([self._event("propertyChange", object_type, rec.id, stamp, source, propertyName=n,
-                                propertyValue=table.value(rec, n) or "") for n in sorted(changed)])
+        events = [self._event("propertyChange", object_type, rec.id, stamp, source, propertyName=n,
+                              propertyValue=table.value(rec, n) or "") for n in sorted(changed)]
+        self._emit(events + self._rollups_of(object_type, rec.id, stamp, source, changed))
         return rec
 
     def archive(self, object_type: str, rec: Record, source: Source) -> None:
@@ -185,7 +191,8 @@ class Portal:
         table = self.tables[object_type]
         table.archive(rec, stamp)
         rec.modified = stamp
-        self._emit([self._event("deletion", object_type, rec.id, stamp, source, changeFlag="DELETED")])
+        self._emit([self._event("deletion", object_type, rec.id, stamp, source, changeFlag="DELETED"),
+                    *self._rollups_of(object_type, rec.id, stamp, source)])
 
     def restore(self, object_type: str, rec: Record, source: Source) -> None:
         """Bring an archived record back, as the recycle bin does."""
@@ -195,7 +202,10 @@ class Portal:
         table = self.tables[object_type]
         table.restore(rec)
         table.set_modified(rec, stamp)
-        self._emit([self._event("restore", object_type, rec.id, stamp, source)])
+        # its own rollups were left alone while it was archived
+        self._emit([self._event("restore", object_type, rec.id, stamp, source),
+                    *self._refresh_rollups(object_type, rec.id, stamp, source),
+                    *self._rollups_of(object_type, rec.id, stamp, source)])
 
     def merge(self, object_type: str, primary: Record, loser: Record, source: Source) -> Record:
         """Merge two records into a new one with a new id, as HubSpot does for every object type.
@@ -209,10 +219,10 @@ class Portal:
             raise errors.validation("Cannot merge an object with itself.")
         table = self.tables[object_type]
         stamp = self.clock()
-        rollup = PRIMARY_COMPANY_PROPERTY.get(object_type)
-        props = {k: v for k, v in primary.props.items() if k != rollup}
+        rollups = {PRIMARY_COMPANY_PROPERTY.get(object_type), *ROLLUPS.get(object_type, ())}
+        props = {k: v for k, v in primary.props.items() if k not in rollups}
         fill = {k: v for k, v in loser.props.items()
-                if k not in props and k != rollup and not self.catalog.is_read_only(object_type, k)}
+                if k not in props and k not in rollups and not self.catalog.is_read_only(object_type, k)}
         props |= fill
         funnel = [value for value, _ in LIFECYCLE_OPTIONS if value != "other"]
         stage = max((r.props.get("lifecyclestage", "") for r in (primary, loser)),
@@ -229,6 +239,9 @@ class Portal:
         self._remember(table, survivor, {}, set(props), stamp, source)
         table.insert(survivor)
         primary.merged_into = loser.merged_into = survivor.id
+        floor = max(self.unloaded_activity.get((object_type, r.id), 0) for r in (primary, loser))
+        if floor:
+            self.unloaded_activity[(object_type, survivor.id)] = floor
         for edges in moved:
             for to_type, to_id, ids in edges:
                 for type_id in sorted(ids):
@@ -244,6 +257,11 @@ class Portal:
         events += self._refresh_primary_company(object_type, survivor.id, stamp, source)
         for to_type, to_id, _ in (e for edges in moved for e in edges) if object_type == "companies" else ():
             events += self._refresh_primary_company(to_type, to_id, stamp, source)
+        # and the rollups: the new record's own, and those of the records counting either merged one
+        events += self._refresh_rollups(object_type, survivor.id, stamp, source)
+        for to_type, to_id in dict.fromkeys((t, i) for edges in moved for t, i, _ in edges):
+            if feeds(object_type, to_type):
+                events += self._refresh_rollups(to_type, to_id, stamp, source)
         self._emit(events)
         return survivor
 
@@ -278,6 +296,7 @@ class Portal:
                   for e in self._association_events(from_type, from_id, to_type, to_id, t, True, stamp, source)]
         if removed:
             events += self._primary_company_changed(from_type, from_id, to_type, to_id, stamp, source)
+            events += self._link_rollups(from_type, from_id, to_type, to_id, stamp, source)
         self._emit(events)
         return removed
 
@@ -286,7 +305,8 @@ class Portal:
         if not self.assoc.add(from_type, from_id, to_type, to_id, type_id):
             return []
         events = self._association_events(from_type, from_id, to_type, to_id, type_id, False, stamp, source)
-        return events + self._primary_company_changed(from_type, from_id, to_type, to_id, stamp, source)
+        events += self._primary_company_changed(from_type, from_id, to_type, to_id, stamp, source)
+        return events + self._link_rollups(from_type, from_id, to_type, to_id, stamp, source)
 
     def _association_events(self, from_type: str, from_id: int, to_type: str, to_id: int, type_id: int,
                             removed: bool, stamp: int, source: Source) -> list[dict]:
@@ -332,6 +352,51 @@ class Portal:
         return [self._event("propertyChange", object_type, rec_id, stamp, source, propertyName=prop,
                             propertyValue=company)]
 
+    def _link_rollups(self, from_type: str, from_id: int, to_type: str, to_id: int, stamp: int,
+                      source: Source) -> list[dict]:
+        """Refresh the rollups of either end of a changed association that counts the other."""
+        events = self._refresh_rollups(to_type, to_id, stamp, source) if feeds(from_type, to_type) else []
+        if feeds(to_type, from_type):
+            events += self._refresh_rollups(from_type, from_id, stamp, source)
+        return events
+
+    def _rollups_of(self, object_type: str, rec_id: int, stamp: int, source: Source,
+                    changed: set[str] | None = None) -> list[dict]:
+        """Refresh the rollups counting one record (all of them, or those reading a `changed` property)."""
+        events: list[dict] = []
+        for to_type in ROLLUPS:
+            if feeds(object_type, to_type, changed):
+                for to_id in self.assoc.target_ids(object_type, rec_id, to_type):
+                    events += self._refresh_rollups(to_type, to_id, stamp, source)
+        return events
+
+    def _refresh_rollups(self, object_type: str, rec_id: int, stamp: int, source: Source) -> list[dict]:
+        """Recompute one live company's or contact's rollups from its associated records.
+
+        Like the primary-company property: a value that moved is a property change HubSpot makes
+        itself, which bumps the record's last-modified stamp and is announced as a propertyChange.
+        """
+        names = ROLLUPS.get(object_type)
+        table = self.tables[object_type]
+        rec = table.records.get(rec_id) if names else None
+        if rec is None or rec.archived or names is None:
+            return []
+        values = compute(self.tables, self.assoc, object_type, rec_id,
+                         self.unloaded_activity.get((object_type, rec_id), 0))
+        moved = {n for n in names if rec.props.get(n, "") != values[n]}
+        if not moved:
+            return []
+        before = dict(rec.props)
+        for name in moved:
+            if values[name]:
+                rec.props[name] = values[name]
+            else:
+                rec.props.pop(name, None)
+        self._remember(table, rec, before, moved, stamp, CALCULATED)
+        table.set_modified(rec, stamp)
+        return [self._event("propertyChange", object_type, rec_id, stamp, source, propertyName=n,
+                            propertyValue=values[n]) for n in sorted(moved)]
+
     @staticmethod
     def _remember(table: Table, rec: Record, before: dict[str, str], names: set[str], stamp: int,
                   source: Source, value: str | None = None) -> None:
@@ -360,11 +425,11 @@ class Portal:
         before = dict(props)
         if object_type == "deals" and "dealstage" in changed:
             stage = props.get("dealstage", "")
-            props["hs_is_closed"] = "true" if stage in ("closedwon", "closedlost") else "false"
-            props["hs_is_closed_won"] = "true" if stage == "closedwon" else "false"
+            props["hs_is_closed"] = "true" if stage in CLOSED_DEAL_STAGES else "false"
+            props["hs_is_closed_won"] = "true" if stage in WON_DEAL_STAGES else "false"
             if stage in DEAL_STAGE_PROBABILITY:
                 props["hs_deal_stage_probability"] = DEAL_STAGE_PROBABILITY[stage]
-            if stage == "closedwon":
+            if stage in WON_DEAL_STAGES:
                 props.setdefault("hs_closed_won_date", iso(stamp))
         elif object_type == "tickets" and changed & {"hs_pipeline_stage", "closed_date"}:
             if props.get("hs_pipeline_stage") in CLOSED_TICKET_STAGES:
@@ -392,3 +457,4 @@ class Portal:
             self.catalog = PropertyCatalog()
             self.assoc.clear()
             self.writes.clear()
+            self.unloaded_activity.clear()
