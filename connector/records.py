@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from adapters.base import Change
 from connector import cursors, store
@@ -72,31 +71,17 @@ def normalize(change: Change) -> Change:
     return change if raw == change.raw else replace(change, raw=raw)
 
 
-def _by_ids(conn: sa.Connection, t: sa.Table, columns: list[sa.Column], connection_id: int,
-            ids: Sequence[str]) -> sa.CursorResult[Any]:
-    """Rows of these external ids, looked up one by one through the (connection, external id) key."""
-    if conn.dialect.name != "postgresql":
-        return conn.execute(sa.select(*columns).where(t.c.connection_id == connection_id, t.c.external_id.in_(ids)))
-    # `IN` lets PostgreSQL pick any index led by connection_id and filter every row of the connection:
-    # a table filling up in a first sync has no statistics yet, and each page then costs a full scan.
-    # A lateral probe per id has one plan whatever the statistics: the unique key.
-    keys = sa.func.unnest(sa.literal(list(ids), ARRAY(sa.String))).table_valued("x").render_derived(name="k")
-    probe = (sa.select(*columns).where(t.c.connection_id == connection_id, t.c.external_id == keys.c.x)
-             .limit(1).lateral("s"))
-    return conn.execute(sa.select(probe).select_from(keys.join(probe, sa.true())))
-
-
 def _stored(conn: sa.Connection, object: str, connection_id: int, ids: Sequence[str],
             with_raw: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
     t = RECORD_MODELS[object].__table__  # type: ignore[attr-defined]
     found: dict[str, dict[str, Any]] = {}
     columns = [c for c in t.c if c.name not in ("raw", "id")]
     for start in range(0, len(ids), 500):
-        rows = _by_ids(conn, t, columns, connection_id, ids[start:start + 500]).mappings()
+        rows = store.by_ids(conn, t, columns, connection_id, ids[start:start + 500]).mappings()
         found.update({r["external_id"]: dict(r) for r in rows})
     wanted = [i for i in with_raw if i in found]
     for start in range(0, len(wanted), 500):
-        raws: Any = _by_ids(conn, t, [t.c.external_id, t.c.raw], connection_id, wanted[start:start + 500])
+        raws: Any = store.by_ids(conn, t, [t.c.external_id, t.c.raw], connection_id, wanted[start:start + 500])
         for row in raws:
             found[str(row[0])]["raw"] = row[1]
     return found
@@ -166,7 +151,7 @@ def _resolve_accounts(conn: sa.Connection, connection_id: int, rows: list[dict[s
     t = RECORD_MODELS["account"].__table__  # type: ignore[attr-defined]
     ids: dict[str, int] = {}
     for start in range(0, len(wanted), 500):
-        found: Any = _by_ids(conn, t, [t.c.external_id, t.c.id], connection_id, wanted[start:start + 500])
+        found: Any = store.by_ids(conn, t, [t.c.external_id, t.c.id], connection_id, wanted[start:start + 500])
         ids.update((str(row[0]), int(row[1])) for row in found)
     for row in rows:
         row["account_id"] = ids.get(row.get("account_external_id") or "")

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection as SAConnection
@@ -78,6 +79,22 @@ def upsert(
 
 def _update_columns(columns: Iterable[str], keys: Sequence[str], update: Iterable[str] | None = None) -> list[str]:
     return [c for c in (update if update is not None else columns) if c not in keys and c != "id"]
+
+
+def by_ids(conn: sa.Connection, t: Any, columns: Sequence[Any], connection_id: int, ids: Sequence[str],
+           *where: Any) -> sa.CursorResult[Any]:
+    """Rows of these external ids (and `where`), looked up one by one through the table's unique key
+    (connection, [object,] external id)."""
+    if conn.dialect.name != "postgresql":
+        return conn.execute(sa.select(*columns).where(t.c.connection_id == connection_id, *where,
+                                                      t.c.external_id.in_(ids)))
+    # `IN` lets PostgreSQL pick any index led by connection_id and filter every row of the connection:
+    # a table filling up in a first sync (or write-back) has no statistics yet, and each page then
+    # costs a full scan. A lateral probe per id has one plan whatever the statistics: the unique key.
+    keys = sa.func.unnest(sa.literal(list(ids), ARRAY(sa.String))).table_valued("x").render_derived(name="k")
+    probe = (sa.select(*columns).where(t.c.connection_id == connection_id, *where, t.c.external_id == keys.c.x)
+             .limit(1).lateral("s"))
+    return conn.execute(sa.select(probe).select_from(keys.join(probe, sa.true())))
 
 
 def upsert_records(conn: Session | SAConnection, object: str, rows: Sequence[dict[str, Any]]) -> int:

@@ -31,7 +31,7 @@ from connector.model import (
     utcnow,
 )
 from connector.runs import STOPPED, close_run, open_run
-from connector.store import analyze, refresh_statistics, upsert
+from connector.store import analyze, by_ids, refresh_statistics, upsert
 
 MAX_ATTEMPTS = 5
 ANALYZE_AFTER = 5000  # records written in one run past which the planner's statistics are refreshed
@@ -186,14 +186,11 @@ def _rows_of(conn: sa.Connection, connection_id: int, object: str, external_ids:
     wanted = sorted(set(external_ids))
     for start in range(0, len(wanted), LOOKUP_CHUNK):
         chunk = wanted[start : start + LOOKUP_CHUNK]
-        live = set(conn.execute(sa.select(rec.c.external_id).where(
-            rec.c.connection_id == connection_id, rec.c.external_id.in_(chunk), rec.c.is_deleted.is_(False))).scalars())
-        state = {r.external_id: r for r in conn.execute(
-            sa.select(_W.c.external_id, _W.c.written, _W.c.next_attempt_at, _W.c.gave_up,
-                      _W.c.last_error_code).where(
-                _W.c.connection_id == connection_id, _W.c.object == object, _W.c.external_id.in_(chunk)))}
-        scores = conn.execute(sa.select(_S).where(
-            _S.c.connection_id == connection_id, _S.c.object == object, _S.c.external_id.in_(chunk))).all()
+        live = set(by_ids(conn, rec, [rec.c.external_id], connection_id, chunk, rec.c.is_deleted.is_(False)).scalars())
+        state = {r.external_id: r for r in by_ids(
+            conn, _W, [_W.c.external_id, _W.c.written, _W.c.next_attempt_at, _W.c.gave_up, _W.c.last_error_code],
+            connection_id, chunk, _W.c.object == object)}
+        scores = by_ids(conn, _S, list(_S.c), connection_id, chunk, _S.c.object == object).all()
         for row in sorted(scores, key=lambda r: r.external_id):
             if row.external_id not in live:
                 continue
@@ -204,21 +201,22 @@ def _rows_of(conn: sa.Connection, connection_id: int, object: str, external_ids:
 
 def _state_rows(
     connection_id: int,
-    p: Plan,
+    object: str,
+    items: Sequence[WriteItem],
     targets: dict[str, str],
     results: Sequence[WriteResult],
     failures: dict[str, int],
     now: datetime,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Rows for writeback_state: (written ones, failed ones)."""
-    by_id = {item.external_id: item for item in p.items}
+    """Rows for writeback_state of the items sent and their results: (written ones, failed ones)."""
+    by_id = {item.external_id: item for item in items}
     key_of = {crm_field: key for key, crm_field in targets.items()}
     ok_rows, failed_rows = [], []
     for res in results:
         item = by_id.get(res.external_id)
         if item is None:
             continue
-        base = dict(connection_id=connection_id, object=p.object, external_id=res.external_id)
+        base = dict(connection_id=connection_id, object=object, external_id=res.external_id)
         if res.ok:
             written = _jsonable({key_of.get(f, f): v for f, v in item.values.items()})
             ok_rows.append({**base, "written": written, "written_at": now, "failure_count": 0, "last_error": None,
@@ -269,15 +267,10 @@ def execute(engine: Engine, connection_id: int, adapter: Adapter, p: Plan, targe
             refused = _field_refusal(results)
         confirmed += held
         with engine.begin() as conn:
-            rows = conn.execute(
-                sa.select(_W.c.external_id, _W.c.failure_count).where(
-                    _W.c.connection_id == connection_id,
-                    _W.c.object == p.object,
-                    _W.c.external_id.in_([i.external_id for i in chunk]),
-                )
-            )
+            rows = by_ids(conn, _W, [_W.c.external_id, _W.c.failure_count], connection_id,
+                          [i.external_id for i in chunk], _W.c.object == p.object)
             prior: dict[str, int] = {r.external_id: r.failure_count for r in rows}
-            ok_rows, failed_rows = _state_rows(connection_id, p, targets, results, prior, utcnow())
+            ok_rows, failed_rows = _state_rows(connection_id, p.object, chunk, targets, results, prior, utcnow())
             upsert(conn, WritebackState, ok_rows, keys=keys)
             # A failure keeps what was last written successfully: `written` is not overwritten.
             upsert(conn, WritebackState, failed_rows, keys=keys,
