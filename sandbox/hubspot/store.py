@@ -329,11 +329,8 @@ class Portal:
         return []
 
     def _refresh_primary_company(self, object_type: str, rec_id: int, stamp: int, source: Source) -> list[dict]:
-        """Set `PRIMARY_COMPANY_PROPERTY[object_type]` to the record's Primary company, if it moved.
-
-        The property is a rollup HubSpot keeps itself: its change bumps the record's last-modified
-        stamp, as any property update does, and is announced as a propertyChange.
-        """
+        """Set `PRIMARY_COMPANY_PROPERTY[object_type]`, a rollup HubSpot keeps itself, to the record's
+        Primary company (`_set_calculated`)."""
         prop = PRIMARY_COMPANY_PROPERTY.get(object_type)
         primary = primary_type(object_type, "companies")
         rec = self.tables[object_type].records.get(rec_id) if prop else None
@@ -341,16 +338,7 @@ class Portal:
             return []
         company = next((str(cid) for cid, ids in sorted(self.assoc.targets(object_type, rec_id, "companies").items())
                         if primary.type_id in ids), "")
-        if rec.props.get(prop, "") == company:
-            return []
-        self._remember(self.tables[object_type], rec, dict(rec.props), {prop}, stamp, CALCULATED, value=company)
-        if company:
-            rec.props[prop] = company
-        else:
-            rec.props.pop(prop, None)
-        self.tables[object_type].set_modified(rec, stamp)
-        return [self._event("propertyChange", object_type, rec_id, stamp, source, propertyName=prop,
-                            propertyValue=company)]
+        return self._set_calculated(object_type, rec, {prop: company}, stamp, source)
 
     def _link_rollups(self, from_type: str, from_id: int, to_type: str, to_id: int, stamp: int,
                       source: Source) -> list[dict]:
@@ -371,11 +359,7 @@ class Portal:
         return events
 
     def _refresh_rollups(self, object_type: str, rec_id: int, stamp: int, source: Source) -> list[dict]:
-        """Recompute one live company's or contact's rollups from its associated records.
-
-        Like the primary-company property: a value that moved is a property change HubSpot makes
-        itself, which bumps the record's last-modified stamp and is announced as a propertyChange.
-        """
+        """Recompute one live company's or contact's rollups from its associated records (`_set_calculated`)."""
         names = ROLLUPS.get(object_type)
         table = self.tables[object_type]
         rec = table.records.get(rec_id) if names else None
@@ -383,10 +367,17 @@ class Portal:
             return []
         values = compute(self.tables, self.assoc, object_type, rec_id,
                          self.unloaded_activity.get((object_type, rec_id), 0))
-        moved = {n for n in names if rec.props.get(n, "") != values[n]}
+        return self._set_calculated(object_type, rec, {n: values[n] for n in names}, stamp, source)
+
+    def _set_calculated(self, object_type: str, rec: Record, values: dict[str, str], stamp: int,
+                        source: Source) -> list[dict]:
+        """Set properties HubSpot computes itself ("" clears one): a value that moves bumps the record's
+        last-modified stamp, enters its history as CALCULATED and is announced as a propertyChange
+        carrying the source of the write that moved it."""
+        moved = {n for n, v in values.items() if rec.props.get(n, "") != v}
         if not moved:
             return []
-        before = dict(rec.props)
+        table, before = self.tables[object_type], dict(rec.props)
         for name in moved:
             if values[name]:
                 rec.props[name] = values[name]
@@ -394,13 +385,13 @@ class Portal:
                 rec.props.pop(name, None)
         self._remember(table, rec, before, moved, stamp, CALCULATED)
         table.set_modified(rec, stamp)
-        return [self._event("propertyChange", object_type, rec_id, stamp, source, propertyName=n,
+        return [self._event("propertyChange", object_type, rec.id, stamp, source, propertyName=n,
                             propertyValue=values[n]) for n in sorted(moved)]
 
     @staticmethod
     def _remember(table: Table, rec: Record, before: dict[str, str], names: set[str], stamp: int,
-                  source: Source, value: str | None = None) -> None:
-        """Add the current value (or `value`) of `names` to the record's property history.
+                  source: Source) -> None:
+        """Add the current value of `names` to the record's property history.
 
         A property's first remembered write keeps the value it had before (seeded, so IMPORT at the
         record's creation) as its oldest entry.
@@ -415,8 +406,7 @@ class Portal:
             if entries is None:
                 old = before.get(name)
                 entries = rec.history[name] = [(old, rec.created, SEED.change_source, "")] if old else []
-            entries.append((rec.props.get(name, "") if value is None else value, stamp, source.change_source,
-                            source.source_id))
+            entries.append((rec.props.get(name, ""), stamp, source.change_source, source.source_id))
             del entries[:-MAX_HISTORY]
 
     def _derive(self, object_type: str, rec: Record, changed: set[str], stamp: int) -> set[str]:
