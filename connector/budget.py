@@ -1,4 +1,4 @@
-"""The per-connection API budget, shared through Redis by every process on every machine.
+"""The API budget of a CRM account (portal, org), shared through Redis by every process on every machine.
 
 Each bucket is a pyrate-limiter sliding log in Redis (exact over any rolling window); a daily
 counter stops us at our configured share of the CRM's daily allowance, and the CRM's own reported
