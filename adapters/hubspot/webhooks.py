@@ -119,9 +119,7 @@ def parse_body(body: bytes) -> list[dict[str, Any]]:
                                   f"2000 and 2100), not {_shown(stamp)}", status=400, crm=hs.CRM)
         for key in _IDS:
             value = get(key)
-            if value is None or (type(value) is int and 0 <= value < _ID_LIMIT):  # HubSpot's own form, inline
-                continue
-            if not _is_id(value):
+            if value is not None and not _is_id(value):
                 raise WebhookRejected(f"event {n}: {key} must be a HubSpot id (an integer or a string of at most "
                                       f"{_ID_MAX_DIGITS} digits), not {_shown(value)}", status=400, crm=hs.CRM)
     if _NUL_ESCAPE in body:  # a search of the bytes, so a batch without one costs no walk of its events
